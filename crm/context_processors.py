@@ -1,0 +1,31 @@
+from django.conf import settings
+
+from .models import Membership, UserPreference
+from .navigation import settings_nav_for, sidebar_for
+from .permissions import policy_for
+
+
+def workspace(request):
+    """What every page's shell needs: the org, the policy, the sidebar, the theme."""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {
+            "theme": UserPreference.DEFAULT_THEME,
+            "google_login_enabled": settings.GOOGLE_LOGIN_ENABLED,
+        }
+    policy = policy_for(request)
+    pref = UserPreference.objects.filter(user=user).only("theme").first()
+    return {
+        "org": getattr(request, "org", None),
+        "membership": getattr(request, "membership", None),
+        "policy": policy,
+        "sidebar": sidebar_for(policy, request.path),
+        "settings_nav": settings_nav_for(policy, request.path),
+        "my_memberships": Membership.objects.active()
+        .filter(user=user)
+        .select_related("org", "role")
+        .order_by("org__name"),
+        "theme": pref.theme if pref else UserPreference.DEFAULT_THEME,
+        "themes": UserPreference.THEMES,
+        "google_login_enabled": settings.GOOGLE_LOGIN_ENABLED,
+    }

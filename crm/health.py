@@ -1,0 +1,46 @@
+"""Probes behind GET /healthz: the database, Redis and at least one Celery worker."""
+
+import time
+
+import redis
+from django.conf import settings
+from django.db import connection
+
+
+def check_database():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+
+
+def check_redis():
+    client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1)
+    try:
+        client.ping()
+    finally:
+        client.close()
+
+
+def check_celery():
+    from crm.celery import app
+
+    replies = app.control.ping(timeout=float(getattr(settings, "HEALTHZ_CELERY_TIMEOUT", 1.0)))
+    if not replies:
+        raise RuntimeError("no Celery worker answered")
+
+
+CHECKS = {"database": check_database, "redis": check_redis, "celery": check_celery}
+
+
+def run_checks():
+    results = {}
+    for name, probe in CHECKS.items():
+        started = time.perf_counter()
+        try:
+            probe()
+        except Exception as exc:  # a probe failing for any reason means "down"
+            results[name] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+        else:
+            results[name] = {"ok": True}
+        results[name]["ms"] = round((time.perf_counter() - started) * 1000, 1)
+    return results

@@ -1,0 +1,55 @@
+"""The sidebar. Apps add entries here as their modules land; an entry shows only when its
+URL exists and the member's role may see its module."""
+
+from dataclasses import dataclass
+
+from django.urls import NoReverseMatch, reverse
+
+
+@dataclass(frozen=True)
+class NavItem:
+    label: str
+    url_name: str
+    module: str | None  # None: every member
+    icon: str
+
+
+SIDEBAR = [
+    NavItem("Dashboard", "crm:dashboard", None, "home"),
+    NavItem("Inbox", "contacts:inbox", "tasks", "inbox"),
+    NavItem("Contacts", "contacts:contact_list", "contacts", "users"),
+    NavItem("Companies", "contacts:company_list", "companies", "building"),
+    NavItem("Pipeline", "pipeline:board", "pipeline", "columns"),
+    NavItem("Messaging", "messaging:inbox", "messaging", "mail"),
+    NavItem("Compliance", "compliance:home", "compliance", "shield"),
+    NavItem("Developer", "webhooks:home", "developer", "code"),
+]
+
+SETTINGS_NAV = [
+    NavItem("Customize", "crm:customize", None, "palette"),
+    NavItem("Members", "crm:members", "settings", "users"),
+    NavItem("Roles & Permissions", "crm:roles", "settings", "key"),
+    NavItem("Audit log", "crm:audit_log", "settings", "list"),
+]
+
+
+def _visible(items, policy, current_path):
+    out = []
+    for item in items:
+        if item.module is not None and not policy.can_access(item.module):
+            continue
+        try:
+            url = reverse(item.url_name)
+        except NoReverseMatch:
+            continue
+        active = current_path == url or (url != "/" and current_path.startswith(url))
+        out.append({"label": item.label, "url": url, "icon": item.icon, "active": active})
+    return out
+
+
+def sidebar_for(policy, current_path):
+    return _visible(SIDEBAR, policy, current_path)
+
+
+def settings_nav_for(policy, current_path):
+    return _visible(SETTINGS_NAV, policy, current_path)

@@ -1,0 +1,19 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
+
+from .views import core
+
+crm_patterns = [
+    path("", core.dashboard, name="dashboard"),
+    path("no-access/", core.no_access, name="no_access"),
+    path("orgs/<uuid:org_public_id>/switch/", core.switch_org, name="switch_org"),
+]
+
+urlpatterns = [
+    path("healthz", core.healthz, name="healthz"),
+    path("accounts/", include("allauth.urls")),
+    path("admin/", admin.site.urls),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
+    path("", include((crm_patterns, "crm"))),
+]

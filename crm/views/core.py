@@ -1,0 +1,61 @@
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from ..decorators import member_required
+from ..health import run_checks
+from ..middleware import SESSION_ORG_KEY
+from ..models import Membership, UserPreference
+from ..widgets import dashboard_widgets
+
+
+@require_GET
+@never_cache
+def healthz(request):
+    results = run_checks()
+    down = [name for name, result in results.items() if not result["ok"]]
+    body = {"status": "ok" if not down else "down", "down": down, "checks": results}
+    return JsonResponse(body, status=200 if not down else 503)
+
+
+@member_required()
+def dashboard(request):
+    return render(
+        request,
+        "crm/dashboard.html",
+        {"widgets": dashboard_widgets(request)},
+    )
+
+
+@login_required
+def no_access(request):
+    if request.org is not None:
+        return redirect("crm:dashboard")
+    return render(request, "crm/no_access.html", status=403)
+
+
+@login_required
+@require_POST
+def switch_org(request, org_public_id):
+    membership = get_object_or_404(
+        Membership.objects.active().select_related("org"),
+        user=request.user,
+        org__public_id=org_public_id,
+    )
+    request.session[SESSION_ORG_KEY] = membership.org_id
+    UserPreference.objects.update_or_create(
+        user=request.user, defaults={"last_org": membership.org}
+    )
+    messages.success(request, f"Now working in {membership.org.name}.")
+    target = request.POST.get("next") or ""
+    if not url_has_allowed_host_and_scheme(target, {request.get_host()}) or "/" not in target:
+        target = "crm:dashboard"
+    if request.htmx:
+        response = JsonResponse({})
+        response["HX-Redirect"] = target if target.startswith("/") else "/"
+        return response
+    return redirect(target)
