@@ -1,1 +1,435 @@
+"""Contacts, companies and the things that hang off them.
 
+Indexes follow the list page: every filter users use and every sort has an index that starts
+with `org`, ending in `id` so keyset pagination can seek on (sort value, id).
+"""
+
+from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVector, SearchVectorField
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q, Value
+from django.db.models.functions import Lower, Replace
+
+from crm.tenancy import OrgScopedModel
+
+
+class Company(OrgScopedModel):
+    class Size(models.TextChoices):
+        S1 = "1-10", "1–10"
+        S2 = "11-50", "11–50"
+        S3 = "51-200", "51–200"
+        S4 = "201-500", "201–500"
+        S5 = "501-1000", "501–1,000"
+        S6 = "1001-5000", "1,001–5,000"
+        S7 = "5001+", "5,001+"
+
+    name = models.CharField(max_length=200)
+    domain = models.CharField(max_length=253, blank=True, help_text="e.g. acme.com")
+    website = models.URLField(max_length=500, blank=True)
+    industry = models.CharField(max_length=120, blank=True)
+    size = models.CharField(max_length=20, choices=Size.choices, blank=True)
+    description = models.TextField(blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    custom = models.JSONField(default=dict, blank=True)
+    is_archived = models.BooleanField(default=False)
+    archived_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    search_vector = models.GeneratedField(
+        expression=SearchVector("name", config="simple", weight="A")
+        + SearchVector(Replace("domain", Value("."), Value(" ")), config="simple", weight="B"),
+        output_field=SearchVectorField(),
+        db_persist=True,
+    )
+
+    class Meta:
+        verbose_name_plural = "companies"
+        constraints = [
+            models.UniqueConstraint(
+                "org", "domain", condition=~Q(domain=""), name="company_domain_per_org"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["org", "name", "id"], name="company_org_name"),
+            GinIndex(fields=["search_vector"], name="company_search"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class Tag(OrgScopedModel):
+    name = models.CharField(max_length=60)
+    color = models.CharField(max_length=7, default="#6d8cff")
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint("org", Lower("name"), name="tag_name_per_org")]
+
+    def __str__(self):
+        return self.name
+
+
+class Contact(OrgScopedModel):
+    class DealRole(models.TextChoices):
+        DECISION_MAKER = "decision_maker", "Decision Maker"
+        INFLUENCER = "influencer", "Influencer"
+        CHAMPION = "champion", "Champion"
+        BLOCKER = "blocker", "Blocker"
+        END_USER = "end_user", "End User"
+        OTHER = "other", "Other"
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        INACTIVE = "inactive", "Inactive"
+        UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
+        BOUNCED = "bounced", "Bounced"
+
+    class Stage(models.TextChoices):
+        STAGE = "stage", "Stage"
+        LEAD = "lead", "Lead"
+        QUALIFIED = "qualified", "Qualified"
+        OPPORTUNITY = "opportunity", "Opportunity"
+        CUSTOMER = "customer", "Customer"
+        ADVOCATE = "advocate", "Advocate"
+        CHURNED = "churned", "Churned"
+
+    class ConsentStatus(models.TextChoices):
+        OPTED_IN = "opted_in", "Opted In"
+        OPTED_OUT = "opted_out", "Opted Out"
+        PENDING = "pending", "Pending"
+        UNKNOWN = "unknown", "Unknown"
+
+    class ConsentType(models.TextChoices):
+        EXPLICIT = "explicit", "Explicit"
+        IMPLIED = "implied", "Implied"
+        IMPORTED = "imported", "Imported"
+
+    class GdprBasis(models.TextChoices):
+        CONSENT = "consent", "Consent"
+        LEGITIMATE_INTEREST = "legitimate_interest", "Legitimate Interest"
+        CONTRACT = "contract", "Contract"
+
+    # Core
+    first_name = models.CharField(max_length=150, blank=True)
+    last_name = models.CharField(max_length=150, blank=True)
+    email = models.CharField(max_length=254, blank=True)  # primary, stored lower-case
+    other_emails = models.JSONField(default=list, blank=True)
+    phone = models.CharField(max_length=32, blank=True)  # E.164
+    mobile = models.CharField(max_length=32, blank=True)  # E.164
+    job_title = models.CharField(max_length=200, blank=True)
+    department = models.CharField(max_length=120, blank=True)
+    company = models.ForeignKey(
+        Company, null=True, blank=True, on_delete=models.SET_NULL, related_name="contacts"
+    )
+    deal_role = models.CharField(max_length=20, choices=DealRole.choices, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)
+    lifecycle_stage = models.CharField(max_length=20, choices=Stage.choices, default=Stage.LEAD)
+    lead_score = models.PositiveSmallIntegerField(
+        default=0, validators=[MinValueValidator(0), MaxValueValidator(100)]
+    )
+    source = models.CharField(max_length=120, blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    tags = models.ManyToManyField(Tag, blank=True, related_name="contacts")
+    # Address and locale
+    street = models.CharField(max_length=255, blank=True)
+    city = models.CharField(max_length=120, blank=True)
+    region = models.CharField(max_length=120, blank=True)
+    postal_code = models.CharField(max_length=32, blank=True)
+    country = models.CharField(max_length=2, blank=True, help_text="ISO 3166-1 alpha-2")
+    language = models.CharField(max_length=16, blank=True)
+    timezone = models.CharField(max_length=64, blank=True)
+    # Social
+    linkedin_url = models.URLField(max_length=500, blank=True)
+    twitter_handle = models.CharField(max_length=50, blank=True)
+    # Compliance
+    consent_status = models.CharField(
+        max_length=20, choices=ConsentStatus.choices, default=ConsentStatus.UNKNOWN
+    )
+    consent_type = models.CharField(max_length=20, choices=ConsentType.choices, blank=True)
+    consent_date = models.DateTimeField(null=True, blank=True)
+    consent_source = models.CharField(max_length=200, blank=True)
+    gdpr_basis = models.CharField(max_length=30, choices=GdprBasis.choices, blank=True)
+    consent_email = models.BooleanField(null=True, blank=True)
+    consent_sms = models.BooleanField(null=True, blank=True)
+    consent_phone = models.BooleanField(null=True, blank=True)
+    consent_whatsapp = models.BooleanField(null=True, blank=True)
+    consent_data_processing = models.BooleanField(null=True, blank=True)
+    # Custom fields: {definition.key: value} validated by contacts.custom_fields
+    custom = models.JSONField(default=dict, blank=True)
+    # Lifecycle
+    is_archived = models.BooleanField(default=False)
+    archived_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    last_contacted_at = models.DateTimeField(null=True, blank=True)
+    last_activity_at = models.DateTimeField(null=True, blank=True)
+    # Full-text search over name and email (company names are searched through Company).
+    search_vector = models.GeneratedField(
+        expression=SearchVector("first_name", "last_name", config="simple", weight="A")
+        + SearchVector(
+            Replace(Replace("email", Value("@"), Value(" ")), Value("."), Value(" ")),
+            config="simple",
+            weight="B",
+        ),
+        output_field=SearchVectorField(),
+        db_persist=True,
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                "org",
+                Lower("email"),
+                condition=Q(is_archived=False) & ~Q(email=""),
+                name="contact_email_per_org_active",
+                violation_error_message="Another active contact already has this email.",
+            ),
+            models.CheckConstraint(
+                condition=Q(lead_score__gte=0) & Q(lead_score__lte=100), name="lead_score_0_100"
+            ),
+        ]
+        indexes = [
+            GinIndex(fields=["search_vector"], name="contact_search"),
+            GinIndex(fields=["custom"], name="contact_custom", opclasses=["jsonb_path_ops"]),
+            models.Index(fields=["org", "last_name", "first_name", "id"], name="contact_org_name"),
+            models.Index(fields=["org", "created_at", "id"], name="contact_org_created"),
+            models.Index(fields=["org", "updated_at", "id"], name="contact_org_updated"),
+            models.Index(fields=["org", "lead_score", "id"], name="contact_org_score"),
+            models.Index(fields=["org", "last_activity_at", "id"], name="contact_org_activity"),
+            models.Index(fields=["org", "last_contacted_at", "id"], name="contact_org_contacted"),
+            models.Index(fields=["org", "owner", "id"], name="contact_org_owner"),
+            models.Index(fields=["org", "company", "id"], name="contact_org_company"),
+            models.Index(fields=["org", "status", "id"], name="contact_org_status"),
+            models.Index(fields=["org", "lifecycle_stage", "id"], name="contact_org_stage"),
+            models.Index(fields=["org", "consent_status", "id"], name="contact_org_consent"),
+            models.Index(fields=["org", "source", "id"], name="contact_org_source"),
+            models.Index(fields=["org", "country", "id"], name="contact_org_country"),
+            models.Index(fields=["org", "is_archived", "id"], name="contact_org_archived"),
+            models.Index(fields=["org", "phone"], name="contact_org_phone"),
+            models.Index(Lower("email"), "org", name="contact_email_lookup"),
+        ]
+
+    def __str__(self):
+        return self.full_name
+
+    @property
+    def full_name(self):
+        name = f"{self.first_name} {self.last_name}".strip()
+        return name or self.email or "(no name)"
+
+
+class ContactList(OrgScopedModel):
+    """A static segment: contacts are added and removed explicitly."""
+
+    name = models.CharField(max_length=120)
+    description = models.CharField(max_length=300, blank=True)
+    contacts = models.ManyToManyField(Contact, blank=True, related_name="lists")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint("org", Lower("name"), name="list_name_per_org")]
+
+    def __str__(self):
+        return self.name
+
+
+class SmartView(OrgScopedModel):
+    """A saved filter (validated JSON, see contacts.filters) with its columns and sort."""
+
+    name = models.CharField(max_length=120)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="smart_views"
+    )
+    is_shared = models.BooleanField(default=False, help_text="Visible to the whole team.")
+    filters = models.JSONField(default=dict)
+    columns = models.JSONField(default=list, blank=True)
+    sort = models.CharField(max_length=60, blank=True)
+    position = models.PositiveSmallIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["position", "name"]
+        indexes = [models.Index(fields=["org", "owner"], name="smartview_org_owner")]
+
+    def __str__(self):
+        return self.name
+
+
+class CustomFieldDefinition(OrgScopedModel):
+    class Entity(models.TextChoices):
+        CONTACT = "contact", "Contact"
+        COMPANY = "company", "Company"
+        DEAL = "deal", "Deal"
+
+    class FieldType(models.TextChoices):
+        TEXT = "text", "Text"
+        NUMBER = "number", "Number"
+        CURRENCY = "currency", "Currency"
+        PERCENT = "percent", "Percent"
+        LINK = "link", "Link"
+        DATE = "date", "Date"
+        LIST = "list", "List (choices)"
+        CHECKBOX = "checkbox", "Checkbox"
+
+    entity = models.CharField(max_length=20, choices=Entity.choices, default=Entity.CONTACT)
+    key = models.SlugField(max_length=60, help_text="Stable key used in filters, exports, API.")
+    label = models.CharField(max_length=120)
+    field_type = models.CharField(max_length=20, choices=FieldType.choices)
+    choices = models.JSONField(default=list, blank=True)
+    currency = models.CharField(max_length=3, blank=True)
+    regex = models.CharField(max_length=300, blank=True)
+    regex_message = models.CharField(max_length=200, blank=True)
+    help_text = models.CharField(max_length=200, blank=True)
+    position = models.PositiveSmallIntegerField(default=0)
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["entity", "position", "label"]
+        constraints = [
+            models.UniqueConstraint("org", "entity", "key", name="customfield_key_per_entity")
+        ]
+
+    def __str__(self):
+        return self.label
+
+
+class Activity(OrgScopedModel):
+    """One entry of a contact's (or company's) timeline."""
+
+    class Type(models.TextChoices):
+        NOTE = "note", "Note"
+        CALL = "call", "Call"
+        MEETING = "meeting", "Meeting"
+        EMAIL_SENT = "email_sent", "Email sent"
+        EMAIL_RECEIVED = "email_received", "Email received"
+        EMAIL_OPENED = "email_opened", "Email opened"
+        EMAIL_CLICKED = "email_clicked", "Email clicked"
+        SMS = "sms", "SMS"
+        FORM_SUBMIT = "form_submit", "Form submitted"
+        STAGE_CHANGE = "stage_change", "Stage changed"
+        DEAL_CREATED = "deal_created", "Deal created"
+        DEAL_WON = "deal_won", "Deal won"
+        DEAL_LOST = "deal_lost", "Deal lost"
+        TASK_COMPLETED = "task_completed", "Task completed"
+        CREATED = "created", "Created"
+        UPDATED = "updated", "Updated"
+        IMPORTED = "imported", "Imported"
+        MERGED = "merged", "Merged"
+        OWNER_CHANGED = "owner_changed", "Owner changed"
+        ARCHIVED = "archived", "Archived"
+        RESTORED = "restored", "Restored"
+
+    type = models.CharField(max_length=30, choices=Type.choices)
+    contact = models.ForeignKey(
+        Contact, null=True, blank=True, on_delete=models.CASCADE, related_name="activities"
+    )
+    company = models.ForeignKey(
+        Company, null=True, blank=True, on_delete=models.CASCADE, related_name="activities"
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    subject = models.CharField(max_length=300, blank=True)
+    body = models.TextField(blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    occurred_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name_plural = "activities"
+        ordering = ["-occurred_at", "-id"]
+        indexes = [
+            models.Index(fields=["contact", "-occurred_at", "-id"], name="activity_contact_time"),
+            models.Index(fields=["company", "-occurred_at", "-id"], name="activity_company_time"),
+            models.Index(fields=["org", "-occurred_at"], name="activity_org_time"),
+        ]
+
+    def __str__(self):
+        return f"{self.get_type_display()}: {self.subject}"
+
+
+class Note(OrgScopedModel):
+    contact = models.ForeignKey(
+        Contact, null=True, blank=True, on_delete=models.CASCADE, related_name="notes"
+    )
+    company = models.ForeignKey(
+        Company, null=True, blank=True, on_delete=models.CASCADE, related_name="notes"
+    )
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    body = models.TextField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["contact", "-created_at"], name="note_contact_time")]
+
+    def __str__(self):
+        return self.body[:60]
+
+
+class Task(OrgScopedModel):
+    class Priority(models.TextChoices):
+        LOW = "low", "Low"
+        NORMAL = "normal", "Normal"
+        HIGH = "high", "High"
+        URGENT = "urgent", "Urgent"
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        DONE = "done", "Done"
+
+    title = models.CharField(max_length=300)
+    description = models.TextField(blank=True)
+    due_at = models.DateTimeField(null=True, blank=True)
+    priority = models.CharField(max_length=10, choices=Priority.choices, default=Priority.NORMAL)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    contact = models.ForeignKey(
+        Contact, null=True, blank=True, on_delete=models.CASCADE, related_name="tasks"
+    )
+    company = models.ForeignKey(
+        Company, null=True, blank=True, on_delete=models.CASCADE, related_name="tasks"
+    )
+    completed_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["due_at", "id"]
+        indexes = [
+            models.Index(fields=["org", "assignee", "status", "due_at"], name="task_assignee_due"),
+            models.Index(fields=["contact", "status"], name="task_contact_status"),
+        ]
+
+    def __str__(self):
+        return self.title
+
+
+class ScoringRule(OrgScopedModel):
+    """Field condition → points. `condition` is one condition of the smart-view filter
+    language (contacts.filters), so scoring and views share one compiler."""
+
+    name = models.CharField(max_length=120)
+    condition = models.JSONField()
+    points = models.SmallIntegerField(validators=[MinValueValidator(-100), MaxValueValidator(100)])
+    is_active = models.BooleanField(default=True)
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "id"]
+
+    def __str__(self):
+        return f"{self.name} ({self.points:+d})"
