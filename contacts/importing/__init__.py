@@ -1,0 +1,1 @@
+"""CSV/TSV/XLSX import: detection, column mapping, preview and the bulk load."""

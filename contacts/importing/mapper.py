@@ -1,0 +1,620 @@
+"""Suggest a target field for every column of an uploaded file.
+
+Deterministic: header names as real CRM, mail and address-book exports spell them (in
+several languages), normalized and matched exactly, then loosely; then the column's values
+confirm or correct the guess (a column full of emails is email). Every suggestion carries a
+confidence in [0, 1] and a short reason, so the page can flag the ones worth a look.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from rapidfuzz import fuzz, process
+
+SKIP = "__skip__"
+CUSTOM = "__custom__"
+
+# Import-only targets beside the contact catalog's keys.
+EXTRA_TARGETS = [
+    ("full_name", "Full name (split into first / last)", "Core"),
+    ("company_domain", "Company domain", "Company"),
+    ("company_website", "Company website", "Company"),
+    ("external_id", "External ID", "Core"),
+    ("note", "Note (added to the timeline)", "Core"),
+]
+
+# Targets that accept several columns (values are merged).
+MULTI_TARGETS = {"other_emails", "tags", "note"}
+
+SYNONYMS: dict[str, list[str]] = {
+    "first_name": [
+        "first name",
+        "firstname",
+        "first",
+        "given name",
+        "forename",
+        "fname",
+        "person first name",
+        "vorname",
+        "prenom",
+        "prénom",
+        "nombre",
+        "nome",
+        "voornaam",
+        "primeiro nome",
+        "contact first name",
+    ],
+    "last_name": [
+        "last name",
+        "lastname",
+        "last",
+        "surname",
+        "family name",
+        "lname",
+        "person last name",
+        "nachname",
+        "nom",
+        "nom de famille",
+        "apellido",
+        "apellidos",
+        "cognome",
+        "achternaam",
+        "sobrenome",
+        "contact last name",
+    ],
+    "full_name": [
+        "name",
+        "full name",
+        "fullname",
+        "contact name",
+        "person name",
+        "contact",
+        "display name",
+        "person",
+        "nombre completo",
+        "nom complet",
+        "vollständiger name",
+        "nome completo",
+        "naam",
+    ],
+    "email": [
+        "email",
+        "e mail",
+        "email address",
+        "e mail address",
+        "e mail 1 value",
+        "mail",
+        "email 1",
+        "primary email",
+        "work email",
+        "person email work",
+        "person email",
+        "emailaddress",
+        "business email",
+        "courriel",
+        "adresse e mail",
+        "correo",
+        "correo electronico",
+        "e mail adresse",
+        "posta elettronica",
+        "email adres",
+    ],
+    "other_emails": [
+        "secondary email",
+        "other email",
+        "email 2",
+        "e mail 2 value",
+        "e mail 2 address",
+        "e mail 3 address",
+        "e mail 3 value",
+        "personal email",
+        "home email",
+        "person email home",
+        "person email other",
+        "alternate email",
+        "additional email",
+    ],
+    "phone": [
+        "phone",
+        "phone number",
+        "telephone",
+        "tel",
+        "business phone",
+        "work phone",
+        "phone 1 value",
+        "person phone work",
+        "person phone",
+        "office phone",
+        "main phone",
+        "telefon",
+        "telephone fixe",
+        "téléphone",
+        "telefono",
+        "telefoonnummer",
+        "direct dial",
+    ],
+    "mobile": [
+        "mobile",
+        "mobile phone",
+        "mobile phone number",
+        "cell",
+        "cell phone",
+        "mobilephone",
+        "person phone mobile",
+        "handy",
+        "mobiltelefon",
+        "portable",
+        "movil",
+        "móvil",
+        "cellulare",
+        "celular",
+        "mobiel",
+        "mobile number",
+    ],
+    "job_title": [
+        "job title",
+        "title",
+        "position",
+        "role title",
+        "jobtitle",
+        "organization 1 title",
+        "organization title",
+        "person job title",
+        "designation",
+        "berufsbezeichnung",
+        "position titel",
+        "poste",
+        "fonction",
+        "cargo",
+        "puesto",
+        "ruolo",
+        "functie",
+    ],
+    "department": [
+        "department",
+        "dept",
+        "organization 1 department",
+        "organization department",
+        "abteilung",
+        "service",
+        "departement",
+        "département",
+        "departamento",
+        "reparto",
+        "afdeling",
+    ],
+    "company": [
+        "company",
+        "company name",
+        "organization",
+        "organisation",
+        "account name",
+        "account",
+        "organization 1 name",
+        "organization name",
+        "person organization",
+        "employer",
+        "business name",
+        "firma",
+        "unternehmen",
+        "societe",
+        "société",
+        "entreprise",
+        "empresa",
+        "azienda",
+        "bedrijf",
+        "associated company",
+    ],
+    "company_domain": ["company domain", "company domain name", "domain", "email domain"],
+    "company_website": [
+        "website",
+        "company website",
+        "web page",
+        "webpage",
+        "website url",
+        "url website",
+        "homepage",
+        "web site",
+        "site web",
+        "sitio web",
+        "webseite",
+    ],
+    "deal_role": ["role", "buying role", "contact role", "deal role", "role in deal"],
+    "status": ["status", "contact status", "lead status", "person status", "estado", "statut"],
+    "lifecycle_stage": [
+        "lifecycle stage",
+        "lifecycle",
+        "stage",
+        "lead stage",
+        "contact stage",
+        "lifecyclestage",
+        "funnel stage",
+    ],
+    "lead_score": ["lead score", "score", "hubspot score", "member rating", "rating"],
+    "source": [
+        "source",
+        "lead source",
+        "original source",
+        "leadsource",
+        "contact source",
+        "acquisition source",
+        "origin",
+        "quelle",
+        "origine",
+        "fuente",
+        "fonte",
+    ],
+    "owner": [
+        "owner",
+        "contact owner",
+        "lead owner",
+        "account owner",
+        "owner email",
+        "person owner",
+        "ownerid",
+        "owner id",
+        "assigned to",
+        "sales rep",
+        "rep",
+    ],
+    "tags": [
+        "tags",
+        "tag",
+        "labels",
+        "label",
+        "group membership",
+        "categories",
+        "category",
+        "person label",
+        "lists",
+        "segments",
+        "groups",
+        "etiquetas",
+        "étiquettes",
+    ],
+    "street": [
+        "street",
+        "street address",
+        "address",
+        "address 1 street",
+        "mailing street",
+        "business street",
+        "address line 1",
+        "address1",
+        "strasse",
+        "straße",
+        "rue",
+        "adresse",
+        "calle",
+        "direccion",
+        "dirección",
+        "indirizzo",
+        "straat",
+        "home street",
+    ],
+    "city": [
+        "city",
+        "town",
+        "address 1 city",
+        "mailing city",
+        "business city",
+        "locality",
+        "stadt",
+        "ort",
+        "ville",
+        "ciudad",
+        "città",
+        "citta",
+        "plaats",
+        "home city",
+    ],
+    "region": [
+        "state",
+        "region",
+        "state region",
+        "province",
+        "state province",
+        "county",
+        "address 1 region",
+        "mailing state",
+        "mailing state province",
+        "business state",
+        "bundesland",
+        "etat",
+        "état",
+        "provincia",
+        "estado provincia",
+        "home state",
+    ],
+    "postal_code": [
+        "postal code",
+        "zip",
+        "zip code",
+        "postcode",
+        "post code",
+        "zip postal code",
+        "address 1 postal code",
+        "mailing zip",
+        "mailing zip postal code",
+        "mailing postal code",
+        "business postal code",
+        "plz",
+        "postleitzahl",
+        "code postal",
+        "codigo postal",
+        "código postal",
+        "cap",
+        "postcode nl",
+        "home postal code",
+    ],
+    "country": [
+        "country",
+        "country region",
+        "address 1 country",
+        "mailing country",
+        "business country region",
+        "business country",
+        "nation",
+        "land",
+        "pays",
+        "pais",
+        "país",
+        "paese",
+        "home country region",
+        "ip country",
+    ],
+    "language": ["language", "preferred language", "locale", "sprache", "langue", "idioma"],
+    "timezone": ["timezone", "time zone", "tz", "zeitzone", "fuseau horaire"],
+    "linkedin_url": [
+        "linkedin",
+        "linkedin url",
+        "linkedin profile",
+        "linkedin profile url",
+        "url",
+        "profile url",
+        "person linkedin",
+    ],
+    "twitter_handle": ["twitter", "twitter handle", "twitter username", "x handle", "x"],
+    "consent_status": [
+        "consent",
+        "consent status",
+        "marketing consent",
+        "opt in status",
+        "subscription status",
+        "email opt in",
+        "marketing status",
+        "gdpr consent",
+    ],
+    "consent_type": ["consent type", "type of consent"],
+    "consent_date": [
+        "consent date",
+        "optin time",
+        "opt in date",
+        "confirm time",
+        "consent timestamp",
+        "subscribed date",
+    ],
+    "consent_source": ["consent source", "optin ip", "confirm ip", "subscription source"],
+    "gdpr_basis": [
+        "gdpr basis",
+        "legal basis",
+        "legal basis for processing contact s data",
+        "lawful basis",
+        "basis for processing",
+    ],
+    "consent_email": [
+        "email consent",
+        "email opt in",
+        "hasoptedoutofemail",
+        "has opted out of email",
+        "email opt out",
+        "unsubscribed from all email",
+        "opted out of email",
+    ],
+    "consent_sms": ["sms consent", "sms opt in", "sms opt out", "text opt in"],
+    "consent_phone": ["phone consent", "do not call", "donotcall", "call opt out"],
+    "consent_whatsapp": ["whatsapp consent", "whatsapp opt in"],
+    "consent_data_processing": ["data processing consent", "processing consent"],
+    "external_id": [
+        "id",
+        "record id",
+        "contact id",
+        "external id",
+        "person id",
+        "leid",
+        "euid",
+        "crm id",
+        "customer id",
+        "lead id",
+        "unique id",
+    ],
+    "note": ["notes", "note", "description", "comments", "comment", "remarks", "bemerkungen"],
+}
+
+# Words that carry no meaning for the match ("Person - Email - Work", "Mailing City").
+_NOISE = {
+    "person",
+    "contact",
+    "primary",
+    "work",
+    "value",
+    "business",
+    "mailing",
+    "default",
+    "the",
+    "of",
+    "your",
+    "1",
+    "main",
+    "hs",
+    "c",
+    "s",
+    "du",
+    "de",
+    "la",
+    "le",
+}
+
+_EMAIL_RE = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[a-z]{2,}$", re.IGNORECASE)
+_PHONE_RE = re.compile(r"^\+?[\d\s().\-/]{7,20}$")
+_URL_RE = re.compile(r"^(https?://|www\.)\S+$", re.IGNORECASE)
+_DATE_RE = re.compile(
+    r"^(\d{4}-\d{1,2}-\d{1,2}([ T]\d{1,2}:\d{2}(:\d{2})?.*)?|\d{1,2}[/.]\d{1,2}[/.]\d{2,4}.*)$"
+)
+_COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
+
+
+def normalize_header(header: str) -> str:
+    text = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", header)  # camelCase / PascalCase → words
+    text = text.replace("__c", " ")
+    text = unicodedata.normalize("NFKD", text)
+    text = "".join(ch for ch in text if not unicodedata.combining(ch)).lower()
+    text = re.sub(r"[^a-z0-9]+", " ", text)
+    return " ".join(text.split())
+
+
+def _strip_noise(norm: str) -> str:
+    words = [w for w in norm.split() if w not in _NOISE]
+    return " ".join(words) or norm
+
+
+_EXACT: dict[str, str] = {}
+_STRIPPED: dict[str, str] = {}
+for _target, _names in SYNONYMS.items():
+    for _name in _names:
+        _n = normalize_header(_name)
+        _EXACT.setdefault(_n, _target)
+        _STRIPPED.setdefault(_strip_noise(_n), _target)
+_CHOICES = list(_EXACT)
+
+
+@dataclass
+class Suggestion:
+    column: str
+    target: str  # a target key, CUSTOM or SKIP
+    confidence: float
+    reason: str
+
+
+def sniff_values(values: list[str]) -> tuple[str | None, float]:
+    """The field a column's values look like, and the share of values that fit."""
+    vals = [v.strip() for v in values if v and v.strip()]
+    if not vals:
+        return None, 0.0
+    n = len(vals)
+
+    def share(pred) -> float:
+        return sum(1 for v in vals if pred(v)) / n
+
+    checks = [
+        (
+            "email",
+            share(
+                lambda v: all(_EMAIL_RE.match(p.strip()) for p in re.split(r"[;,]", v) if p.strip())
+            ),
+        ),
+        ("linkedin_url", share(lambda v: "linkedin.com/" in v.lower())),
+        ("company_website", share(lambda v: bool(_URL_RE.match(v)))),
+        ("phone", share(lambda v: bool(_PHONE_RE.match(v)) and sum(c.isdigit() for c in v) >= 7)),
+        ("date", share(lambda v: bool(_DATE_RE.match(v)))),
+        ("country", share(lambda v: bool(_COUNTRY_RE.match(v)))),
+    ]
+    best, best_share = None, 0.0
+    for kind, s in checks:
+        if s > best_share:
+            best, best_share = kind, s
+    return best, best_share
+
+
+def _header_guess(header: str) -> tuple[str | None, float, str]:
+    norm = normalize_header(header)
+    if not norm:
+        return None, 0.0, "empty header"
+    if norm in _EXACT:
+        return _EXACT[norm], 0.97, "header matches a known export name"
+    stripped = _strip_noise(norm)
+    if stripped in _STRIPPED:
+        return _STRIPPED[stripped], 0.9, "header matches a known name"
+    found = process.extractOne(norm, _CHOICES, scorer=fuzz.token_sort_ratio, score_cutoff=80)
+    if found:
+        name, score, _ = found
+        return _EXACT[name], round(0.55 + (score - 80) / 100, 2), f"header resembles “{name}”"
+    return None, 0.0, "no known header matches"
+
+
+def suggest_mapping(
+    headers: list[str],
+    sample_rows: list[list[str]] | None = None,
+    *,
+    allowed_targets: set[str] | None = None,
+    custom_labels: dict[str, str] | None = None,
+) -> list[Suggestion]:
+    """One suggestion per column. `allowed_targets` limits targets (e.g. fields the member may
+    edit); `custom_labels` maps "custom.<key>" → label of the org's custom fields so a column
+    named like an existing custom field lands there."""
+    sample_rows = sample_rows or []
+    custom_norm = {normalize_header(label): key for key, label in (custom_labels or {}).items()}
+    raw: list[Suggestion] = []
+    for i, header in enumerate(headers):
+        values = [row[i] for row in sample_rows[:200] if i < len(row)]
+        norm = normalize_header(header)
+        if norm in custom_norm:
+            raw.append(Suggestion(header, custom_norm[norm], 0.95, "matches a custom field"))
+            continue
+        target, conf, reason = _header_guess(header)
+        kind, share = sniff_values(values)
+        if kind in {"email", "linkedin_url", "phone"} and share >= 0.8:
+            if target is None or conf < 0.9:
+                target, conf, reason = kind, 0.85, f"{int(share * 100)}% of values look like {kind}"
+            elif target in {"email", "other_emails"} and kind == "email":
+                conf = min(0.99, conf + 0.02)
+            elif kind == "email" and target not in {"email", "other_emails", "owner"}:
+                target, conf, reason = "email", 0.8, "values are email addresses"
+        elif target == "email" and values and share < 0.3 and kind != "email":
+            conf, reason = 0.5, reason + "; values don't look like emails"
+        if target == "linkedin_url" and norm == "url" and kind != "linkedin_url":
+            target, conf, reason = "company_website", 0.6, "a URL column"
+        if not any(v.strip() for v in values) and sample_rows and target is None:
+            raw.append(Suggestion(header, SKIP, 0.9, "column is empty in the sample"))
+            continue
+        if allowed_targets is not None and target not in allowed_targets:
+            target = None
+        if target is None:
+            raw.append(Suggestion(header, CUSTOM, 0.3, reason))
+        else:
+            raw.append(Suggestion(header, target, conf, reason))
+
+    # Each single-valued target goes to its most confident column; a second email column
+    # becomes "other emails", others fall back to custom fields.
+    taken: dict[str, int] = {}
+    order = sorted(range(len(raw)), key=lambda k: -raw[k].confidence)
+    for idx in order:
+        s = raw[idx]
+        if (
+            s.target in (SKIP, CUSTOM)
+            or s.target in MULTI_TARGETS
+            or s.target.startswith("custom.")
+        ):
+            continue
+        if s.target in taken:
+            if s.target == "email":
+                raw[idx] = Suggestion(
+                    s.column,
+                    "other_emails",
+                    s.confidence * 0.9,
+                    "another email column is the primary",
+                )
+            else:
+                raw[idx] = Suggestion(
+                    s.column, CUSTOM, 0.3, f"“{raw[taken[s.target]].column}” already maps there"
+                )
+            continue
+        taken[s.target] = idx
+    # A full name column is only useful when first/last are not mapped.
+    if "full_name" in taken and ("first_name" in taken or "last_name" in taken):
+        idx = taken["full_name"]
+        raw[idx] = Suggestion(raw[idx].column, CUSTOM, 0.3, "first and last name are mapped")
+    return raw
