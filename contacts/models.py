@@ -433,3 +433,24 @@ class ScoringRule(OrgScopedModel):
 
     def __str__(self):
         return f"{self.name} ({self.points:+d})"
+
+
+# The import models live beside the import code; importing them here registers them.
+from .importing.models import ImportJob, ImportRecord, ImportRowError, SavedMapping  # noqa: E402
+
+__all__ = [
+    "Activity",
+    "Company",
+    "Contact",
+    "ContactList",
+    "CustomFieldDefinition",
+    "ImportJob",
+    "ImportRecord",
+    "ImportRowError",
+    "Note",
+    "SavedMapping",
+    "ScoringRule",
+    "SmartView",
+    "Tag",
+    "Task",
+]

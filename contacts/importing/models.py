@@ -1,0 +1,134 @@
+"""What an import keeps: the job, the rows it could not take, what it did to each record
+(so the diff view and Undo are exact) and saved column mappings."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models.functions import Lower
+
+from crm.tenancy import OrgScopedModel
+
+
+class ImportJob(OrgScopedModel):
+    class Status(models.TextChoices):
+        UPLOADED = "uploaded", "Uploaded"
+        MAPPED = "mapped", "Mapped"
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Importing"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+        UNDONE = "undone", "Undone"
+
+    class Policy(models.TextChoices):
+        CREATE = "create", "Create new contacts only"
+        UPDATE = "update", "Update existing contacts only"
+        UPSERT = "upsert", "Create new and update existing"
+
+    class BlankPolicy(models.TextChoices):
+        KEEP = "keep", "Keep the existing value"
+        OVERWRITE = "overwrite", "Clear the existing value"
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    file = models.FileField(upload_to="imports/%Y/%m/", max_length=300)
+    file_name = models.CharField(max_length=255)
+    file_size = models.BigIntegerField(default=0)
+    file_kind = models.CharField(max_length=8, default="csv")  # csv | xlsx
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.UPLOADED)
+    # What detection found, possibly corrected by the user.
+    encoding = models.CharField(max_length=20, blank=True)
+    delimiter = models.CharField(max_length=2, blank=True)
+    header_row = models.PositiveIntegerField(default=0)
+    headers = models.JSONField(default=list, blank=True)
+    # column name -> target key, "__custom__" or "__skip__"; suggestions kept for "Reset".
+    mapping = models.JSONField(default=dict, blank=True)
+    suggestions = models.JSONField(default=list, blank=True)
+    defaults = models.JSONField(default=dict, blank=True)
+    policy = models.CharField(max_length=10, choices=Policy.choices, default=Policy.UPSERT)
+    blank_policy = models.CharField(
+        max_length=10, choices=BlankPolicy.choices, default=BlankPolicy.KEEP
+    )
+    # Progress and results
+    total_rows = models.PositiveIntegerField(default=0)
+    rows_done = models.PositiveIntegerField(default=0)
+    created_count = models.PositiveIntegerField(default=0)
+    updated_count = models.PositiveIntegerField(default=0)
+    skipped_count = models.PositiveIntegerField(default=0)
+    error_count = models.PositiveIntegerField(default=0)
+    cancel_requested = models.BooleanField(default=False)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    failure = models.TextField(blank=True)
+    undone_at = models.DateTimeField(null=True, blank=True)
+    undo_result = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["org", "-created_at"], name="importjob_org_time")]
+
+    def __str__(self):
+        return f"{self.file_name} ({self.get_status_display()})"
+
+
+class ImportRecord(models.Model):
+    """One contact the import created or updated, with the values it replaced."""
+
+    class Action(models.TextChoices):
+        CREATED = "created", "Created"
+        UPDATED = "updated", "Updated"
+
+    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="records")
+    contact_id = models.BigIntegerField()
+    row_number = models.PositiveIntegerField()
+    action = models.CharField(max_length=8, choices=Action.choices)
+    # {field: [before, after]} for updates; {} for creations.
+    changes = models.JSONField(default=dict, blank=True)
+    # contact.updated_at right after the import wrote it: a later edit moves it on.
+    written_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["job", "action", "row_number"], name="importrecord_job"),
+            models.Index(fields=["contact_id"], name="importrecord_contact"),
+        ]
+
+    def __str__(self):
+        return f"{self.action} contact {self.contact_id} (row {self.row_number})"
+
+
+class ImportRowError(models.Model):
+    """A row the import could not take, kept whole for the downloadable error report."""
+
+    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="row_errors")
+    row_number = models.PositiveIntegerField()
+    values = models.JSONField(default=list)
+    message = models.TextField()
+
+    class Meta:
+        ordering = ["row_number"]
+        indexes = [models.Index(fields=["job", "row_number"], name="importerror_job_row")]
+
+    def __str__(self):
+        return f"row {self.row_number}: {self.message}"
+
+
+class SavedMapping(OrgScopedModel):
+    """A mapping kept for the next file with the same headers."""
+
+    name = models.CharField(max_length=120)
+    headers_signature = models.CharField(max_length=64, db_index=True)
+    headers = models.JSONField(default=list)
+    mapping = models.JSONField(default=dict)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint("org", Lower("name"), name="savedmapping_name_per_org")
+        ]
+
+    def __str__(self):
+        return self.name
