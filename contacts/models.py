@@ -54,6 +54,7 @@ class Company(OrgScopedModel):
         ]
         indexes = [
             models.Index(fields=["org", "name", "id"], name="company_org_name"),
+            models.Index("org", Lower("name"), name="company_org_lower_name"),
             GinIndex(fields=["search_vector"], name="company_search"),
         ]
 

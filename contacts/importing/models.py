@@ -57,6 +57,8 @@ class ImportJob(OrgScopedModel):
     skipped_count = models.PositiveIntegerField(default=0)
     error_count = models.PositiveIntegerField(default=0)
     cancel_requested = models.BooleanField(default=False)
+    # A running job's worker touches this between chunks; a stale one may be re-claimed.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     failure = models.TextField(blank=True)
