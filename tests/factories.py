@@ -1,9 +1,22 @@
 """factory-boy factories. Every tenant factory needs an org: pass one, or get a fresh one."""
 
+import datetime as dt
+import hashlib
+import secrets
+
 import factory
 from django.utils import timezone
 
-from crm.models import Membership, Organization, Role, Team, User
+from crm.models import (
+    AuditEvent,
+    Invitation,
+    Membership,
+    Organization,
+    OutboxEvent,
+    Role,
+    Team,
+    User,
+)
 from crm.services.orgs import ensure_builtin_roles
 
 PASSWORD = "demo-pass-2026"
@@ -73,3 +86,89 @@ def member(org, role_key: str = "owner", **kwargs) -> Membership:
 
 def now():
     return timezone.now()
+
+
+# Core tenant rows the other factories do not cover ---------------------------------------
+
+
+class AuditEventFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = AuditEvent
+
+    org = factory.SubFactory(OrganizationFactory)
+    actor_type = AuditEvent.ActorType.SYSTEM
+    actor_label = "test job"
+    verb = "test.recorded"
+    object_type = "test"
+    object_repr = factory.Sequence(lambda n: f"Test object {n}")
+
+
+class OutboxEventFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = OutboxEvent
+
+    org = factory.SubFactory(OrganizationFactory)
+    event_type = "test.happened"
+    payload = factory.LazyFunction(dict)
+
+
+def custom_role(org, **kwargs) -> Role:
+    """A non-built-in role, the kind admins may edit and delete."""
+    n = Role.objects.for_org(org).count() + 1
+    fields = {"key": f"custom-{n}", "name": f"Custom role {n}", "permissions": {}}
+    fields.update(kwargs)
+    return Role.objects.create(org=org, **fields)
+
+
+def pending_invitation(org, email: str = "", role_key: str = "team") -> Invitation:
+    """An unexpired invite; the link's raw token is returned on `.raw_token` for tests."""
+    raw_token = secrets.token_urlsafe(24)
+    invitation = Invitation.objects.create(
+        org=org,
+        email=email or f"invitee-{secrets.token_hex(3)}@example.test",
+        role=role(org, role_key),
+        token_hash=hashlib.sha256(raw_token.encode()).hexdigest(),
+        expires_at=timezone.now() + dt.timedelta(days=7),
+    )
+    invitation.raw_token = raw_token
+    return invitation
+
+
+# Factory registry ---------------------------------------------------------------------
+# The URL-walking tenancy test builds one row of every OrgScopedModel. It finds a model's
+# factory here: first FACTORY_FOR_MODEL (for models that need more than `Factory(org=org)`),
+# then any DjangoModelFactory defined in this module for that model. A new model without
+# either makes that test fail with the model's name, so no model escapes the walk.
+
+FACTORY_FOR_MODEL = {
+    Role: custom_role,
+    Invitation: pending_invitation,
+}
+
+
+def _module_factories() -> dict:
+    found = {}
+    for value in list(globals().values()):
+        if (
+            isinstance(value, type)
+            and issubclass(value, factory.django.DjangoModelFactory)
+            and getattr(value._meta, "model", None) is not None
+        ):
+            found.setdefault(value._meta.model, value)
+    return found
+
+
+def factory_for(model):
+    """The callable that makes a `model` row for an org, or None when there is none."""
+    return FACTORY_FOR_MODEL.get(model) or _module_factories().get(model)
+
+
+def make_instance(model, org):
+    """One saved row of `model` belonging to `org`."""
+    maker = factory_for(model)
+    if maker is None:
+        raise LookupError(
+            f"No factory for {model._meta.label}: add a factory-boy factory for it to "
+            "tests/factories.py (or an entry in FACTORY_FOR_MODEL)."
+        )
+    return maker(org=org)
