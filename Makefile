@@ -1,27 +1,33 @@
-# The two commands: `make run` and `make test`. Everything they need is installed on the way.
+# The two commands: `make run` and `make test` (see README.md). Each installs what it needs first.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
+# Reinstall whenever a requirements file changes.
 STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
 
-.PHONY: run test install lint format e2e bench clean
+.PHONY: run test install lint format clean
 
 $(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed: make PYTHON=python3.11 ...")'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip wheel
 
 $(STAMP): $(BIN)/python requirements.txt requirements-dev.txt
-	$(BIN)/pip install --quiet -r requirements-dev.txt
-	touch $(STAMP)
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	@touch $(STAMP)
 
 install: $(STAMP)
 
+# Web on 127.0.0.1:$(PORT) + Celery worker + beat. Without DATABASE_URL / REDIS_URL it starts an
+# embedded PostgreSQL and Redis with their data under .data/. Ctrl+C stops everything.
 run: $(STAMP)
-	PORT=$(PORT) $(BIN)/python scripts/devstack.py run --port $(PORT)
+	$(BIN)/python scripts/devstack.py run --port $(PORT)
 
+# The whole suite on DATABASE_URL / REDIS_URL when set, else on the embedded servers.
 test: $(STAMP)
-	$(BIN)/python scripts/devstack.py exec -- $(BIN)/python -m pytest $(PYTEST_ARGS)
+	DJANGO_ALLOW_ASYNC_UNSAFE=true $(BIN)/python scripts/devstack.py exec -- \
+		$(BIN)/python scripts/testsuite.py $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
@@ -29,5 +35,6 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
 
+# Removes the embedded servers' data (database, Redis, beat schedule) and caches; keeps .venv.
 clean:
 	rm -rf .data .pytest_cache
