@@ -213,6 +213,13 @@ class Contact(OrgScopedModel):
             models.Index(fields=["org", "is_archived", "id"], name="contact_org_archived"),
             models.Index(fields=["org", "phone"], name="contact_org_phone"),
             models.Index(Lower("email"), "org", name="contact_email_lookup"),
+            # Sorts the list page offers beyond the ones above (keyset: org, value, id).
+            models.Index(
+                fields=["org", "first_name", "last_name", "id"], name="contact_org_first_name"
+            ),
+            models.Index(fields=["org", "email", "id"], name="contact_org_email"),
+            models.Index(fields=["org", "job_title", "id"], name="contact_org_job_title"),
+            models.Index(fields=["org", "city", "id"], name="contact_org_city"),
         ]
 
     def __str__(self):
@@ -262,6 +269,26 @@ class SmartView(OrgScopedModel):
 
     def __str__(self):
         return self.name
+
+
+class ListPreference(OrgScopedModel):
+    """A member's remembered columns and sort for one list page (e.g. "contacts")."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="list_preferences"
+    )
+    list_key = models.CharField(max_length=40)
+    columns = models.JSONField(default=list, blank=True)
+    sort = models.CharField(max_length=80, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint("org", "user", "list_key", name="list_preference_per_user")
+        ]
+
+    def __str__(self):
+        return f"{self.user} · {self.list_key}"
 
 
 class CustomFieldDefinition(OrgScopedModel):
@@ -448,6 +475,7 @@ __all__ = [
     "ImportJob",
     "ImportRecord",
     "ImportRowError",
+    "ListPreference",
     "Note",
     "SavedMapping",
     "ScoringRule",

@@ -172,3 +172,34 @@ def make_instance(model, org):
             "tests/factories.py (or an entry in FACTORY_FOR_MODEL)."
         )
     return maker(org=org)
+
+
+# Contact list: smart views and remembered list preferences ------------------------------
+
+
+class SmartViewFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "contacts.SmartView"
+
+    org = factory.SubFactory(OrganizationFactory)
+    owner = factory.SubFactory(UserFactory)
+    name = factory.Sequence(lambda n: f"View {n}")
+    filters = factory.LazyFunction(lambda: {"groups": []})
+
+
+class ListPreferenceFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "contacts.ListPreference"
+
+    org = factory.SubFactory(OrganizationFactory)
+    user = factory.SubFactory(UserFactory)
+    list_key = "contacts"
+    columns = factory.LazyFunction(lambda: ["email", "company"])
+
+
+FACTORY_FOR_MODEL.update(
+    {
+        SmartViewFactory._meta.get_model_class(): SmartViewFactory,
+        ListPreferenceFactory._meta.get_model_class(): ListPreferenceFactory,
+    }
+)
