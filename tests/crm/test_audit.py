@@ -19,6 +19,12 @@ from tests.factories import AuditEventFactory, TeamFactory, UserFactory, custom_
 UTC = dt.UTC
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """These tests make many users and never type a password; skip the slow hasher."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 def event_at(org, when: dt.datetime, **fields) -> AuditEvent:
     """An audit event written at `when` (created_at is auto_now_add, and the table refuses
     UPDATE, so the clock is set while the row is inserted)."""
