@@ -1,0 +1,723 @@
+# ruff: noqa: S608 -- SQL here is assembled only from this module's own column names.
+"""The import itself: rows are converted in Python, copied into a temporary staging table
+with COPY, and merged into contacts with a handful of set-based statements per chunk.
+
+Each chunk is one transaction that also advances the job's `rows_done`, so a job whose worker
+died resumes at the first unfinished chunk and nothing is written twice.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.utils import timezone
+
+from crm.models import AuditEvent, Membership
+from crm.services.audit import emit_event
+
+from ..models import Contact, CustomFieldDefinition
+from ..normalize import normalize_domain
+from .mapper import CUSTOM
+from .models import ImportJob, ImportRowError
+from .reader import is_data_row, iter_records
+from .values import RowConverter, dumps
+
+CHUNK_ROWS = 20_000
+
+# Staging columns that map 1:1 onto contact columns, with their SQL types.
+CONTACT_COLUMNS: dict[str, str] = {
+    "first_name": "text",
+    "last_name": "text",
+    "email": "text",
+    "phone": "text",
+    "mobile": "text",
+    "job_title": "text",
+    "department": "text",
+    "deal_role": "text",
+    "status": "text",
+    "lifecycle_stage": "text",
+    "lead_score": "smallint",
+    "source": "text",
+    "owner_id": "bigint",
+    "street": "text",
+    "city": "text",
+    "region": "text",
+    "postal_code": "text",
+    "country": "text",
+    "language": "text",
+    "timezone": "text",
+    "linkedin_url": "text",
+    "twitter_handle": "text",
+    "consent_status": "text",
+    "consent_type": "text",
+    "consent_date": "timestamptz",
+    "consent_source": "text",
+    "gdpr_basis": "text",
+    "consent_email": "boolean",
+    "consent_sms": "boolean",
+    "consent_phone": "boolean",
+    "consent_whatsapp": "boolean",
+    "consent_data_processing": "boolean",
+}
+NULLABLE = {
+    "owner_id",
+    "consent_date",
+    "consent_email",
+    "consent_sms",
+    "consent_phone",
+    "consent_whatsapp",
+    "consent_data_processing",
+}
+EXTRA_COLUMNS = {
+    "custom": "jsonb",
+    "other_emails": "jsonb",
+    "tags": "text[]",
+    "company_name": "text",
+    "company_domain": "text",
+    "note": "text",
+    "external_id": "text",
+}
+COPY_COLUMNS = ["row_number", *CONTACT_COLUMNS, *EXTRA_COLUMNS]
+
+
+def field_for_column(column: str) -> str:
+    return column[:-3] if column.endswith("_id") else column
+
+
+@dataclass
+class ChunkResult:
+    created: int = 0
+    updated: int = 0
+    skipped: int = 0
+    errors: int = 0
+
+
+@dataclass
+class Plan:
+    """What this job writes, fixed before the first row."""
+
+    converter: RowConverter
+    mapped: set[str]
+    defaults: dict
+    default_tags: list[str]
+    custom_keys: list[str] = field(default_factory=list)
+
+
+class ImportCancelled(Exception):
+    pass
+
+
+def _model_default(name: str):
+    value = Contact._meta.get_field(field_for_column(name)).get_default()
+    return "" if value is None and name not in NULLABLE else value
+
+
+def build_plan(job: ImportJob, *, actor_user=None) -> Plan:
+    org = job.org
+    members = dict(Membership.objects.for_org(org).active().values_list("user__email", "user_id"))
+    custom_for_columns = {}
+    for header, target in job.mapping.items():
+        if target == CUSTOM:
+            custom_for_columns[header] = _custom_key_for(job, header)
+    converter = RowConverter(
+        org=org,
+        headers=job.headers,
+        mapping=job.mapping,
+        members_by_email=members,
+        custom_keys_for_columns=custom_for_columns,
+    )
+    mapped = {("owner_id" if t == "owner" else t) for t in converter.mapped_fields}
+    if "full_name" in mapped:
+        mapped |= {"first_name", "last_name"}
+    defaults = {}
+    d = job.defaults or {}
+    if d.get("owner"):
+        defaults["owner_id"] = int(d["owner"])
+    for key in ("source", "consent_status", "consent_type"):
+        if d.get(key):
+            defaults[key] = d[key]
+    defaults.setdefault("consent_type", Contact.ConsentType.IMPORTED)
+    defaults.setdefault("lifecycle_stage", Contact.Stage.STAGE)
+    return Plan(
+        converter=converter,
+        mapped=mapped,
+        defaults=defaults,
+        default_tags=[t for t in (d.get("tags") or []) if t],
+        custom_keys=sorted(
+            t[len("custom.") :] for t in converter.mapped_fields if t.startswith("custom.")
+        ),
+    )
+
+
+def _custom_key_for(job: ImportJob, header: str) -> str:
+    """The custom field a "Store as custom field" column goes to (created at mapping time)."""
+    key = (job.defaults or {}).get("custom_keys", {}).get(header)
+    if not key:
+        raise ValidationError(f"Column “{header}” has no custom field yet; map it again.")
+    if (
+        not CustomFieldDefinition.objects.for_org(job.org)
+        .filter(entity="contact", key=key, is_active=True)
+        .exists()
+    ):
+        raise ValidationError(f"The custom field for “{header}” no longer exists.")
+    return key
+
+
+def _row_tuple(row_number: int, converted, plan: Plan) -> tuple:
+    values = converted.values
+    domain = ""
+    if converted.company_domain:
+        domain = normalize_domain(converted.company_domain)
+    custom = converted.custom
+    return (
+        row_number,
+        *(
+            values.get(col) if col != "owner_id" else values.get("owner_id")
+            for col in CONTACT_COLUMNS
+        ),
+        dumps(custom) if custom else None,
+        dumps(converted.other_emails) if converted.other_emails else None,
+        converted.tags or None,
+        converted.company_name or (domain if domain else None),
+        domain or None,
+        converted.note or None,
+        converted.external_id or None,
+    )
+
+
+class Importer:
+    """Runs (or dry-runs, for the preview) one ImportJob."""
+
+    def __init__(self, job: ImportJob, *, actor_user=None, chunk_rows: int = CHUNK_ROWS):
+        self.job = job
+        self.org = job.org
+        self.actor_user = actor_user or job.created_by
+        self.chunk_rows = chunk_rows
+        self.plan = build_plan(job)
+        self.width = len(job.headers)
+
+    # Reading -----------------------------------------------------------------------------
+    def records(self, fileobj, start: int = 0):
+        """(row_number, cells) for every record after `start` records; row numbers are the
+        spreadsheet's (the header is row header_row + 1)."""
+        first_number = self.job.header_row + 2
+        for index, row in enumerate(
+            iter_records(
+                fileobj,
+                kind=self.job.file_kind,
+                encoding=self.job.encoding or "utf-8",
+                delimiter=self.job.delimiter or ",",
+                header_row=self.job.header_row,
+            )
+        ):
+            if index < start:
+                continue
+            yield first_number + index, row
+
+    def convert_chunk(self, rows):
+        good, bad = [], []
+        for number, cells in rows:
+            if not is_data_row(cells, self.width):
+                continue
+            try:
+                converted = self.plan.converter.convert(cells)
+                good.append((_row_tuple(number, converted, self.plan), cells))
+            except ValidationError as exc:
+                bad.append((number, cells, " ".join(exc.messages)))
+        return good, bad
+
+    # Writing -----------------------------------------------------------------------------
+    def run(self, fileobj, *, on_progress=None) -> None:
+        job = self.job
+        started = time.monotonic()
+        chunk: list = []
+        consumed = job.rows_done
+        for number, cells in self.records(fileobj, start=job.rows_done):
+            chunk.append((number, cells))
+            if len(chunk) >= self.chunk_rows:
+                consumed += len(chunk)
+                self._commit_chunk(chunk, consumed)
+                chunk = []
+                if on_progress:
+                    on_progress(job, time.monotonic() - started)
+                if ImportJob.objects.filter(pk=job.pk, cancel_requested=True).exists():
+                    raise ImportCancelled
+        if chunk:
+            consumed += len(chunk)
+            self._commit_chunk(chunk, consumed)
+            if on_progress:
+                on_progress(job, time.monotonic() - started)
+
+    def _commit_chunk(self, chunk, consumed: int) -> None:
+        good, bad = self.convert_chunk(chunk)
+        with transaction.atomic():
+            result = self.merge(good, bad, dry_run=False)
+            job = self.job
+            ImportJob.objects.filter(pk=job.pk).update(
+                rows_done=consumed,
+                created_count=job.created_count + result.created,
+                updated_count=job.updated_count + result.updated,
+                skipped_count=job.skipped_count + result.skipped,
+                error_count=job.error_count + result.errors,
+                heartbeat_at=timezone.now(),
+            )
+            job.rows_done = consumed
+            job.created_count += result.created
+            job.updated_count += result.updated
+            job.skipped_count += result.skipped
+            job.error_count += result.errors
+
+    def merge(self, good, bad, *, dry_run: bool) -> ChunkResult:
+        """Stage, match and (unless dry_run) write one chunk. Must run inside a transaction."""
+        result = ChunkResult()
+        cells_by_row = {t[0]: cells for t, cells in good}
+        errors = [(n, cells, msg) for n, cells, msg in bad]
+        with connection.cursor() as cur:
+            self._stage(cur, [t for t, _ in good])
+            self._match(cur)
+            cur.execute("SELECT row_number, error FROM imp_stage WHERE error IS NOT NULL")
+            for number, message in cur.fetchall():
+                errors.append((number, cells_by_row[number], message))
+            policy = self.job.policy
+            cur.execute(
+                """
+                SELECT count(*) FILTER (WHERE contact_id IS NULL),
+                       count(*) FILTER (WHERE contact_id IS NOT NULL)
+                FROM imp_stage WHERE error IS NULL
+                """
+            )
+            new_rows, matched_rows = cur.fetchone()
+            if policy == ImportJob.Policy.CREATE:
+                result.skipped += matched_rows
+                matched_rows = 0
+            elif policy == ImportJob.Policy.UPDATE:
+                result.skipped += new_rows
+                new_rows = 0
+            result.errors = len(errors)
+            if dry_run:
+                result.created = new_rows
+                result.updated = matched_rows
+                cur.execute("DROP TABLE imp_stage")
+                self.preview_errors = errors
+                return result
+            if policy != ImportJob.Policy.UPDATE:
+                result.created = self._insert_new(cur)
+            if policy != ImportJob.Policy.CREATE:
+                changed = self._update_matched(cur)
+                result.updated = changed
+                result.skipped += matched_rows - changed
+            self._tags(cur)
+            self._timeline_and_audit(cur)
+            cur.execute("DROP TABLE imp_stage")
+        if errors:
+            ImportRowError.objects.bulk_create(
+                [
+                    ImportRowError(job=self.job, row_number=n, values=cells, message=msg)
+                    for n, cells, msg in errors
+                ],
+                batch_size=2000,
+            )
+        return result
+
+    # The SQL steps -----------------------------------------------------------------------
+    def _stage(self, cur, rows) -> None:
+        cols = ", ".join(f"{c} {t}" for c, t in {**CONTACT_COLUMNS, **EXTRA_COLUMNS}.items())
+        cur.execute(
+            f"""
+            CREATE TEMP TABLE imp_stage (
+                row_number integer PRIMARY KEY, {cols},
+                contact_id bigint, new_id bigint, company_id bigint, error text
+            ) ON COMMIT DROP
+            """
+        )
+        with cur.copy(f"COPY imp_stage ({', '.join(COPY_COLUMNS)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cur.execute("ANALYZE imp_stage")
+
+    def _match(self, cur) -> None:
+        org_id, job_id = self.org.id, self.job.id
+        # The same email twice in the chunk: the first row wins, the others are errors.
+        cur.execute(
+            """
+            UPDATE imp_stage s
+               SET error = 'Duplicate inside the file: same email as row ' || d.first_row
+              FROM (SELECT row_number,
+                           min(row_number) OVER (PARTITION BY email) AS first_row
+                      FROM imp_stage WHERE email IS NOT NULL) d
+             WHERE d.row_number = s.row_number AND d.first_row <> s.row_number
+            """
+        )
+        cur.execute(
+            """
+            UPDATE imp_stage s SET contact_id = c.id
+              FROM contacts_contact c
+             WHERE c.org_id = %s AND NOT c.is_archived AND c.email <> ''
+               AND lower(c.email) = s.email AND s.email IS NOT NULL AND s.error IS NULL
+            """,
+            [org_id],
+        )
+        # Without an email, a phone number (then an external id) identifies the contact.
+        cur.execute(
+            """
+            UPDATE imp_stage s SET contact_id = m.id
+              FROM (SELECT DISTINCT ON (s2.row_number) s2.row_number, c.id
+                      FROM imp_stage s2
+                      JOIN contacts_contact c
+                        ON c.org_id = %s AND NOT c.is_archived
+                       AND c.phone = coalesce(s2.phone, s2.mobile)
+                     WHERE s2.email IS NULL AND s2.error IS NULL
+                       AND coalesce(s2.phone, s2.mobile) IS NOT NULL
+                     ORDER BY s2.row_number, c.id) m
+             WHERE m.row_number = s.row_number
+            """,
+            [org_id],
+        )
+        cur.execute(
+            """
+            UPDATE imp_stage s SET contact_id = m.id
+              FROM (SELECT DISTINCT ON (s2.row_number) s2.row_number, c.id
+                      FROM imp_stage s2
+                      JOIN contacts_contact c
+                        ON c.org_id = %s AND NOT c.is_archived
+                       AND c.custom @> jsonb_build_object('external_id', s2.external_id)
+                     WHERE s2.contact_id IS NULL AND s2.email IS NULL AND s2.error IS NULL
+                       AND s2.external_id IS NOT NULL
+                     ORDER BY s2.row_number, c.id) m
+             WHERE m.row_number = s.row_number
+            """,
+            [org_id],
+        )
+        # A contact this import already wrote in an earlier chunk: a duplicate in the file.
+        cur.execute(
+            """
+            UPDATE imp_stage s
+               SET error = 'Duplicate inside the file: same contact as row ' || r.row_number
+              FROM contacts_importrecord r
+             WHERE r.job_id = %s AND r.contact_id = s.contact_id AND s.error IS NULL
+            """,
+            [job_id],
+        )
+        # Two rows of one chunk matching the same contact (e.g. by phone).
+        cur.execute(
+            """
+            UPDATE imp_stage s
+               SET error = 'Duplicate inside the file: same contact as row ' || d.first_row
+              FROM (SELECT row_number,
+                           min(row_number) OVER (PARTITION BY contact_id) AS first_row
+                      FROM imp_stage WHERE contact_id IS NOT NULL AND error IS NULL) d
+             WHERE d.row_number = s.row_number AND d.first_row <> s.row_number
+            """
+        )
+
+    def _companies(self, cur, where: str) -> None:
+        """Find or create the company of each staged row (by domain, else by name)."""
+        org_id = self.org.id
+        cur.execute(
+            f"""
+            INSERT INTO contacts_company
+                (org_id, public_id, created_at, updated_at, name, domain, website, industry,
+                 size, description, custom, is_archived)
+            SELECT DISTINCT ON (s.company_domain)
+                   %s, gen_random_uuid(), now(), now(), s.company_name, s.company_domain,
+                   'https://' || s.company_domain, '', '', '', '{{}}'::jsonb, false
+              FROM imp_stage s
+             WHERE {where} AND s.company_domain IS NOT NULL
+               AND NOT EXISTS (SELECT 1 FROM contacts_company c
+                                WHERE c.org_id = %s AND c.domain = s.company_domain)
+             ORDER BY s.company_domain, s.row_number
+            ON CONFLICT DO NOTHING
+            """,
+            [org_id, org_id],
+        )
+        cur.execute(
+            f"""
+            INSERT INTO contacts_company
+                (org_id, public_id, created_at, updated_at, name, domain, website, industry,
+                 size, description, custom, is_archived)
+            SELECT DISTINCT ON (lower(s.company_name))
+                   %s, gen_random_uuid(), now(), now(), s.company_name, '', '', '', '', '',
+                   '{{}}'::jsonb, false
+              FROM imp_stage s
+             WHERE {where} AND s.company_domain IS NULL AND s.company_name IS NOT NULL
+               AND NOT EXISTS (SELECT 1 FROM contacts_company c
+                                WHERE c.org_id = %s AND lower(c.name) = lower(s.company_name))
+             ORDER BY lower(s.company_name), s.row_number
+            """,
+            [org_id, org_id],
+        )
+        cur.execute(
+            f"""
+            UPDATE imp_stage s SET company_id = c.id
+              FROM contacts_company c
+             WHERE {where} AND c.org_id = %s AND s.company_domain IS NOT NULL
+               AND c.domain = s.company_domain
+            """,
+            [org_id],
+        )
+        cur.execute(
+            f"""
+            UPDATE imp_stage s SET company_id = m.id
+              FROM (SELECT DISTINCT ON (lower(c.name)) lower(c.name) AS lname, c.id
+                      FROM contacts_company c
+                     WHERE c.org_id = %s AND lower(c.name) IN (
+                           SELECT lower(company_name) FROM imp_stage
+                            WHERE company_name IS NOT NULL AND company_domain IS NULL)
+                     ORDER BY lower(c.name), c.is_archived, c.id) m
+             WHERE {where} AND s.company_domain IS NULL
+               AND lower(s.company_name) = m.lname
+            """,
+            [org_id],
+        )
+
+    def _value_expr(self, col: str, *, for_insert: bool, params: dict) -> str:
+        """The SQL for a contact column's new value from the staged row `s` (and `c`);
+        defaults travel as query parameters."""
+        sql_type = CONTACT_COLUMNS[col]
+        if for_insert:
+            params[f"d_{col}"] = self.plan.defaults.get(col, _model_default(col))
+            default_sql = f"%(d_{col})s::{sql_type}"
+            return f"coalesce(s.{col}, {default_sql})" if col in self.plan.mapped else default_sql
+        if self.job.blank_policy == ImportJob.BlankPolicy.OVERWRITE:
+            params[f"b_{col}"] = None if col in NULLABLE else _model_default(col)
+            return f"coalesce(s.{col}, %(b_{col})s::{sql_type})"
+        return f"coalesce(s.{col}, c.{col})"
+
+    def _insert_new(self, cur) -> int:
+        org_id, job_id = self.org.id, self.job.id
+        cur.execute(
+            """
+            UPDATE imp_stage SET new_id = nextval(pg_get_serial_sequence('contacts_contact','id'))
+             WHERE contact_id IS NULL AND error IS NULL
+            """
+        )
+        self._companies(cur, "s.new_id IS NOT NULL")
+        cols = list(CONTACT_COLUMNS)
+        params = {"org": org_id}
+        values = [self._value_expr(c, for_insert=True, params=params) for c in cols]
+        cur.execute(
+            f"""
+            INSERT INTO contacts_contact
+                (id, org_id, public_id, created_at, updated_at, company_id, other_emails, custom,
+                 is_archived, {", ".join(cols)})
+            SELECT s.new_id, %(org)s, gen_random_uuid(), now(), now(), s.company_id,
+                   coalesce(s.other_emails, '[]'::jsonb),
+                   coalesce(jsonb_strip_nulls(s.custom), '{{}}'::jsonb)
+                   || CASE WHEN s.external_id IS NULL THEN '{{}}'::jsonb
+                           ELSE jsonb_build_object('external_id', s.external_id) END,
+                   false, {", ".join(values)}
+              FROM imp_stage s WHERE s.new_id IS NOT NULL
+            ON CONFLICT (org_id, lower(email)) WHERE NOT is_archived AND NOT email = ''
+            DO NOTHING
+            """,
+            params,
+        )
+        # Rows that lost a race with a contact created meanwhile are reported, not lost.
+        cur.execute(
+            """
+            UPDATE imp_stage s SET error = 'Another contact with this email was created while '
+                   || 'the import ran; import this row again.', new_id = NULL
+             WHERE s.new_id IS NOT NULL
+               AND NOT EXISTS (SELECT 1 FROM contacts_contact c WHERE c.id = s.new_id)
+            """
+        )
+        cur.execute(
+            """
+            INSERT INTO contacts_importrecord (job_id, contact_id, row_number, action, changes,
+                                               written_at)
+            SELECT %s, s.new_id, s.row_number, 'created', '{}'::jsonb, now()
+              FROM imp_stage s WHERE s.new_id IS NOT NULL
+            """,
+            [job_id],
+        )
+        return cur.rowcount
+
+    def _update_matched(self, cur) -> int:
+        job_id = self.job.id
+        self._companies(cur, "s.contact_id IS NOT NULL AND s.error IS NULL")
+        cols = [c for c in CONTACT_COLUMNS if c in self.plan.mapped]
+        params = {"job": job_id, "custom_keys": self.plan.custom_keys}
+        sets, diffs = [], []
+        for col in cols:
+            expr = self._value_expr(col, for_insert=False, params=params)
+            sets.append(f"{col} = {expr}")
+            diffs.append(
+                f"'{field_for_column(col)}', CASE WHEN c.{col} IS DISTINCT FROM {expr} "
+                f"THEN jsonb_build_array(to_jsonb(c.{col}), to_jsonb({expr})) END"
+            )
+        company_mapped = bool(
+            {"company", "company_domain", "company_website"} & self.plan.converter.mapped_fields
+        )
+        if company_mapped:
+            expr = "coalesce(s.company_id, c.company_id)"
+            if self.job.blank_policy == ImportJob.BlankPolicy.OVERWRITE:
+                expr = "s.company_id"
+            sets.append(f"company_id = {expr}")
+            diffs.append(
+                f"'company', CASE WHEN c.company_id IS DISTINCT FROM {expr} "
+                f"THEN jsonb_build_array(c.company_id, {expr}) END"
+            )
+        custom_expr = "c.custom"
+        if self.plan.custom_keys:
+            if self.job.blank_policy == ImportJob.BlankPolicy.OVERWRITE:
+                custom_expr = (
+                    "(c.custom - %(custom_keys)s::text[]) "
+                    "|| coalesce(jsonb_strip_nulls(s.custom), '{}'::jsonb)"
+                )
+            else:
+                custom_expr = "c.custom || coalesce(jsonb_strip_nulls(s.custom), '{}'::jsonb)"
+            sets.append(f"custom = {custom_expr}")
+            diffs.append(
+                f"'custom', CASE WHEN c.custom IS DISTINCT FROM {custom_expr} "
+                f"THEN jsonb_build_array(c.custom, {custom_expr}) END"
+            )
+        if "other_emails" in self.plan.converter.mapped_fields or "email" in self.plan.mapped:
+            other = (
+                "coalesce((SELECT jsonb_agg(DISTINCT e) FROM jsonb_array_elements_text("
+                "c.other_emails || coalesce(s.other_emails, '[]'::jsonb)) e "
+                "WHERE e <> coalesce(s.email, c.email)), '[]'::jsonb)"
+            )
+            sets.append(f"other_emails = {other}")
+            diffs.append(
+                f"'other_emails', CASE WHEN c.other_emails IS DISTINCT FROM {other} "
+                f"THEN jsonb_build_array(c.other_emails, {other}) END"
+            )
+        if not sets:
+            return 0
+        # Record what changes (before the update), then update only rows that change.
+        cur.execute(
+            f"""
+            INSERT INTO contacts_importrecord (job_id, contact_id, row_number, action, changes,
+                                               written_at)
+            SELECT %(job)s, c.id, s.row_number, 'updated', d.changes, now()
+              FROM imp_stage s
+              JOIN contacts_contact c ON c.id = s.contact_id
+              CROSS JOIN LATERAL (SELECT jsonb_strip_nulls(jsonb_build_object(
+                  {", ".join(diffs)})) AS changes) d
+             WHERE s.error IS NULL AND d.changes <> '{{}}'::jsonb
+            """,
+            params,
+        )
+        changed = cur.rowcount
+        cur.execute(
+            f"""
+            UPDATE contacts_contact c SET {", ".join(sets)}, updated_at = now()
+              FROM imp_stage s, contacts_importrecord r
+             WHERE r.job_id = %(job)s AND r.contact_id = c.id AND r.row_number = s.row_number
+               AND r.action = 'updated' AND s.contact_id = c.id
+            """,
+            params,
+        )
+        return changed
+
+    def _tags(self, cur) -> None:
+        org_id = self.org.id
+        default_tags = self.plan.default_tags
+        cur.execute(
+            """
+            CREATE TEMP TABLE imp_tags ON COMMIT DROP AS
+            SELECT DISTINCT coalesce(s.new_id, s.contact_id) AS contact_id, t.name
+              FROM imp_stage s
+              CROSS JOIN LATERAL unnest(coalesce(s.tags, '{}'::text[]) || %s::text[]) AS t(name)
+             WHERE s.error IS NULL AND coalesce(s.new_id, s.contact_id) IS NOT NULL
+               AND (s.new_id IS NOT NULL OR EXISTS (
+                    SELECT 1 FROM contacts_importrecord r WHERE r.job_id = %s
+                       AND r.row_number = s.row_number))
+               AND btrim(t.name) <> ''
+            """,
+            [default_tags, self.job.id],
+        )
+        cur.execute(
+            """
+            INSERT INTO contacts_tag (org_id, public_id, created_at, name, color)
+            SELECT DISTINCT ON (lower(name)) %s, gen_random_uuid(), now(), btrim(name), '#6d8cff'
+              FROM imp_tags
+             ORDER BY lower(name)
+            ON CONFLICT DO NOTHING
+            """,
+            [org_id],
+        )
+        cur.execute(
+            """
+            INSERT INTO contacts_contact_tags (contact_id, tag_id)
+            SELECT DISTINCT i.contact_id, t.id
+              FROM imp_tags i JOIN contacts_tag t
+                ON t.org_id = %s AND lower(t.name) = lower(btrim(i.name))
+            ON CONFLICT DO NOTHING
+            """,
+            [org_id],
+        )
+        cur.execute("DROP TABLE imp_tags")
+
+    def _timeline_and_audit(self, cur) -> None:
+        org_id, job = self.org.id, self.job
+        user_id = self.actor_user.id if self.actor_user else None
+        label = self.actor_user.email if self.actor_user else "import"
+        subject = f"Imported from {job.file_name}"[:300]
+        data = dumps({"import": str(job.public_id), "file": job.file_name})
+        cur.execute(
+            """
+            INSERT INTO contacts_activity (org_id, public_id, created_at, type, contact_id,
+                                           actor_id, subject, body, data, occurred_at)
+            SELECT %s, gen_random_uuid(), now(), 'imported', r.contact_id, %s, %s, '',
+                   %s::jsonb, now()
+              FROM contacts_importrecord r JOIN imp_stage s ON s.row_number = r.row_number
+             WHERE r.job_id = %s
+            """,
+            [org_id, user_id, subject, data, job.id],
+        )
+        cur.execute(
+            """
+            INSERT INTO contacts_note (org_id, public_id, created_at, updated_at, contact_id,
+                                       author_id, body)
+            SELECT %s, gen_random_uuid(), now(), now(), coalesce(s.new_id, s.contact_id), %s,
+                   s.note
+              FROM imp_stage s
+              JOIN contacts_importrecord r ON r.job_id = %s AND r.row_number = s.row_number
+             WHERE s.note IS NOT NULL
+            """,
+            [org_id, user_id, job.id],
+        )
+        cur.execute(
+            """
+            INSERT INTO crm_auditevent (org_id, public_id, created_at, actor_type, actor_user_id,
+                                        actor_label, verb, object_type, object_id, object_repr,
+                                        changes, ip_address)
+            SELECT %s, gen_random_uuid(), now(), %s, %s, %s,
+                   CASE r.action WHEN 'created' THEN 'contact.created'
+                                 ELSE 'contact.updated' END,
+                   'contact', c.public_id::text,
+                   left(coalesce(nullif(btrim(c.first_name || ' ' || c.last_name), ''), c.email),
+                        200),
+                   r.changes || jsonb_build_object('import', %s::text), NULL
+              FROM contacts_importrecord r
+              JOIN imp_stage s ON s.row_number = r.row_number
+              JOIN contacts_contact c ON c.id = r.contact_id
+             WHERE r.job_id = %s
+            """,
+            [
+                org_id,
+                AuditEvent.ActorType.USER if user_id else AuditEvent.ActorType.SYSTEM,
+                user_id,
+                label,
+                job.file_name,
+                job.id,
+            ],
+        )
+
+    def finish(self) -> None:
+        emit_event(
+            org=self.org,
+            event_type="contacts.imported",
+            payload={
+                "import": str(self.job.public_id),
+                "file": self.job.file_name,
+                "created": self.job.created_count,
+                "updated": self.job.updated_count,
+                "skipped": self.job.skipped_count,
+                "errors": self.job.error_count,
+            },
+        )

@@ -1,0 +1,688 @@
+"""The import's writes: upload, mapping, start, cancel, run, undo."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import time
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import OperationalError, connection, transaction
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.text import slugify
+
+from crm.services.audit import Actor, audit, emit_event
+from crm.services.notifications import notify
+
+from ..custom_fields import RESERVED_KEYS
+from ..fields import CUSTOM_PREFIX, contact_field_catalog
+from ..models import Contact, CustomFieldDefinition
+from ..services import customfield_create
+from .detect import DELIMITERS, ENCODING_LABELS
+from .engine import CONTACT_COLUMNS, ImportCancelled, Importer
+from .mapper import CUSTOM, EXTRA_TARGETS, SKIP, suggest_mapping
+from .models import ImportJob, ImportRecord, SavedMapping
+from .reader import sniff_file
+
+log = logging.getLogger(__name__)
+
+MAX_UPLOAD_BYTES = getattr(settings, "IMPORT_MAX_UPLOAD_MB", 200) * 1024 * 1024
+ALLOWED_EXTENSIONS = (".csv", ".tsv", ".txt", ".xlsx")
+STALE_AFTER_SECONDS = 120
+
+
+def require_import_rights(policy) -> None:
+    if not (policy.can("contacts", "create") or policy.can("contacts", "edit")):
+        raise PermissionDenied("Your role may not import contacts.")
+
+
+def headers_signature(headers: list[str]) -> str:
+    norm = "\x1f".join(h.strip().lower() for h in headers)
+    return hashlib.sha256(norm.encode()).hexdigest()
+
+
+def import_targets(org, policy) -> list[tuple[str, str, str]]:
+    """(key, label, group) of every target a column may go to, for this member."""
+    targets = []
+    for spec in contact_field_catalog(org):
+        if not spec.editable:
+            continue
+        if not policy.can_edit_field(spec.key):
+            continue
+        targets.append((spec.key, spec.label, spec.group))
+    editable = {k for k, _, _ in targets}
+    for key, label, group in EXTRA_TARGETS:
+        if key == "full_name" and not {"first_name", "last_name"} & editable:
+            continue
+        if key.startswith("company") and "company" not in editable:
+            continue
+        targets.append((key, label, group))
+    return targets
+
+
+# Upload -------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def import_create(*, org, actor: Actor, policy, upload) -> ImportJob:
+    require_import_rights(policy)
+    name = os.path.basename(upload.name or "upload.csv")
+    if not name.lower().endswith(ALLOWED_EXTENSIONS):
+        raise ValidationError({"file": "Upload a .csv, .tsv, .txt or .xlsx file."})
+    if upload.size == 0:
+        raise ValidationError({"file": "The file is empty."})
+    if upload.size > MAX_UPLOAD_BYTES:
+        limit = MAX_UPLOAD_BYTES // (1024 * 1024)
+        raise ValidationError({"file": f"The file is larger than the {limit} MB limit."})
+    try:
+        kind, found = sniff_file(upload, name)
+    except Exception as exc:  # a broken workbook or binary junk
+        raise ValidationError({"file": f"This file can't be read: {exc}"}) from None
+    if not found.headers or len(found.headers) < 1:
+        raise ValidationError({"file": "No header row was found in this file."})
+    job = ImportJob(
+        org=org,
+        created_by=actor.user,
+        file_name=name[:255],
+        file_size=upload.size,
+        file_kind=kind,
+        encoding=found.encoding,
+        delimiter=found.delimiter,
+        header_row=found.header_row,
+        headers=found.headers,
+    )
+    upload.seek(0)
+    job.file.save(f"{org.public_id}/{slugify(name)[:80] or 'import'}", upload, save=False)
+    _suggest(job, found.sample_rows, policy)
+    job.save()
+    audit(
+        org=org,
+        actor=actor,
+        verb="import.uploaded",
+        obj=job,
+        changes={"file": [None, name], "size": [None, upload.size]},
+    )
+    return job
+
+
+def _suggest(job: ImportJob, sample_rows, policy) -> None:
+    allowed = {k for k, _, _ in import_targets(job.org, policy)}
+    custom_labels = {
+        spec.key: spec.label for spec in contact_field_catalog(job.org) if spec.is_custom
+    }
+    suggestions = suggest_mapping(
+        job.headers, sample_rows, allowed_targets=allowed, custom_labels=custom_labels
+    )
+    if not policy.can("settings", "edit"):
+        # Only admins create custom fields; others skip what they can't store.
+        for s in suggestions:
+            if s.target == CUSTOM:
+                s.target = SKIP
+    job.suggestions = [
+        {
+            "column": s.column,
+            "target": s.target,
+            "confidence": round(s.confidence, 2),
+            "reason": s.reason,
+        }
+        for s in suggestions
+    ]
+    saved = (
+        SavedMapping.objects.for_org(job.org)
+        .filter(headers_signature=headers_signature(job.headers))
+        .first()
+    )
+    if saved is not None:
+        job.mapping = {h: saved.mapping.get(h, SKIP) for h in job.headers}
+        job.defaults = {**(job.defaults or {}), "saved_mapping": saved.name}
+    else:
+        job.mapping = {s["column"]: s["target"] for s in job.suggestions}
+
+
+@transaction.atomic
+def import_redetect(
+    *, job: ImportJob, actor: Actor, policy, encoding=None, delimiter=None, header_row=None
+) -> ImportJob:
+    """Apply the user's correction of what detection found."""
+    _editable(job)
+    if encoding and encoding not in ENCODING_LABELS and encoding not in {"utf-16-le", "utf-16-be"}:
+        raise ValidationError({"encoding": "Choose one of the listed encodings."})
+    if delimiter and delimiter not in DELIMITERS:
+        raise ValidationError({"delimiter": "Choose comma, semicolon, tab or pipe."})
+    if header_row is not None and not 0 <= header_row <= 100:
+        raise ValidationError({"header_row": "The header must be within the first 100 lines."})
+    with job.file.open("rb") as fh:
+        overrides = {"header_row": header_row}
+        if job.file_kind == "csv":
+            overrides.update(
+                encoding=encoding or job.encoding, delimiter=delimiter or job.delimiter
+            )
+        _, found = sniff_file(fh, job.file_name, **overrides)
+    job.encoding, job.delimiter = found.encoding, found.delimiter
+    job.header_row, job.headers = found.header_row, found.headers
+    _suggest(job, found.sample_rows, policy)
+    job.status = ImportJob.Status.UPLOADED
+    job.save()
+    return job
+
+
+def sample_rows(job: ImportJob, limit: int = 200) -> list[list[str]]:
+    with job.file.open("rb") as fh:
+        overrides = {"header_row": job.header_row}
+        if job.file_kind == "csv":
+            overrides.update(encoding=job.encoding, delimiter=job.delimiter)
+        _, found = sniff_file(fh, job.file_name, **overrides)
+    return found.sample_rows[:limit]
+
+
+def _editable(job: ImportJob) -> None:
+    if job.status not in (ImportJob.Status.UPLOADED, ImportJob.Status.MAPPED):
+        raise ValidationError("This import has already started; its settings can't change.")
+
+
+# Mapping ------------------------------------------------------------------------------
+
+DEFAULT_KEYS = {"owner", "source", "tags", "consent_status", "consent_type"}
+
+
+@transaction.atomic
+def import_set_mapping(
+    *,
+    job: ImportJob,
+    actor: Actor,
+    policy,
+    mapping: dict,
+    defaults: dict,
+    import_policy: str,
+    blank_policy: str,
+    save_as: str = "",
+) -> ImportJob:
+    _editable(job)
+    require_import_rights(policy)
+    allowed = {k for k, _, _ in import_targets(job.org, policy)}
+    errors: dict[str, str] = {}
+    clean: dict[str, str] = {}
+    used: dict[str, str] = {}
+    multi = {"other_emails", "tags", "note"}
+    for header in job.headers:
+        target = mapping.get(header, SKIP) or SKIP
+        if target not in allowed | {SKIP, CUSTOM}:
+            errors[header] = f"“{header}” can't be mapped to that field."
+            continue
+        if target == CUSTOM and not policy.can("settings", "edit"):
+            errors[header] = "Only admins can create custom fields; choose a field or Skip."
+            continue
+        if target not in (SKIP, CUSTOM) and target not in multi and target in used:
+            errors[header] = f"“{used[target]}” is already mapped to this field."
+            continue
+        used.setdefault(target, header)
+        clean[header] = target
+    if not any(t not in (SKIP,) for t in clean.values()) and not errors:
+        errors["__all__"] = "Map at least one column."
+    if "email" not in clean.values() and not {
+        "first_name",
+        "last_name",
+        "full_name",
+        "phone",
+        "mobile",
+    } & set(clean.values()):
+        errors.setdefault(
+            "__all__", "Map an email, a name or a phone column so contacts can be told apart."
+        )
+    if import_policy not in ImportJob.Policy.values:
+        errors["policy"] = "Choose what to do with existing contacts."
+    if blank_policy not in ImportJob.BlankPolicy.values:
+        errors["blank_policy"] = "Choose what empty cells do."
+    clean_defaults = _clean_defaults(job.org, defaults, errors)
+    if errors:
+        raise ValidationError(errors)
+    # Columns stored as custom fields get (or reuse) a Text definition now.
+    custom_keys = {}
+    for header, target in clean.items():
+        if target == CUSTOM:
+            custom_keys[header] = _custom_field_for(job.org, actor, policy, header).key
+    clean_defaults["custom_keys"] = custom_keys
+    job.mapping = clean
+    job.defaults = clean_defaults
+    job.policy = import_policy
+    job.blank_policy = blank_policy
+    job.status = ImportJob.Status.MAPPED
+    job.save()
+    if save_as.strip():
+        SavedMapping.objects.update_or_create(
+            org=job.org,
+            name=save_as.strip()[:120],
+            defaults={
+                "headers": job.headers,
+                "mapping": clean,
+                "headers_signature": headers_signature(job.headers),
+                "created_by": actor.user,
+            },
+        )
+    audit(
+        org=job.org,
+        actor=actor,
+        verb="import.mapped",
+        obj=job,
+        changes={"mapping": [None, clean], "policy": [None, import_policy]},
+    )
+    return job
+
+
+def _clean_defaults(org, defaults: dict, errors: dict) -> dict:
+    from crm.models import Membership
+
+    out = {}
+    owner = (
+        (defaults.get("owner") or "").strip()
+        if isinstance(defaults.get("owner"), str)
+        else (defaults.get("owner"))
+    )
+    if owner:
+        member = Membership.objects.for_org(org).active().filter(user__public_id=owner).first()
+        if member is None:
+            errors["default_owner"] = "Choose an active member as owner."
+        else:
+            out["owner"] = member.user_id
+            out["owner_public_id"] = str(owner)
+    source = (defaults.get("source") or "").strip()
+    if source:
+        out["source"] = source[:120]
+    tags = defaults.get("tags") or []
+    if isinstance(tags, str):
+        tags = [t.strip() for t in re.split(r"[,;]", tags)]
+    out["tags"] = [t[:60] for t in tags if t]
+    status = defaults.get("consent_status") or ""
+    if status:
+        if status not in Contact.ConsentStatus.values:
+            errors["default_consent_status"] = "Choose a consent status."
+        else:
+            out["consent_status"] = status
+    ctype = defaults.get("consent_type") or Contact.ConsentType.IMPORTED
+    if ctype not in Contact.ConsentType.values:
+        errors["default_consent_type"] = "Choose a consent type."
+    else:
+        out["consent_type"] = ctype
+    return out
+
+
+def _custom_field_for(org, actor, policy, header: str) -> CustomFieldDefinition:
+    base = slugify(header).replace("-", "_").strip("_")[:50] or "imported"
+    if not base[0].isalpha():
+        base = f"f_{base}"
+    existing = CustomFieldDefinition.objects.for_org(org).filter(entity="contact")
+    found = existing.filter(label__iexact=header.strip()).first()
+    if found is not None:
+        return found
+    key, n = base, 2
+    while key in RESERVED_KEYS or existing.filter(key=key).exists():
+        key = f"{base}_{n}"
+        n += 1
+    return customfield_create(
+        org=org,
+        actor=actor,
+        policy=policy,
+        data={"entity": "contact", "key": key, "label": header.strip()[:120], "field_type": "text"},
+    )
+
+
+# Preview ------------------------------------------------------------------------------
+
+PREVIEW_ROWS = 20_000
+
+
+def import_preview(job: ImportJob, *, show: int = 50) -> dict:
+    """The first rows as they will land and the totals, computed by running the real
+    pipeline on up to PREVIEW_ROWS rows inside a transaction that is rolled back."""
+    importer = Importer(job)
+    rows, more = [], False
+    with job.file.open("rb") as fh:
+        for number, cells in importer.records(fh):
+            if len(rows) >= PREVIEW_ROWS:
+                more = True
+                break
+            rows.append((number, cells))
+    good, bad = importer.convert_chunk(rows)
+    sid = transaction.savepoint() if connection.in_atomic_block else None
+    try:
+        with transaction.atomic():
+            result = importer.merge(good, bad, dry_run=True)
+            problems = {n: msg for n, _, msg in importer.preview_errors}
+            raise _Rollback
+    except _Rollback:
+        pass
+    if sid:
+        transaction.savepoint_commit(sid)
+    data_rows = len(good) + len(bad)
+    shown = []
+    by_number = {t[0]: t for t, _ in good}
+    for number, cells in rows[: show * 2]:
+        if len(shown) >= show:
+            break
+        if not any(c.strip() for c in cells):
+            continue
+        staged = by_number.get(number)
+        shown.append(
+            {
+                "row": number,
+                "values": _preview_values(staged) if staged else {},
+                "problem": problems.get(number, ""),
+            }
+        )
+    return {
+        "rows": shown,
+        "columns": _preview_columns(importer),
+        "created": result.created,
+        "updated": result.updated,
+        "skipped": result.skipped,
+        "errors": result.errors,
+        "counted_rows": data_rows,
+        "estimated": more,
+    }
+
+
+class _Rollback(Exception):
+    pass
+
+
+_PREVIEW_FIELDS = [
+    *CONTACT_COLUMNS,
+    "custom",
+    "other_emails",
+    "tags",
+    "company_name",
+    "company_domain",
+    "note",
+    "external_id",
+]
+
+
+def _preview_columns(importer) -> list[str]:
+    mapped = importer.plan.mapped | importer.plan.converter.mapped_fields
+    cols = [c for c in _PREVIEW_FIELDS if c in mapped or c.removesuffix("_id") in mapped]
+    if {"company", "company_domain", "company_website"} & mapped:
+        cols += [c for c in ("company_name", "company_domain") if c not in cols]
+    if any(t.startswith(CUSTOM_PREFIX) for t in mapped):
+        cols.append("custom")
+    return cols
+
+
+def _preview_values(staged: tuple) -> dict:
+    return dict(zip(["row_number", *_PREVIEW_FIELDS], staged, strict=False))
+
+
+# Running ------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def import_start(*, job: ImportJob, actor: Actor, policy) -> ImportJob:
+    require_import_rights(policy)
+    if job.status != ImportJob.Status.MAPPED:
+        raise ValidationError("Map the columns before starting the import.")
+    job.status = ImportJob.Status.QUEUED
+    job.save(update_fields=["status"])
+    audit(org=job.org, actor=actor, verb="import.started", obj=job)
+    from .tasks import run_import
+
+    transaction.on_commit(lambda: run_import.delay(job.org_id, job.id))
+    return job
+
+
+def claim(job_id: int, org_id: int) -> bool:
+    """Take the job for this worker: a queued job, or a running one whose worker went quiet."""
+    stale = timezone.now() - timezone.timedelta(seconds=STALE_AFTER_SECONDS)
+    now = timezone.now()
+    taken = ImportJob.objects.filter(
+        Q(status=ImportJob.Status.QUEUED)
+        | Q(status=ImportJob.Status.RUNNING, heartbeat_at__lt=stale),
+        pk=job_id,
+        org_id=org_id,
+    ).update(status=ImportJob.Status.RUNNING, heartbeat_at=now)
+    if taken:
+        ImportJob.objects.filter(pk=job_id, started_at__isnull=True).update(started_at=now)
+    return bool(taken)
+
+
+def run_import(job_id: int, org_id: int, *, chunk_rows: int | None = None) -> ImportJob | None:
+    if not claim(job_id, org_id):
+        return None
+    job = ImportJob.objects.select_related("org", "created_by").get(pk=job_id, org_id=org_id)
+    importer = Importer(job, **({"chunk_rows": chunk_rows} if chunk_rows else {}))
+    started = time.monotonic()
+    try:
+        with job.file.open("rb") as fh:
+            if not job.total_rows:
+                # One quick parsing pass gives the progress bar its end (~1 s per 1M rows).
+                job.total_rows = sum(1 for _ in importer.records(fh))
+                ImportJob.objects.filter(pk=job.pk).update(total_rows=job.total_rows)
+            importer.run(fh)
+    except ImportCancelled:
+        _end(job, ImportJob.Status.CANCELLED, "Import cancelled; rows already imported stay.")
+        return job
+    except OperationalError:
+        # The database went away: hand the job back so the retried task resumes it.
+        ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.QUEUED)
+        raise
+    except Exception as exc:
+        log.exception("import %s failed", job.pk)
+        _end(job, ImportJob.Status.FAILED, f"The import stopped: {exc}")
+        return job
+    _rescore(job)
+    with transaction.atomic():
+        importer.finish()
+        _end(job, ImportJob.Status.DONE, "")
+    log.info("import %s done in %.1fs", job.pk, time.monotonic() - started)
+    return job
+
+
+def _rescore(job: ImportJob) -> None:
+    """Lead scores of what the import touched, set-based, without bumping updated_at."""
+    from ..scoring import has_active_rules, rescore_contacts
+
+    if not has_active_rules(job.org):
+        return
+    ids = ImportRecord.objects.filter(job=job).values_list("contact_id", flat=True)
+    rescore_contacts(job.org, ids=ids)
+
+
+def _end(job: ImportJob, status: str, failure: str) -> None:
+    now = timezone.now()
+    ImportJob.objects.filter(pk=job.pk).update(
+        status=status, finished_at=now, failure=failure, heartbeat_at=now
+    )
+    job.status, job.finished_at, job.failure = status, now, failure
+    if job.created_by_id:
+        url = reverse("contacts:import_detail", args=[job.public_id])
+        title = {
+            ImportJob.Status.DONE: f"Import of {job.file_name} finished",
+            ImportJob.Status.FAILED: f"Import of {job.file_name} failed",
+            ImportJob.Status.CANCELLED: f"Import of {job.file_name} was cancelled",
+        }[status]
+        body = (
+            f"{job.created_count} created, {job.updated_count} updated, "
+            f"{job.skipped_count} skipped, {job.error_count} errors."
+        )
+        if failure:
+            body = f"{failure}\n{body}"
+        notify(
+            org=job.org,
+            user=job.created_by,
+            title=title,
+            body=body,
+            url=url,
+            level={"done": "success", "failed": "error"}.get(status, "warning"),
+            email=True,
+        )
+
+
+@transaction.atomic
+def import_cancel(*, job: ImportJob, actor: Actor, policy) -> ImportJob:
+    require_import_rights(policy)
+    if job.status in (ImportJob.Status.UPLOADED, ImportJob.Status.MAPPED, ImportJob.Status.QUEUED):
+        job.status = ImportJob.Status.CANCELLED
+        job.finished_at = timezone.now()
+        job.save(update_fields=["status", "finished_at"])
+    elif job.status == ImportJob.Status.RUNNING:
+        ImportJob.objects.filter(pk=job.pk).update(cancel_requested=True)
+        job.cancel_requested = True
+    else:
+        raise ValidationError("This import has already ended.")
+    audit(org=job.org, actor=actor, verb="import.cancelled", obj=job)
+    return job
+
+
+# Undo ---------------------------------------------------------------------------------
+
+_UNDO_CASTS = {
+    "smallint": "::smallint",
+    "bigint": "::bigint",
+    "timestamptz": "::timestamptz",
+    "boolean": "::boolean",
+    "text": "",
+}
+
+
+@transaction.atomic
+def import_undo(*, job: ImportJob, actor: Actor, policy) -> dict:
+    """Delete what the import created and restore what it changed, except records edited
+    since (those are listed and left alone)."""
+    require_import_rights(policy)
+    if not policy.can("contacts", "delete"):
+        raise PermissionDenied("Undoing an import deletes contacts; your role may not.")
+    job = ImportJob.objects.select_for_update().get(pk=job.pk)
+    if job.status not in (
+        ImportJob.Status.DONE,
+        ImportJob.Status.CANCELLED,
+        ImportJob.Status.FAILED,
+    ):
+        raise ValidationError("Only a finished import can be undone.")
+    if job.undone_at:
+        raise ValidationError("This import was already undone.")
+    org_id = job.org_id
+    label = actor.user.email if actor.user else actor.label
+    with connection.cursor() as cur:
+        # Edited since the import wrote them: keep, and list.
+        cur.execute(
+            """
+            SELECT r.contact_id FROM contacts_importrecord r
+              JOIN contacts_contact c ON c.id = r.contact_id
+             WHERE r.job_id = %s AND c.updated_at > r.written_at
+            """,
+            [job.id],
+        )
+        edited = [row[0] for row in cur.fetchall()]
+        cur.execute(
+            """
+            INSERT INTO crm_auditevent (org_id, public_id, created_at, actor_type, actor_user_id,
+                                        actor_label, verb, object_type, object_id, object_repr,
+                                        changes, ip_address)
+            SELECT %s, gen_random_uuid(), now(), %s, %s, %s, 'contact.deleted', 'contact',
+                   c.public_id::text, left(btrim(c.first_name || ' ' || c.last_name || ' '
+                   || c.email), 200), jsonb_build_object('undo_import', %s::text), %s
+              FROM contacts_importrecord r JOIN contacts_contact c ON c.id = r.contact_id
+             WHERE r.job_id = %s AND r.action = 'created' AND NOT (r.contact_id = ANY(%s))
+            """,
+            [
+                org_id,
+                actor.type,
+                getattr(actor.user, "id", None),
+                label,
+                job.file_name,
+                actor.ip,
+                job.id,
+                edited,
+            ],
+        )
+        cur.execute(
+            """
+            DELETE FROM contacts_contact c USING contacts_importrecord r
+             WHERE r.job_id = %s AND r.action = 'created' AND c.id = r.contact_id
+               AND c.org_id = %s AND NOT (c.id = ANY(%s))
+            """,
+            [job.id, org_id, edited],
+        )
+        deleted = cur.rowcount
+        restored = _restore_updated(cur, job, edited, actor, label)
+    result = {
+        "deleted": deleted,
+        "restored": restored,
+        "kept_edited": len(edited),
+        "edited_contact_ids": edited[:500],
+    }
+    job.status = ImportJob.Status.UNDONE
+    job.undone_at = timezone.now()
+    job.undo_result = result
+    job.save(update_fields=["status", "undone_at", "undo_result"])
+    audit(
+        org=job.org,
+        actor=actor,
+        verb="import.undone",
+        obj=job,
+        changes={k: [None, v] for k, v in result.items() if k != "edited_contact_ids"},
+    )
+    emit_event(
+        org=job.org,
+        event_type="contacts.import_undone",
+        payload={"import": str(job.public_id), **result},
+    )
+    return result
+
+
+def _restore_updated(cur, job, edited, actor, label) -> int:
+    sets = []
+    for col, sql_type in CONTACT_COLUMNS.items():
+        name = col.removesuffix("_id") if col == "owner_id" else col
+        cast = _UNDO_CASTS[sql_type]
+        value = f"(r.changes->'{name}'->>0){cast}"
+        if sql_type == "text":
+            value = f"coalesce(r.changes->'{name}'->>0, '')"
+        sets.append(f"{col} = CASE WHEN r.changes ? '{name}' THEN {value} ELSE c.{col} END")
+    sets.append(
+        "company_id = CASE WHEN r.changes ? 'company' "
+        "THEN (r.changes->'company'->>0)::bigint ELSE c.company_id END"
+    )
+    sets.append(
+        "custom = CASE WHEN r.changes ? 'custom' THEN r.changes->'custom'->0 ELSE c.custom END"
+    )
+    sets.append(
+        "other_emails = CASE WHEN r.changes ? 'other_emails' "
+        "THEN r.changes->'other_emails'->0 ELSE c.other_emails END"
+    )
+    cur.execute(
+        """
+        INSERT INTO crm_auditevent (org_id, public_id, created_at, actor_type, actor_user_id,
+                                    actor_label, verb, object_type, object_id, object_repr,
+                                    changes, ip_address)
+        SELECT %s, gen_random_uuid(), now(), %s, %s, %s, 'contact.updated', 'contact',
+               c.public_id::text, left(btrim(c.first_name || ' ' || c.last_name), 200),
+               (SELECT jsonb_object_agg(key, jsonb_build_array(value->1, value->0))
+                  FROM jsonb_each(r.changes)) || jsonb_build_object('undo_import', %s::text), %s
+          FROM contacts_importrecord r JOIN contacts_contact c ON c.id = r.contact_id
+         WHERE r.job_id = %s AND r.action = 'updated' AND NOT (r.contact_id = ANY(%s))
+        """,
+        [
+            job.org_id,
+            actor.type,
+            getattr(actor.user, "id", None),
+            label,
+            job.file_name,
+            actor.ip,
+            job.id,
+            edited,
+        ],
+    )
+    cur.execute(
+        f"""
+        UPDATE contacts_contact c SET {", ".join(sets)}, updated_at = now()
+          FROM contacts_importrecord r
+         WHERE r.job_id = %s AND r.action = 'updated' AND c.id = r.contact_id
+           AND c.org_id = %s AND NOT (c.id = ANY(%s))
+        """,  # noqa: S608 -- column names come from the engine's constant list
+        [job.id, job.org_id, edited],
+    )
+    return cur.rowcount

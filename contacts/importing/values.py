@@ -1,0 +1,437 @@
+"""Turn one row of cells into the values of one contact, or a message saying why not.
+
+A `RowConverter` is built once per import (it knows the mapping, the org's members, custom
+fields and defaults) and then converts rows fast: no database access per row.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import zoneinfo
+from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
+
+from ..custom_fields import coerce_custom_value
+from ..fields import CUSTOM_PREFIX, catalog_by_key, contact_field_catalog
+from ..models import Contact
+from ..normalize import LOCALE_DATA, normalize_email, normalize_phone, phone_region, region_code
+from .mapper import CUSTOM, SKIP
+
+_ESCAPED_LEADS = {"=", "+", "-", "@", "\t", "\r"}
+_SPLIT_MULTI = re.compile(r"\s*[;,|\n]\s*")
+_SPLIT_TAGS = re.compile(r"\s*[;,|\n]\s*|\s*:::\s*")  # ":::" is Google Contacts' separator
+_TRUE = {
+    "yes",
+    "y",
+    "true",
+    "t",
+    "1",
+    "x",
+    "opted in",
+    "opt in",
+    "subscribed",
+    "granted",
+    "ja",
+    "oui",
+    "si",
+    "sí",
+    "on",
+    "checked",
+}
+_FALSE = {
+    "no",
+    "n",
+    "false",
+    "f",
+    "0",
+    "opted out",
+    "opt out",
+    "unsubscribed",
+    "denied",
+    "nein",
+    "non",
+    "off",
+    "unchecked",
+}
+# Headers whose yes means the person said no ("HasOptedOutOfEmail", "Do Not Call").
+_INVERTED_HEADER = re.compile(r"opt(ed)?\s*out|do\s*not|unsubscribed", re.IGNORECASE)
+
+# How other products name the values of our choice fields (normalized to lower-case words).
+CHOICE_ALIASES: dict[str, dict[str, str]] = {
+    "lifecycle_stage": {
+        "subscriber": "lead",
+        "lead": "lead",
+        "new": "stage",
+        "stage": "stage",
+        "marketing qualified lead": "qualified",
+        "marketingqualifiedlead": "qualified",
+        "mql": "qualified",
+        "sales qualified lead": "qualified",
+        "salesqualifiedlead": "qualified",
+        "sql": "qualified",
+        "qualified": "qualified",
+        "opportunity": "opportunity",
+        "customer": "customer",
+        "evangelist": "advocate",
+        "advocate": "advocate",
+        "churned": "churned",
+        "former customer": "churned",
+        "prospect": "lead",
+    },
+    "status": {
+        "active": "active",
+        "open": "active",
+        "new": "active",
+        "in progress": "active",
+        "connected": "active",
+        "inactive": "inactive",
+        "unqualified": "inactive",
+        "bad timing": "inactive",
+        "unsubscribed": "unsubscribed",
+        "bounced": "bounced",
+        "cleaned": "bounced",
+    },
+    "consent_status": {
+        "opted in": "opted_in",
+        "opt in": "opted_in",
+        "subscribed": "opted_in",
+        "yes": "opted_in",
+        "granted": "opted_in",
+        "opted out": "opted_out",
+        "opt out": "opted_out",
+        "unsubscribed": "opted_out",
+        "no": "opted_out",
+        "pending": "pending",
+        "unknown": "unknown",
+        "non subscribed": "unknown",
+    },
+}
+
+# Country names and common aliases → ISO codes, from the phone library's English names.
+_COUNTRY_ALIASES = {
+    "usa": "US",
+    "u s a": "US",
+    "us": "US",
+    "united states of america": "US",
+    "america": "US",
+    "uk": "GB",
+    "u k": "GB",
+    "great britain": "GB",
+    "england": "GB",
+    "scotland": "GB",
+    "wales": "GB",
+    "deutschland": "DE",
+    "allemagne": "DE",
+    "españa": "ES",
+    "espana": "ES",
+    "france": "FR",
+    "italia": "IT",
+    "nederland": "NL",
+    "holland": "NL",
+    "schweiz": "CH",
+    "suisse": "CH",
+    "österreich": "AT",
+    "osterreich": "AT",
+    "brasil": "BR",
+    "méxico": "MX",
+    "south korea": "KR",
+    "korea": "KR",
+    "russia": "RU",
+    "czech republic": "CZ",
+    "uae": "AE",
+}
+
+
+def _words(text: str) -> str:
+    return " ".join(re.sub(r"[^\w]+", " ", text.lower()).split())
+
+
+def _country_table() -> dict[str, str]:
+    table = {}
+    for code, names in LOCALE_DATA.items():
+        name = names.get("en", "")
+        if name and not name.startswith("*") and len(code) == 2:
+            table[_words(name)] = code
+    table.update({_words(k): v for k, v in _COUNTRY_ALIASES.items()})
+    return table
+
+
+_COUNTRIES = _country_table()
+
+
+def parse_country(text: str) -> str:
+    code = region_code(text)
+    if code:
+        return code
+    found = _COUNTRIES.get(_words(text))
+    if found:
+        return found
+    raise ValidationError(f"“{text}” is not a country we know; use a name or a code like DE.")
+
+
+_DATE_FORMATS_DMY = ["%d/%m/%Y", "%d.%m.%Y", "%d-%m-%Y", "%d/%m/%y", "%d.%m.%y"]
+_DATE_FORMATS_MDY = ["%m/%d/%Y", "%m-%d-%Y", "%m/%d/%y"]
+_TIME_SUFFIXES = ["", " %H:%M", " %H:%M:%S", " %I:%M %p", " %I:%M:%S %p"]
+
+
+def parse_datetime(text: str, *, tz: dt.tzinfo, day_first: bool) -> dt.datetime:
+    """A moment from the ways spreadsheets write one; naive values are in the org's zone."""
+    value = text.strip()
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        parsed = None
+        formats = (
+            (_DATE_FORMATS_DMY + _DATE_FORMATS_MDY)
+            if day_first
+            else (_DATE_FORMATS_MDY + _DATE_FORMATS_DMY)
+        )
+        for fmt in formats:
+            for suffix in _TIME_SUFFIXES:
+                try:
+                    parsed = dt.datetime.strptime(value, fmt + suffix)
+                    break
+                except ValueError:
+                    continue
+            if parsed:
+                break
+        if parsed is None:
+            raise ValidationError(
+                f"“{value}” is not a date we can read; use YYYY-MM-DD (optionally with a time)."
+            ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=tz)
+    return parsed.astimezone(dt.UTC)
+
+
+def parse_bool(text: str, *, inverted: bool) -> bool:
+    word = text.strip().lower()
+    if word in _TRUE:
+        value = True
+    elif word in _FALSE:
+        value = False
+    else:
+        raise ValidationError(f"“{text}” is not yes or no.")
+    return (not value) if inverted else value
+
+
+def split_full_name(text: str) -> tuple[str, str]:
+    name = " ".join(text.split())
+    if "," in name:  # "Smith, Jane"
+        last, _, first = name.partition(",")
+        return first.strip(), last.strip()
+    parts = name.split(" ")
+    if len(parts) == 1:
+        return parts[0], ""
+    return parts[0], " ".join(parts[1:])
+
+
+@dataclass
+class ConvertedRow:
+    values: dict  # contact field -> value, only for mapped columns (None = blank cell)
+    custom: dict  # custom key -> value (None = blank)
+    tags: list[str]
+    other_emails: list[str]
+    company_name: str
+    company_domain: str
+    note: str
+    external_id: str
+
+
+class RowConverter:
+    """Converts cells to contact values for one import. `mapping` is column → target."""
+
+    CHOICE_FIELDS = {
+        "status",
+        "lifecycle_stage",
+        "deal_role",
+        "consent_status",
+        "consent_type",
+        "gdpr_basis",
+    }
+    BOOL_FIELDS = {
+        "consent_email",
+        "consent_sms",
+        "consent_phone",
+        "consent_whatsapp",
+        "consent_data_processing",
+    }
+    TEXT_FIELDS = {
+        "first_name",
+        "last_name",
+        "job_title",
+        "department",
+        "source",
+        "street",
+        "city",
+        "region",
+        "postal_code",
+        "language",
+        "timezone",
+        "twitter_handle",
+        "consent_source",
+    }
+
+    def __init__(
+        self,
+        *,
+        org,
+        headers: list[str],
+        mapping: dict,
+        members_by_email: dict,
+        day_first: bool | None = None,
+        custom_keys_for_columns: dict | None = None,
+    ):
+        self.org = org
+        self.tz = zoneinfo.ZoneInfo(org.timezone or "UTC")
+        self.day_first = (
+            day_first if day_first is not None else not (org.locale or "").lower().endswith("us")
+        )
+        self.members_by_email = {k.lower(): v for k, v in members_by_email.items()}
+        self.catalog = catalog_by_key(contact_field_catalog(org))
+        self.definitions = {
+            spec.key[len(CUSTOM_PREFIX) :]: spec.definition
+            for spec in self.catalog.values()
+            if spec.is_custom
+        }
+        custom_keys_for_columns = custom_keys_for_columns or {}
+        self.plan: list[tuple[int, str, str]] = []  # (column index, target, header)
+        for index, header in enumerate(headers):
+            target = mapping.get(header, SKIP)
+            if target == SKIP:
+                continue
+            if target == CUSTOM:
+                target = CUSTOM_PREFIX + custom_keys_for_columns[header]
+            self.plan.append((index, target, header))
+        self.mapped_fields = {t for _, t, _ in self.plan}
+        self.inverted = {
+            h for _, t, h in self.plan if t in self.BOOL_FIELDS and _INVERTED_HEADER.search(h)
+        }
+        self.region_column = next((i for i, t, _ in self.plan if t == "country"), None)
+        self._choice_tables = {}
+        for name in self.CHOICE_FIELDS:
+            field = Contact._meta.get_field(name)
+            table = {_words(str(label)): value for value, label in field.choices}
+            table.update({_words(value): value for value, _ in field.choices})
+            table.update(CHOICE_ALIASES.get(name, {}))
+            self._choice_tables[name] = table
+
+    def _choice(self, name: str, text: str) -> str:
+        found = self._choice_tables[name].get(_words(text))
+        if found is None:
+            field = Contact._meta.get_field(name)
+            allowed = ", ".join(str(label) for _, label in field.choices)
+            raise ValidationError(f"“{text}” is not a {field.verbose_name} ({allowed}).")
+        return found
+
+    def convert(self, cells: list[str]) -> ConvertedRow:
+        """Raises ValidationError naming the column when a cell can't be taken."""
+        values: dict = {}
+        custom: dict = {}
+        tags: list[str] = []
+        other: list[str] = []
+        company_name = company_domain = note = external_id = ""
+        region = None
+        if self.region_column is not None and self.region_column < len(cells):
+            raw_country = cells[self.region_column].strip()
+            if raw_country:
+                try:
+                    region = parse_country(raw_country)
+                except ValidationError:
+                    region = None
+        region = phone_region(country=region or "", org=self.org)
+        for index, target, header in self.plan:
+            raw = cells[index].strip() if index < len(cells) else ""
+            if raw[:1] == "'" and raw[1:2] in _ESCAPED_LEADS:
+                raw = raw[1:]  # our own error report (and Excel) escape formulas this way
+            try:
+                if target.startswith(CUSTOM_PREFIX):
+                    key = target[len(CUSTOM_PREFIX) :]
+                    custom[key] = self._custom(key, raw)
+                    continue
+                if not raw:
+                    if target not in {"tags", "other_emails", "note", "full_name"}:
+                        values.setdefault(target, None)
+                    continue
+                if target == "email":
+                    parts = [p for p in _SPLIT_MULTI.split(raw) if p]
+                    values["email"] = normalize_email(parts[0])
+                    other.extend(normalize_email(p) for p in parts[1:])
+                elif target == "other_emails":
+                    other.extend(normalize_email(p) for p in _SPLIT_MULTI.split(raw) if p)
+                elif target in ("phone", "mobile"):
+                    first = _SPLIT_MULTI.split(raw)[0] if ";" in raw or "|" in raw else raw
+                    values[target] = normalize_phone(first, region=region)
+                elif target == "full_name":
+                    first, last = split_full_name(raw)
+                    values.setdefault("first_name", first[:150])
+                    values.setdefault("last_name", last[:150])
+                elif target in self.TEXT_FIELDS:
+                    values[target] = raw[: Contact._meta.get_field(target).max_length]
+                elif target in self.CHOICE_FIELDS:
+                    values[target] = self._choice(target, raw)
+                elif target in self.BOOL_FIELDS:
+                    values[target] = parse_bool(raw, inverted=header in self.inverted)
+                elif target == "country":
+                    values["country"] = parse_country(raw)
+                elif target == "lead_score":
+                    score = int(float(raw.replace(",", ".")))
+                    if not 0 <= score <= 100:
+                        raise ValidationError(f"Lead score {score} is outside 0–100.")
+                    values["lead_score"] = score
+                elif target == "consent_date":
+                    values["consent_date"] = parse_datetime(
+                        raw, tz=self.tz, day_first=self.day_first
+                    )
+                elif target == "owner":
+                    user_id = self.members_by_email.get(raw.lower())
+                    if user_id is None:
+                        raise ValidationError(f"No active member has the email “{raw}”.")
+                    values["owner_id"] = user_id
+                elif target == "tags":
+                    tags.extend(t[:60] for t in _SPLIT_TAGS.split(raw) if t and t != "*")
+                elif target == "linkedin_url":
+                    values["linkedin_url"] = raw if "://" in raw else f"https://{raw}"
+                elif target in ("company", "company_name"):
+                    company_name = raw[:200]
+                elif target in ("company_domain", "company_website"):
+                    company_domain = company_domain or raw
+                elif target == "note":
+                    note = f"{note}\n\n{raw}".strip() if note else raw
+                elif target == "external_id":
+                    external_id = raw[:200]
+                else:
+                    raise ValidationError(f"“{target}” cannot be imported.")
+            except ValidationError as exc:
+                raise ValidationError(f"{header}: {' '.join(exc.messages)}") from None
+            except ValueError:
+                raise ValidationError(f"{header}: “{raw}” is not a number.") from None
+        # A contact needs something to be known by.
+        if not (
+            values.get("email")
+            or values.get("first_name")
+            or values.get("last_name")
+            or values.get("phone")
+            or values.get("mobile")
+        ):
+            raise ValidationError("The row has no name, email or phone.")
+        return ConvertedRow(
+            values, custom, tags, other, company_name, company_domain, note, external_id
+        )
+
+    def _custom(self, key: str, raw: str):
+        definition = self.definitions[key]
+        if not raw:
+            return None
+        if definition.field_type == "date":
+            raw = (
+                parse_datetime(raw, tz=self.tz, day_first=self.day_first).astimezone(self.tz).date()
+            )
+        return coerce_custom_value(definition, raw)
+
+
+def dumps(value) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
