@@ -2,7 +2,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-PORT ?= 8000
+# Empty: devstack takes PORT from the environment or .env, else 8000.
+PORT ?=
 # Reinstall whenever a requirements file changes.
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
@@ -19,10 +20,10 @@ $(STAMP): $(BIN)/python requirements.txt requirements-dev.txt
 
 install: $(STAMP)
 
-# Web on 127.0.0.1:$(PORT) + Celery worker + beat. Without DATABASE_URL / REDIS_URL it starts an
+# Web on 127.0.0.1:$PORT (default 8000) + Celery worker + beat. Without DATABASE_URL / REDIS_URL it starts an
 # embedded PostgreSQL and Redis with their data under .data/. Ctrl+C stops everything.
 run: $(STAMP)
-	$(BIN)/python scripts/devstack.py run --port $(PORT)
+	$(BIN)/python scripts/devstack.py run $(if $(PORT),--port $(PORT))
 
 # The whole suite on DATABASE_URL / REDIS_URL when set, else on the embedded servers.
 test: $(STAMP)

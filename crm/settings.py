@@ -182,7 +182,11 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / ".data" / "staticfiles"
+# Where `collectstatic` gathers files for production (the Docker image runs it at build time).
+# Unset outside production: WhiteNoise then serves straight from the source folders and no
+# stale collected copy can shadow a file being edited.
+_STATIC_ROOT_DEFAULT = str(BASE_DIR / "staticfiles") if PRODUCTION else ""
+STATIC_ROOT = env("STATIC_ROOT", default=_STATIC_ROOT_DEFAULT) or None
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

@@ -151,6 +151,16 @@ def start_redis():
     return env, stop
 
 
+def load_env_file() -> None:
+    """Reads .env (or $ENV_FILE) as the settings do, so DATABASE_URL / REDIS_URL written there
+    count as set. Variables already in the environment win."""
+    import environ
+
+    path = os.environ.get("ENV_FILE") or str(ROOT / ".env")
+    if Path(path).is_file():
+        environ.Env.read_env(path, overwrite=False)
+
+
 @contextlib.contextmanager
 def services():
     """Yields the environment for the app: DATABASE_URL and REDIS_URL point at running servers."""
@@ -409,6 +419,7 @@ def exec_command(env: dict[str, str], command: list[str]) -> int:
 
 
 def main() -> int:
+    load_env_file()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     run = sub.add_parser("run", help="migrate, seed, then web + Celery worker + beat")

@@ -37,8 +37,13 @@ def pytest(args: list[str], totals: Counter) -> int:
             sys.stdout.flush()
             if raw.strip():
                 last_line = raw.decode(errors="replace")
+    counts = Counter()
     for count, outcome in OUTCOME.findall(last_line):
-        totals["error" if outcome.startswith("error") else outcome] += int(count)
+        counts["error" if outcome.startswith("error") else outcome] += int(count)
+    if proc.returncode not in (0, NO_TESTS_COLLECTED) and not counts["failed"] + counts["error"]:
+        # Interrupted, or pytest itself broke (a conftest that does not import): one failure.
+        counts["error"] += 1
+    totals.update(counts)
     return proc.returncode
 
 
