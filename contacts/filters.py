@@ -267,9 +267,7 @@ def _parse_value(spec: FieldSpec, op: str, value):
         return _uuid(value, "needs 'me', 'unclaimed' or a user id.")
     if kind == "company":
         text = _text(value)
-        if op == "contains":
-            return text
-        return _uuid(value, "needs a company id.") if op != "eq" or _is_uuid(text) else text
+        return str(uuid.UUID(text)) if op != "contains" and _is_uuid(text) else text
     if kind == "tags":
         text = _text(value)
         return str(uuid.UUID(text)) if _is_uuid(text) else text
@@ -523,21 +521,26 @@ def _companies(ctx, **lookups):
     return Company.objects.for_org(ctx.org).filter(**lookups).values("id")
 
 
-def _company_match(value, ctx) -> Q:
-    if _is_uuid(value):
-        return Q(company_id__in=_companies(ctx, public_id=value))
-    return Q(company_id__in=_companies(ctx, name__iexact=value))
+def _company_match(values, ctx) -> Q:
+    """Companies named by public id or by exact (case-insensitive) name."""
+    ids = [v for v in values if _is_uuid(v)]
+    names = [v.lower() for v in values if not _is_uuid(v)]
+    match = Q(public_id__in=ids) if ids else _NOTHING
+    if names:
+        match |= Q(name_lower__in=names)
+    companies = Company.objects.for_org(ctx.org).alias(name_lower=Lower("name")).filter(match)
+    return Q(company_id__in=companies.values("id"))
 
 
 def _compile_company(spec, op, value, ctx) -> Q:
     if op == "eq":
-        return _company_match(value, ctx)
+        return _company_match([value], ctx)
     if op == "neq":
-        return ~_company_match(value, ctx)
+        return ~_company_match([value], ctx)
     if op == "contains":
         return Q(company_id__in=_companies(ctx, name__icontains=value))
     if op == "any_of":
-        return Q(company_id__in=_companies(ctx, public_id__in=value))
+        return _company_match(value, ctx)
     return Q(company__isnull=op == "is_empty")
 
 

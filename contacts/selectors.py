@@ -25,6 +25,7 @@ from django.db.models import Q, QuerySet
 
 from crm.pagination import OrderKey
 from crm.permissions import policy_for
+from crm.selectors import org_timezone
 
 from .fields import CUSTOM_PREFIX, FieldSpec, catalog_by_key, contact_field_catalog
 from .filters import (
@@ -68,7 +69,7 @@ def visible_catalog(org, policy, catalog=None) -> list[FieldSpec]:
     return [spec for spec in catalog if policy.can_see_field(spec.key)]
 
 
-def _request_catalog(request) -> list[FieldSpec]:
+def request_catalog(request) -> list[FieldSpec]:
     """The visible catalog, built once per request."""
     cached = getattr(request, "_visible_contact_catalog", None)
     if cached is None:
@@ -77,30 +78,36 @@ def _request_catalog(request) -> list[FieldSpec]:
     return cached
 
 
-def _list_timezone(org) -> str:
-    return getattr(org, "timezone", None) or "UTC"
-
-
 # Search --------------------------------------------------------------------------------------
 
 
-def search_query(text: str) -> SearchQuery | None:
+def search_query(text: str, *, names_only: bool = False) -> SearchQuery | None:
     """Prefix full-text query: every word must match the start of a word ("jo smi" finds John
-    Smith). Only word characters reach to_tsquery, so its syntax cannot be injected."""
+    Smith). Only word characters reach to_tsquery, so its syntax cannot be injected.
+    `names_only` restricts matching to weight A (the name), leaving out the email (weight B)."""
     terms = re.findall(r"\w+", (text or "").lower())[:MAX_SEARCH_TERMS]
     if not terms:
         return None
-    raw = " & ".join(f"'{term}':*" for term in terms)
+    suffix = ":*A" if names_only else ":*"
+    raw = " & ".join(f"'{term}'{suffix}" for term in terms)
     return SearchQuery(raw, search_type="raw", config="simple")
 
 
-def search_q(org, text: str) -> Q:
-    """Contacts whose name or email matches, or whose company's name or domain matches."""
-    query = search_query(text)
+def search_q(org, text: str, policy=None) -> Q:
+    """Contacts whose name or email matches, or whose company's name or domain matches.
+    With `policy`, a hidden email or company never decides a match: finding a contact by a
+    value one may not see would reveal it."""
+    hide_email = policy is not None and not policy.can_see_field("email")
+    hide_company = policy is not None and not policy.can_see_field("company")
+    query = search_query(text, names_only=hide_email)
     if query is None:
         return Q()
-    companies = Company.objects.for_org(org).filter(search_vector=query).values("id")
-    return Q(search_vector=query) | Q(company_id__in=companies)
+    match = Q(search_vector=query)
+    if not hide_company:
+        company_query = search_query(text)
+        companies = Company.objects.for_org(org).filter(search_vector=company_query).values("id")
+        match |= Q(company_id__in=companies)
+    return match
 
 
 def companies_for_search(*, org, policy, search: str) -> QuerySet:
@@ -127,7 +134,7 @@ def contacts_for_list(
     if archived is not None:
         qs = qs.filter(is_archived=bool(archived))
     if search:
-        qs = qs.filter(search_q(org, search))
+        qs = qs.filter(search_q(org, search, policy))
     if filters and filters.get("groups"):
         catalog = catalog if catalog is not None else contact_field_catalog(org)
         spec = parse_filters(filters, catalog, policy=policy)
@@ -136,7 +143,7 @@ def contacts_for_list(
             compile_filters(
                 spec,
                 catalog,
-                tz=_list_timezone(org),
+                tz=org_timezone(org),
                 org=org,
                 user=membership.user if membership is not None else None,
             )
@@ -160,7 +167,7 @@ def contacts_for_state(request, state: ListState) -> QuerySet:
         search=state.q,
         filters=state.filters,
         archived=state.archived,
-        catalog=_request_catalog(request),
+        catalog=request_catalog(request),
     )
 
 
@@ -389,6 +396,7 @@ class ListState:
     error: str = ""
     error_condition: int | None = None
     explicit_filters: bool = False  # ?filters= given (the builder overrides the view)
+    explicit_columns: bool = False  # ?columns= given (the column chooser overrides the view)
 
     @property
     def is_valid(self) -> bool:
@@ -408,6 +416,8 @@ class ListState:
                 pairs.append((name, item))
         if self.archived:
             pairs.append(("archived", "1"))
+        if self.explicit_columns:
+            pairs.append(("columns", ",".join(self.columns)))
         pairs.append(("sort", self.sort))
         if cursor and self.cursor:
             pairs.append(("cursor", self.cursor))
@@ -429,7 +439,7 @@ def list_state_from_request(request) -> ListState:
     """Read the list state from GET (or POST, for the bulk form) parameters."""
     params = request.POST if request.method == "POST" else request.GET
     org, user = request.org, request.user
-    catalog = _request_catalog(request)
+    catalog = request_catalog(request)
     policy = policy_for(request)
     state = ListState(
         q=(params.get("q") or "").strip()[:200],
@@ -450,6 +460,10 @@ def list_state_from_request(request) -> ListState:
             state.builder_json = raw
             state.builder = parse_filters(raw, catalog, policy=policy)
             state.builder_json = json.dumps(state.builder)
+            if state.view is not None and state.builder == parse_filters(
+                state.view.filters, catalog, policy=policy
+            ):
+                state.explicit_filters = False  # the view's own filter, unchanged
         elif state.view is not None:
             state.builder = parse_filters(state.view.filters, catalog, policy=policy)
         conditions, state.panel = panel_conditions(params, catalog)
@@ -473,6 +487,7 @@ def list_state_from_request(request) -> ListState:
     state.sort = sort or DEFAULT_SORT
 
     if params.get("columns") is not None:
+        state.explicit_columns = True
         columns = normalize_columns(params.get("columns", "").split(","), catalog)
     elif state.view is not None and state.view.columns:
         columns = normalize_columns(state.view.columns, catalog)

@@ -1,0 +1,184 @@
+"""Writes for smart views (saved filters of the contact list) and the remembered columns.
+
+A view's filter is validated against the org's field catalog and the author's field
+visibility before it is stored, so a saved view never holds a filter its author could not run.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.db.models.functions import Lower
+
+from crm.services import Actor, audit, diff, emit_event, snapshot
+
+from .filters import parse_filters
+from .models import ListPreference, SmartView
+from .selectors import LIST_KEY, normalize_columns, normalize_sort, visible_catalog
+
+MAX_NAME = 120
+MANAGE_DENIED = "Only the view's author (or an admin, for shared views) may change it."
+_AUDITED = ["name", "is_shared", "filters", "columns", "sort"]
+
+
+def is_admin(policy) -> bool:
+    return policy.can("settings", "edit")
+
+
+def can_share_views(policy) -> bool:
+    """Shared views appear for everyone, so sharing is for people who work the records."""
+    return policy.can("contacts", "edit") or is_admin(policy)
+
+
+def can_manage_view(policy, user, view: SmartView) -> bool:
+    """The author manages their views; admins also manage shared ones."""
+    return view.owner_id == getattr(user, "pk", None) or (view.is_shared and is_admin(policy))
+
+
+def _clean_name(org, owner, name: str, exclude_pk=None) -> str:
+    name = (name or "").strip()
+    if not name:
+        raise ValidationError({"name": "Give the view a name."})
+    if len(name) > MAX_NAME:
+        raise ValidationError({"name": f"Keep the name under {MAX_NAME} characters."})
+    clash = (
+        SmartView.objects.for_org(org)
+        .filter(owner=owner)
+        .annotate(name_lower=Lower("name"))
+        .filter(name_lower=name.lower())
+    )
+    if exclude_pk is not None:
+        clash = clash.exclude(pk=exclude_pk)
+    if clash.exists():
+        raise ValidationError({"name": f"You already have a view called “{name}”."})
+    return name
+
+
+def _clean_filters(org, policy, filters) -> dict:
+    """Raises FilterError (with the condition's number) for anything invalid or hidden."""
+    return parse_filters(filters, visible_catalog(org, policy), policy=policy)
+
+
+def _clean_layout(org, policy, columns, sort) -> tuple[list, str]:
+    catalog = visible_catalog(org, policy)
+    return normalize_columns(columns or [], catalog), normalize_sort(sort or "", catalog) or ""
+
+
+def _payload(view: SmartView) -> dict:
+    return {"smart_view": str(view.public_id), "name": view.name, "shared": view.is_shared}
+
+
+@transaction.atomic
+def smartview_create(
+    *,
+    org,
+    actor: Actor,
+    policy,
+    owner,
+    name: str,
+    filters,
+    is_shared: bool = False,
+    columns=None,
+    sort: str = "",
+) -> SmartView:
+    if is_shared and not can_share_views(policy):
+        raise PermissionDenied("Your role may not share views with the team.")
+    name = _clean_name(org, owner, name)
+    spec = _clean_filters(org, policy, filters)
+    columns, sort = _clean_layout(org, policy, columns, sort)
+    position = SmartView.objects.for_org(org).filter(owner=owner).count()
+    view = SmartView.objects.create(
+        org=org,
+        owner=owner,
+        name=name,
+        is_shared=bool(is_shared),
+        filters=spec,
+        columns=columns,
+        sort=sort,
+        position=min(position, 32000),
+    )
+    audit(
+        org=org,
+        actor=actor,
+        verb="smart_view.created",
+        obj=view,
+        changes=diff({}, snapshot(view, _AUDITED)),
+    )
+    emit_event(org=org, event_type="smart_view.created", payload=_payload(view))
+    return view
+
+
+def _require_manage(policy, actor: Actor, view: SmartView) -> None:
+    if not can_manage_view(policy, actor.user, view):
+        raise PermissionDenied(
+            "Only the view's author (or an admin, for shared views) may change it."
+        )
+
+
+@transaction.atomic
+def smartview_update(
+    *, view: SmartView, actor: Actor, policy, filters, columns=None, sort: str | None = None
+) -> SmartView:
+    """Replace the view's filter (and, when given, its columns and sort)."""
+    _require_manage(policy, actor, view)
+    before = snapshot(view, _AUDITED)
+    view.filters = _clean_filters(view.org, policy, filters)
+    if columns is not None or sort is not None:
+        new_columns, new_sort = _clean_layout(view.org, policy, columns, sort)
+        if columns is not None:
+            view.columns = new_columns
+        if sort is not None:
+            view.sort = new_sort
+    view.save()
+    changes = diff(before, snapshot(view, _AUDITED))
+    audit(org=view.org, actor=actor, verb="smart_view.updated", obj=view, changes=changes)
+    emit_event(org=view.org, event_type="smart_view.updated", payload=_payload(view))
+    return view
+
+
+@transaction.atomic
+def smartview_rename(
+    *, view: SmartView, actor: Actor, policy, name: str, is_shared: bool | None = None
+) -> SmartView:
+    """Rename the view and, when `is_shared` is given, share or unshare it."""
+    _require_manage(policy, actor, view)
+    before = snapshot(view, _AUDITED)
+    view.name = _clean_name(view.org, view.owner, name, exclude_pk=view.pk)
+    if is_shared is not None and bool(is_shared) != view.is_shared:
+        if is_shared and not can_share_views(policy):
+            raise PermissionDenied("Your role may not share views with the team.")
+        view.is_shared = bool(is_shared)
+    view.save()
+    changes = diff(before, snapshot(view, _AUDITED))
+    audit(org=view.org, actor=actor, verb="smart_view.renamed", obj=view, changes=changes)
+    emit_event(org=view.org, event_type="smart_view.updated", payload=_payload(view))
+    return view
+
+
+@transaction.atomic
+def smartview_delete(*, view: SmartView, actor: Actor, policy) -> None:
+    _require_manage(policy, actor, view)
+    payload = _payload(view)
+    audit(
+        org=view.org,
+        actor=actor,
+        verb="smart_view.deleted",
+        obj=view,
+        changes=diff(snapshot(view, _AUDITED), {}),
+    )
+    emit_event(org=view.org, event_type="smart_view.deleted", payload=payload)
+    view.delete()
+
+
+@transaction.atomic
+def list_preference_save(*, org, user, policy, columns=None, sort: str | None = None):
+    """Remember a member's columns and/or sort for the contact list (no audit: a display
+    preference, like a theme)."""
+    pref, _ = ListPreference.objects.get_or_create(org=org, user=user, list_key=LIST_KEY)
+    new_columns, new_sort = _clean_layout(org, policy, columns, sort)
+    if columns is not None:
+        pref.columns = new_columns
+    if sort is not None:
+        pref.sort = new_sort
+    pref.save()
+    return pref
