@@ -1,0 +1,1 @@
+"""Contacts views, one module per page family (list, record, companies, ...)."""
