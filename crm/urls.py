@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
-from .views import audit, core
+from .views import audit, core, members
 
 crm_patterns = [
     path("", core.dashboard, name="dashboard"),
@@ -10,6 +10,35 @@ crm_patterns = [
     path("orgs/<uuid:org_public_id>/switch/", core.switch_org, name="switch_org"),
     path("settings/audit/", audit.audit_log, name="audit_log"),
     path("settings/audit/export.csv", audit.audit_export, name="audit_export"),
+    path("settings/members/", members.members, name="members"),
+    path("settings/members/invite/", members.member_invite, name="member_invite"),
+    path(
+        "settings/members/invitations/<uuid:invitation_public_id>/revoke/",
+        members.invitation_revoke_view,
+        name="invitation_revoke",
+    ),
+    path(
+        "settings/members/<uuid:membership_public_id>/",
+        members.member_update_view,
+        name="member_update",
+    ),
+    path(
+        "settings/members/<uuid:membership_public_id>/deactivate/",
+        members.member_deactivate_view,
+        name="member_deactivate",
+    ),
+    path(
+        "settings/members/<uuid:membership_public_id>/reactivate/",
+        members.member_reactivate_view,
+        name="member_reactivate",
+    ),
+    path("settings/teams/", members.team_create_view, name="team_create"),
+    path(
+        "settings/teams/<uuid:team_public_id>/rename/",
+        members.team_rename_view,
+        name="team_rename",
+    ),
+    path("invitations/<str:token>/", members.accept_invitation, name="accept_invitation"),
 ]
 
 urlpatterns = [

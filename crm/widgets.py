@@ -1,6 +1,9 @@
 """Dashboard figures. Each app registers a provider; the dashboard shows those the
 member may see. A provider returns a list of {"label", "value", "url"} dicts."""
 
+from django.urls import reverse
+
+from .models import Invitation, Membership
 from .permissions import policy_for
 
 _PROVIDERS: list[tuple[str | None, object]] = []
@@ -21,3 +24,20 @@ def dashboard_widgets(request):
         if module is None or policy.can_access(module):
             figures.extend(provider(request))
     return figures
+
+
+@register("settings")
+def _people_figures(request):
+    url = reverse("crm:members")
+    return [
+        {
+            "label": "Active members",
+            "value": Membership.objects.for_org(request.org).active().count(),
+            "url": url,
+        },
+        {
+            "label": "Pending invitations",
+            "value": Invitation.objects.for_org(request.org).pending().count(),
+            "url": url,
+        },
+    ]
