@@ -2,6 +2,7 @@
 
 from .audit import Actor, audit, diff, emit_event, snapshot
 from .orgs import ensure_builtin_roles, organization_create
+from .preferences import preference_set_theme, theme_for
 
 __all__ = [
     "Actor",
@@ -10,5 +11,7 @@ __all__ = [
     "emit_event",
     "ensure_builtin_roles",
     "organization_create",
+    "preference_set_theme",
     "snapshot",
+    "theme_for",
 ]

@@ -1,35 +1,134 @@
-// Small shell helpers: toasts from HX-Trigger events, auto-dismiss, closing menus.
+// Shell helpers: toasts (Django messages and HX-Trigger "toast" events), menus that close
+// on Escape or an outside click, and Ctrl/⌘+K to reach the global search from any page.
 (function () {
   "use strict";
+
+  var TOAST_MS = 6000;
+  var isMac = /Mac|iPhone|iPad/.test(navigator.platform || navigator.userAgent || "");
+
+  // Toasts ---------------------------------------------------------------------------
+  function dismiss(toast) {
+    if (toast && toast.parentNode) toast.parentNode.removeChild(toast);
+  }
+
+  // Errors stay until dismissed (they must be read); the rest leave after a while,
+  // but not while the pointer or keyboard focus is on them.
+  function scheduleDismiss(toast) {
+    if (toast.classList.contains("toast-error")) return;
+    var timer = null;
+    function start() { timer = setTimeout(function () { dismiss(toast); }, TOAST_MS); }
+    function stop() { clearTimeout(timer); }
+    toast.addEventListener("mouseenter", stop);
+    toast.addEventListener("mouseleave", start);
+    toast.addEventListener("focusin", stop);
+    toast.addEventListener("focusout", start);
+    start();
+  }
+
   function showToast(level, text) {
     var box = document.getElementById("toasts");
-    if (!box) return;
-    var el = document.createElement("div");
-    el.className = "toast toast-" + (level || "info");
-    el.textContent = text;
-    box.appendChild(el);
-    setTimeout(function () { el.remove(); }, 5000);
+    var template = document.getElementById("toast-template");
+    if (!box || !template || !text) return null;
+    var toast = template.content.firstElementChild.cloneNode(true);
+    toast.className = "toast toast-" + (level || "info");
+    toast.querySelector(".toast-text").textContent = text;
+    box.appendChild(toast);
+    scheduleDismiss(toast);
+    return toast;
   }
   window.crmToast = showToast;
+
+  // crm.middleware.HtmxMessagesMiddleware sends HX-Trigger: {"toast": [{level, text}, ...]}.
+  // htmx wraps a non-object value (our list) as event.detail.value; an object arrives as
+  // event.detail itself, so accept both shapes.
+  function toastsFrom(detail) {
+    if (!detail) return [];
+    var value = Object.prototype.hasOwnProperty.call(detail, "value") ? detail.value : detail;
+    if (Array.isArray(value)) return value;
+    return value && value.text ? [value] : [];
+  }
   document.addEventListener("toast", function (event) {
-    var items = (event.detail && event.detail.value) || event.detail || [];
-    if (!Array.isArray(items)) items = [items];
-    items.forEach(function (t) { if (t && t.text) showToast(t.level, t.text); });
-  });
-  document.addEventListener("DOMContentLoaded", function () {
-    document.querySelectorAll("#toasts .toast").forEach(function (el) {
-      setTimeout(function () { el.remove(); }, 6000);
+    toastsFrom(event.detail).forEach(function (item) {
+      if (item && item.text) showToast(item.level, item.text);
     });
   });
-  // Close open <details> menus on outside click or Escape.
+
+  // In DEBUG, django-htmx's helper replaces the whole page with any 400/403/404 answer to
+  // an HTMX request. That suits Django's own error pages, not the answers our views send on
+  // purpose: a form fragment re-rendered with its errors, or an error toast. Those are kept
+  // from it here (window, capture phase: before its listener on document).
+  window.addEventListener("htmx:beforeOnLoad", function (event) {
+    var xhr = event.detail.xhr;
+    if (!xhr || xhr.status < 400 || xhr.status >= 500) return;
+    var isFullPage = /<html[\s>]/i.test(xhr.responseText || "");
+    if (xhr.getResponseHeader("HX-Trigger") || !isFullPage) event.stopPropagation();
+  }, true);
+
   document.addEventListener("click", function (event) {
-    document.querySelectorAll("details[open].org-switcher, details[open].user-menu").forEach(function (d) {
-      if (!d.contains(event.target)) d.removeAttribute("open");
+    var close = event.target.closest && event.target.closest("[data-toast-close]");
+    if (close) dismiss(close.closest("[data-toast]"));
+  });
+
+  // Menus (<details data-menu>) -----------------------------------------------------------
+  function openMenus() {
+    return document.querySelectorAll("details[data-menu][open]");
+  }
+
+  document.addEventListener("click", function (event) {
+    openMenus().forEach(function (menu) {
+      if (!menu.contains(event.target)) menu.removeAttribute("open");
     });
   });
+
+  // Opening one menu closes the others, so two never overlap.
+  document.addEventListener("toggle", function (event) {
+    var opened = event.target;
+    if (!opened.matches || !opened.matches("details[data-menu]") || !opened.open) return;
+    openMenus().forEach(function (menu) {
+      if (menu !== opened) menu.removeAttribute("open");
+    });
+  }, true);
+
+  // Keyboard -----------------------------------------------------------------------------
+  function focusSearch() {
+    var search = document.getElementById("global-search");
+    if (!search) return false;
+    search.focus();
+    search.select();
+    return true;
+  }
+
   document.addEventListener("keydown", function (event) {
     if (event.key === "Escape") {
-      document.querySelectorAll("details[open]").forEach(function (d) { d.removeAttribute("open"); });
+      var menus = openMenus();
+      if (!menus.length) return;
+      menus.forEach(function (menu) {
+        var hadFocus = menu.contains(document.activeElement);
+        menu.removeAttribute("open");
+        if (hadFocus) menu.querySelector("summary").focus();
+      });
+      event.preventDefault();
+      return;
+    }
+    var modifier = isMac ? event.metaKey : event.ctrlKey;
+    if ((modifier || event.ctrlKey) && !event.altKey && !event.shiftKey &&
+        (event.key === "k" || event.key === "K")) {
+      if (focusSearch()) event.preventDefault();
+    }
+  });
+
+  // A search box with nothing behind it yet must not submit the page to itself.
+  document.addEventListener("submit", function (event) {
+    var input = event.target.querySelector && event.target.querySelector("#global-search");
+    if (input && input.getAttribute("aria-disabled") === "true") event.preventDefault();
+  });
+
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("#toasts [data-toast]").forEach(scheduleDismiss);
+    if (isMac) {
+      document.querySelectorAll("[data-shortcut-hint]").forEach(function (hint) {
+        hint.textContent = "⌘K";
+      });
     }
   });
 })();

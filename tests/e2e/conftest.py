@@ -1,0 +1,79 @@
+"""Browser tests: Playwright drives Debian's Chromium against pytest-django's live_server.
+
+Run them alone with `pytest -m e2e`. The live server runs in a thread of this process, so
+mail sent by the app lands in django.core.mail.outbox (the locmem backend of test runs).
+"""
+
+import os
+import shutil
+
+import pytest
+from django.conf import settings
+from django.test import Client
+from playwright.sync_api import sync_playwright
+
+# Playwright's sync API keeps an asyncio event loop running in the test thread, and Django
+# refuses ORM calls from a thread with a running loop unless this variable is set. Django
+# reads it on every such call, so setting it when this conftest is imported (before any
+# fixture touches the database) is enough; tests/conftest.py sets it as well.
+os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+VIEWPORT = {"width": 1280, "height": 800}
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One Chromium for the whole run; every test gets a fresh context (cookies, storage)."""
+    if not shutil.which(CHROMIUM):
+        pytest.fail(f"Chromium not found at {CHROMIUM}: apt-get install -y chromium")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def browser_context(browser, live_server):
+    context = browser.new_context(base_url=live_server.url, viewport=VIEWPORT)
+    context.set_default_timeout(10_000)
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def page(browser_context):
+    """A blank tab whose relative URLs go to the live server."""
+    return browser_context.new_page()
+
+
+@pytest.fixture
+def login_as(browser_context, live_server):
+    """login_as(user) signs the browser in without going through the login form, so tests
+    that are not about signing in do not depend on how the login page looks."""
+
+    def sign_in(user):
+        client = Client()
+        client.force_login(user)
+        session_cookie = client.cookies[settings.SESSION_COOKIE_NAME]
+        browser_context.add_cookies(
+            [
+                {
+                    "name": settings.SESSION_COOKIE_NAME,
+                    "value": session_cookie.value,
+                    "url": live_server.url,
+                }
+            ]
+        )
+        return user
+
+    return sign_in
