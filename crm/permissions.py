@@ -4,7 +4,8 @@ A role's `permissions` JSON has one entry per module:
     {"access": bool, "view": bool, "create": bool, "edit": bool, "delete": bool,
      "export": bool, "scope": "all" | "team" | "own"}
 and `field_rules` maps a contact field key to "editable", "visible" or "hidden".
-Anything missing from the JSON is denied, so a new module starts closed.
+Anything missing from the JSON is denied, so a new module starts closed. A module is open
+only with both `access` and `view`: the other actions mean nothing without seeing the records.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ ACTIONS = ["view", "create", "edit", "delete", "export"]
 SCOPES = [("all", "All records"), ("team", "Team's records"), ("own", "Own records")]
 SCOPE_KEYS = [key for key, _ in SCOPES]
 FIELD_LEVELS = ["editable", "visible", "hidden"]
+PERMISSION_FIELDS = ["access", *ACTIONS, "scope"]
+# How far a scope reaches, for "may not grant more than you have" checks.
+SCOPE_REACH = {"own": 0, "team": 1, "all": 2}
 
 _BUSINESS = ["contacts", "companies", "pipeline", "tasks", "messaging"]
 
@@ -100,7 +104,7 @@ BUILTIN_ROLES = [
     (
         "team",
         "Team",
-        "A sales rep: works the records they own, sees the team's.",
+        "A sales rep: sees and works the records they own.",
         _matrix(
             "",
             **{m: _module("vce", scope="own") for m in _BUSINESS},
@@ -142,25 +146,50 @@ BUILTIN_ROLES = [
     (
         "client",
         "Client",
-        "A customer with a login: sees only the tasks shared with them.",
+        "A customer with a login: sees only the tasks assigned to them.",
         _matrix("", tasks=_module("v", scope="own")),
     ),
 ]
 BUILTIN_ROLE_KEYS = [key for key, *_ in BUILTIN_ROLES]
 
 
-def normalize_permissions(raw: dict) -> dict:
-    """Return a complete, valid permissions dict (unknown keys dropped, missing denied)."""
+def normalize_permissions(raw) -> dict:
+    """Return a complete, valid permissions dict (unknown keys dropped, missing denied).
+
+    Only a real `True` grants: JSON edited by hand with "false" or 1 must not open a module."""
+    raw = raw if isinstance(raw, dict) else {}
     out = {}
     for module in MODULE_KEYS:
-        entry = raw.get(module) or {}
-        actions = {action: bool(entry.get(action, False)) for action in ACTIONS}
-        access = bool(entry.get("access", False)) and actions["view"]
+        entry = raw.get(module)
+        entry = entry if isinstance(entry, dict) else {}
+        actions = {action: entry.get(action) is True for action in ACTIONS}
+        access = entry.get("access") is True and actions["view"]
         if not access:
             actions = dict.fromkeys(ACTIONS, False)
-        scope = entry.get("scope") if entry.get("scope") in SCOPE_KEYS else "own"
+        scope = entry.get("scope")
+        scope = scope if isinstance(scope, str) and scope in SCOPE_KEYS else "own"
         out[module] = {"access": access, **actions, "scope": scope}
     return out
+
+
+def apply_permission_change(entry: dict, field: str, value) -> dict:
+    """One module's entry after one control of the matrix changes, keeping it coherent:
+    access off (or view off) closes the module; access on, or any action on, opens it
+    with view. Returns a new dict; `field` and `value` must already be valid."""
+    entry = dict(entry)
+    if field == "scope":
+        entry["scope"] = value
+    elif field in ("access", "view") and not value:
+        entry["access"] = False
+        entry.update(dict.fromkeys(ACTIONS, False))
+    elif value:
+        entry["access"] = True
+        entry["view"] = True
+        if field != "access":
+            entry[field] = True
+    else:
+        entry[field] = False
+    return entry
 
 
 @dataclass(frozen=True)
@@ -189,7 +218,8 @@ class Policy:
             if role.is_owner:
                 perms = normalize_permissions(_matrix("vcedx"))
             self._rights = {key: ModuleRights(**value) for key, value in perms.items()}
-            self._field_rules = dict(role.field_rules or {}) if not role.is_owner else {}
+            rules = role.field_rules if isinstance(role.field_rules, dict) else {}
+            self._field_rules = {} if role.is_owner else dict(rules)
         else:
             self._field_rules = {}
 
@@ -201,15 +231,23 @@ class Policy:
         return self.rights(module).access
 
     def can(self, module: str, action: str) -> bool:
+        # Only real actions: getattr(rights, "scope") is a non-empty string and would say yes.
+        if action != "access" and action not in ACTIONS:
+            return False
         rights = self.rights(module)
-        return rights.access and bool(getattr(rights, action, False))
+        return rights.access and getattr(rights, action) is True
 
     def require(self, module: str, action: str = "view") -> None:
         if not self.can(module, action):
             raise PermissionDenied(f"Your role may not {action} {module}.")
 
     def __getitem__(self, module: str) -> ModuleRights:
-        """Template use: {% if policy.contacts.create %}."""
+        """Template use: {% if policy.contacts.create %}.
+
+        Templates try `policy[name]` before `policy.name`, so anything that is not a module
+        must raise KeyError; otherwise {{ policy.membership }} would turn into NO_RIGHTS."""
+        if module not in MODULE_KEYS:
+            raise KeyError(module)
         return self.rights(module)
 
     # Record scope ----------------------------------------------------------------------
@@ -217,7 +255,11 @@ class Policy:
         return self.rights(module).scope
 
     def scope_filter(self, module: str, owner_field: str = "owner") -> Q:
-        """A Q that limits a queryset to the records this member may touch in `module`."""
+        """A Q that limits a queryset to the records this member may touch in `module`.
+
+        `owner_field` is the path to the owning user's foreign key ("owner", "deal__owner").
+        A "team" scope for a member without a team falls back to their own records; records
+        of deactivated teammates stay visible to the team, so nothing they owned is lost."""
         m = self.membership
         if m is None or not self.can_access(module):
             return Q(pk__in=[])
@@ -259,11 +301,16 @@ class Policy:
 
     # Fields ------------------------------------------------------------------------------
     def field_level(self, field_key: str, module: str = "contacts") -> str:
+        """How this member may treat a field: editable, visible or hidden.
+
+        A field without a rule is editable; a rule with a value we do not know hides the
+        field (fail closed). Without the module's edit or create right, editable drops to
+        visible; without its view right every field is hidden."""
         if not self.can(module, "view"):
             return "hidden"
-        level = self._field_rules.get(field_key)
+        level = self._field_rules.get(field_key, "editable")
         if level not in FIELD_LEVELS:
-            level = "editable"
+            return "hidden"
         if level == "editable" and not self.can(module, "edit") and not self.can(module, "create"):
             level = "visible"
         return level

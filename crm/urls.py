@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from .views import audit, core, members, preferences
+from .views import roles as role_views
 
 crm_patterns = [
     path("", core.dashboard, name="dashboard"),
@@ -40,6 +41,20 @@ crm_patterns = [
         name="team_rename",
     ),
     path("invitations/<str:token>/", members.accept_invitation, name="accept_invitation"),
+    path("settings/roles/", role_views.role_list, name="roles"),
+    path("settings/roles/<uuid:public_id>/", role_views.role_detail, name="role_detail"),
+    path(
+        "settings/roles/<uuid:public_id>/permission/",
+        role_views.role_permission,
+        name="role_permission",
+    ),
+    path(
+        "settings/roles/<uuid:public_id>/field/",
+        role_views.role_field_rule,
+        name="role_field_rule",
+    ),
+    path("settings/roles/<uuid:public_id>/rename/", role_views.role_rename, name="role_rename"),
+    path("settings/roles/<uuid:public_id>/delete/", role_views.role_delete, name="role_delete"),
 ]
 
 urlpatterns = [
