@@ -3,6 +3,111 @@ custom-field settings, and the contact list with its smart views."""
 
 from django.urls import path
 
+from .importing import views as import_views
+from .views import bulk, companies, export, record, scoring, settings, tasks
+from .views import list as contact_list_views
+from .views import search as search_views
+
 app_name = "contacts"
 
-urlpatterns: list = []
+urlpatterns: list = [
+    # Import: the wizard, the job's page (progress, diff, errors, undo) and the history.
+    path("import/", import_views.import_start, name="import_start"),
+    path("import/<uuid:public_id>/", import_views.import_detail, name="import_detail"),
+    path("import/<uuid:public_id>/map/", import_views.import_map, name="import_map"),
+    path("import/<uuid:public_id>/preview/", import_views.import_preview, name="import_preview"),
+    path("import/<uuid:public_id>/progress/", import_views.import_progress, name="import_progress"),
+    path("import/<uuid:public_id>/cancel/", import_views.import_cancel, name="import_cancel"),
+    path("import/<uuid:public_id>/undo/", import_views.import_undo, name="import_undo"),
+    path("import/<uuid:public_id>/errors.csv", import_views.import_errors, name="import_errors"),
+    path("imports/", import_views.import_history, name="import_history"),
+    # The contact list, its smart views and global search.
+    path("", contact_list_views.contact_list, name="contact_list"),
+    path("count/", contact_list_views.contact_count, name="contact_count"),
+    path("columns/", contact_list_views.save_columns, name="list_columns"),
+    path("views/", contact_list_views.smart_view_create, name="smart_view_create"),
+    path("views/<uuid:public_id>/", contact_list_views.smart_view_edit, name="smart_view_edit"),
+    path(
+        "views/<uuid:public_id>/delete/",
+        contact_list_views.smart_view_delete,
+        name="smart_view_delete",
+    ),
+    path("search/", search_views.search, name="search"),
+    path("search/suggest/", search_views.search_suggest, name="search_suggest"),
+    # The contact record.
+    path("new/", record.contact_create, name="contact_create"),
+    path("<uuid:public_id>/", record.contact_detail, name="contact_detail"),
+    path("<uuid:public_id>/edit/", record.contact_edit, name="contact_edit"),
+    path("<uuid:public_id>/fields/<str:key>/", record.contact_field, name="contact_field"),
+    path(
+        "<uuid:public_id>/fields/<str:key>/edit/",
+        record.contact_field_edit,
+        name="contact_field_edit",
+    ),
+    path("<uuid:public_id>/claim/", record.contact_claim, name="contact_claim"),
+    path("<uuid:public_id>/release/", record.contact_release, name="contact_release"),
+    path("<uuid:public_id>/archive/", record.contact_archive, name="contact_archive"),
+    path("<uuid:public_id>/restore/", record.contact_restore, name="contact_restore"),
+    path("<uuid:public_id>/log/", record.contact_log, name="contact_log"),
+    path("<uuid:public_id>/notes/", record.contact_note_create, name="contact_note_create"),
+    path("<uuid:public_id>/tasks/", record.contact_task_create, name="contact_task_create"),
+    path("notes/<uuid:public_id>/edit/", record.note_edit, name="note_edit"),
+    path("notes/<uuid:public_id>/delete/", record.note_delete, name="note_delete"),
+    # Tasks and the inbox.
+    path("inbox/", tasks.inbox, name="inbox"),
+    path("inbox/tasks/", tasks.inbox_task_create, name="inbox_task_create"),
+    path("inbox/log/", tasks.inbox_log, name="inbox_log"),
+    path("picker/", tasks.contact_picker, name="contact_picker"),
+    path("tasks/<uuid:public_id>/edit/", tasks.task_edit, name="task_edit"),
+    path("tasks/<uuid:public_id>/complete/", tasks.task_complete, name="task_complete"),
+    path("tasks/<uuid:public_id>/reopen/", tasks.task_reopen, name="task_reopen"),
+    path("tasks/<uuid:public_id>/delete/", tasks.task_delete, name="task_delete"),
+    # Companies.
+    path("companies/", companies.company_list, name="company_list"),
+    path("companies/new/", companies.company_create, name="company_create"),
+    path("companies/options/", companies.company_options, name="company_options"),
+    path("companies/<uuid:public_id>/", companies.company_detail, name="company_detail"),
+    path("companies/<uuid:public_id>/edit/", companies.company_edit, name="company_edit"),
+    path("companies/<uuid:public_id>/archive/", companies.company_archive, name="company_archive"),
+    path("companies/<uuid:public_id>/restore/", companies.company_restore, name="company_restore"),
+    # Settings → Custom fields.
+    path("settings/fields/", settings.custom_fields, name="custom_fields"),
+    path("settings/fields/new/", settings.custom_field_create, name="custom_field_create"),
+    path(
+        "settings/fields/<uuid:public_id>/edit/",
+        settings.custom_field_edit,
+        name="custom_field_edit",
+    ),
+    path(
+        "settings/fields/<uuid:public_id>/deactivate/",
+        settings.custom_field_deactivate,
+        name="custom_field_deactivate",
+    ),
+    path(
+        "settings/fields/<uuid:public_id>/reactivate/",
+        settings.custom_field_reactivate,
+        name="custom_field_reactivate",
+    ),
+]
+
+# Bulk actions, exports and lead scoring (contacts.bulk, contacts.export, contacts.scoring).
+urlpatterns += [
+    path("bulk/actions/", bulk.bulk_actions, name="bulk_actions"),
+    path("bulk/count/", bulk.bulk_count, name="bulk_count"),
+    path("bulk/", bulk.bulk_action, name="bulk_action"),
+    path("export.csv", export.export_csv, name="export_csv"),
+    path("export.json", export.export_json, name="export_json"),
+    path("<uuid:public_id>/score/", scoring.contact_score_reasons, name="score_reasons"),
+    path("settings/scoring/", scoring.scoring, name="scoring"),
+    path("settings/scoring/rescore/", scoring.scoring_rescore, name="scoring_rescore"),
+    path(
+        "settings/scoring/<uuid:public_id>/edit/",
+        scoring.scoring_rule_edit,
+        name="scoring_rule_edit",
+    ),
+    path(
+        "settings/scoring/<uuid:public_id>/delete/",
+        scoring.scoring_rule_delete,
+        name="scoring_rule_delete",
+    ),
+]

@@ -29,6 +29,7 @@ SETTINGS_NAV = [
     NavItem("Customize", "crm:customize", None, "palette"),
     NavItem("Members", "crm:members", "settings", "users"),
     NavItem("Roles & Permissions", "crm:roles", "settings", "key"),
+    NavItem("Custom fields", "contacts:custom_fields", "settings", "sliders"),
     NavItem("Audit log", "crm:audit_log", "settings", "list"),
 ]
 

@@ -7,6 +7,7 @@ import secrets
 import factory
 from django.utils import timezone
 
+from contacts import models as contacts_models
 from crm.models import (
     AuditEvent,
     Invitation,
@@ -203,3 +204,79 @@ FACTORY_FOR_MODEL.update(
         ListPreferenceFactory._meta.get_model_class(): ListPreferenceFactory,
     }
 )
+
+
+# Contacts, companies and what hangs off them ---------------------------------------------
+
+
+class CompanyFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = contacts_models.Company
+
+    org = factory.SubFactory(OrganizationFactory)
+    name = factory.Sequence(lambda n: f"Company {n}")
+    domain = factory.Sequence(lambda n: f"company{n}.example")
+
+
+class TagFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = contacts_models.Tag
+
+    org = factory.SubFactory(OrganizationFactory)
+    name = factory.Sequence(lambda n: f"tag-{n}")
+
+
+class ContactFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = contacts_models.Contact
+        skip_postgeneration_save = True
+
+    org = factory.SubFactory(OrganizationFactory)
+    first_name = factory.Faker("first_name")
+    last_name = factory.Faker("last_name")
+    email = factory.Sequence(lambda n: f"contact{n}@people.example")
+
+    @factory.post_generation
+    def tags(self, create, extracted, **kwargs):
+        """ContactFactory(org=org, tags=[tag, ...]) links existing tags."""
+        if create and extracted:
+            self.tags.set(extracted)
+
+
+class CustomFieldDefinitionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = contacts_models.CustomFieldDefinition
+
+    org = factory.SubFactory(OrganizationFactory)
+    entity = "contact"
+    key = factory.Sequence(lambda n: f"field_{n}")
+    label = factory.Sequence(lambda n: f"Field {n}")
+    field_type = "text"
+
+
+class ActivityFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = contacts_models.Activity
+
+    org = factory.SubFactory(OrganizationFactory)
+    contact = factory.SubFactory(ContactFactory, org=factory.SelfAttribute("..org"))
+    type = "call"
+    subject = factory.Sequence(lambda n: f"Call {n}")
+    occurred_at = factory.LazyFunction(timezone.now)
+
+
+class NoteFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = contacts_models.Note
+
+    org = factory.SubFactory(OrganizationFactory)
+    contact = factory.SubFactory(ContactFactory, org=factory.SelfAttribute("..org"))
+    body = factory.Sequence(lambda n: f"Note number {n}")
+
+
+class TaskFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = contacts_models.Task
+
+    org = factory.SubFactory(OrganizationFactory)
+    title = factory.Sequence(lambda n: f"Follow up {n}")

@@ -1,0 +1,187 @@
+"""One way to clean the values people type: emails, phone numbers and company domains.
+
+Every writer (forms, services, import, API) goes through these functions, so "Jo@Acme.COM "
+and "jo@acme.com" are the same contact and "+44 20 7946 0958" is stored once as E.164.
+Each function raises django's ValidationError with a message fit to show next to the field.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+import idna
+import phonenumbers
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from phonenumbers.geodata.locale import LOCALE_DATA
+
+# Emails -----------------------------------------------------------------------------------
+
+
+def normalize_email(value) -> str:
+    """The address stripped and lower-cased; "" stays "" (the field is optional)."""
+    text = (value or "").strip().lower()
+    if not text:
+        return ""
+    try:
+        validate_email(text)
+    except ValidationError:
+        raise ValidationError(
+            f"“{text}” is not a valid email address.", code="invalid_email"
+        ) from None
+    return text
+
+
+def normalize_email_list(values) -> list[str]:
+    """Several addresses (a list, or text separated by commas, semicolons or new lines),
+    each normalized, duplicates dropped, order kept."""
+    if isinstance(values, str):
+        values = re.split(r"[,;\s]+", values)
+    out: list[str] = []
+    for value in values or ():
+        email = normalize_email(value)
+        if email and email not in out:
+            out.append(email)
+    return out
+
+
+# Phones -----------------------------------------------------------------------------------
+
+SUPPORTED_REGIONS = frozenset(phonenumbers.SUPPORTED_REGIONS)
+
+
+def region_code(value) -> str | None:
+    """An ISO 3166-1 alpha-2 code that phonenumbers knows, upper-cased, or None."""
+    code = (value or "").strip().upper()
+    return code if code in SUPPORTED_REGIONS else None
+
+
+def org_region(org) -> str | None:
+    """The country part of the organization's locale ("en-us" → "US"), if it names one."""
+    locale = (getattr(org, "locale", "") or "").replace("_", "-")
+    _, _, country = locale.partition("-")
+    return region_code(country)
+
+
+def phone_region(*, country: str = "", org=None) -> str | None:
+    """Where a number without a "+" is read: the contact's country, else the org's locale."""
+    return region_code(country) or (org_region(org) if org is not None else None)
+
+
+def normalize_phone(value, *, region: str | None = None) -> str:
+    """The number in E.164 ("+442079460958"); "" stays "".
+
+    Without a default `region` a number must start with "+" and its country code, since
+    guessing the country would store a wrong number that looks right."""
+    text = (value or "").strip()
+    if not text:
+        return ""
+    if region is None and text.startswith("00"):
+        text = "+" + text[2:]  # the international call prefix most of the world dials
+    if not text.startswith("+") and region is None:
+        raise ValidationError(
+            f"“{text}” has no country code. Start it with + and the country code "
+            "(for example +1 415 555 0100), or set the contact's country first.",
+            code="phone_needs_country",
+        )
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        raise ValidationError(
+            f"“{text}” is not a phone number we can read. Use digits with an optional "
+            "leading + and country code, for example +44 20 7946 0958.",
+            code="invalid_phone",
+        ) from None
+    if not phonenumbers.is_possible_number(number) or not phonenumbers.is_valid_number(number):
+        where = phonenumbers.region_code_for_number(number) or region
+        hint = f" for {country_name(where)}" if where else ""
+        raise ValidationError(
+            f"“{text}” is not a valid phone number{hint}. Check the digits and the country code.",
+            code="invalid_phone",
+        )
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def format_phone(value) -> str:
+    """A stored E.164 number in the international format people read ("+44 20 7946 0958").
+    Anything that does not parse is returned as it is, never hidden."""
+    text = (value or "").strip()
+    if not text:
+        return ""
+    try:
+        number = phonenumbers.parse(text, None)
+    except phonenumbers.NumberParseException:
+        return text
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+
+
+def country_name(code: str | None) -> str:
+    """The English name of a region code ("DE" → "Germany"), or the code itself."""
+    if not code:
+        return ""
+    names = LOCALE_DATA.get(code.upper()) or {}
+    name = names.get("en", "")
+    if name.startswith("*"):  # the data points at another language's entry for the same name
+        name = names.get(name[1:], "")
+    return name or code.upper()
+
+
+def country_choices() -> list[tuple[str, str]]:
+    """Every region phonenumbers knows, as (code, name) sorted by name, for country selects."""
+    regions = (code for code in SUPPORTED_REGIONS if code != "001")
+    pairs = [(code, country_name(code)) for code in regions]
+    # Regions without an English name in the data (their name is the code) go last.
+    return sorted(pairs, key=lambda pair: (pair[1] == pair[0], pair[1]))
+
+
+# Company domains --------------------------------------------------------------------------
+
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
+
+def normalize_domain(value) -> str:
+    """The bare, lower-case, ASCII (punycode) host of a domain or URL; "" stays "".
+
+    "https://www.Acme.com/pricing" → "acme.com", "Bücher.de" → "xn--bcher-kva.de". One
+    spelling per company keeps the per-org uniqueness meaningful and email matching simple."""
+    text = (value or "").strip()
+    if not text:
+        return ""
+    if "@" in text and "://" not in text:
+        text = text.rsplit("@", 1)[1]  # an email address: its domain
+    parts = urlsplit(text if "://" in text else f"//{text}")
+    host = (parts.hostname or "").strip().rstrip(".")
+    if host.startswith("www."):
+        host = host[4:]
+    if not host:
+        raise ValidationError(f"“{value.strip()}” is not a domain.", code="invalid_domain")
+    try:
+        ascii_host = idna.encode(host, uts46=True).decode("ascii").lower()
+    except idna.IDNAError:
+        raise ValidationError(
+            f"“{host}” is not a valid domain name.", code="invalid_domain"
+        ) from None
+    labels = ascii_host.split(".")
+    if (
+        len(labels) < 2
+        or len(ascii_host) > 253
+        or not all(_LABEL.match(label) for label in labels)
+        or labels[-1].isdigit()
+    ):
+        raise ValidationError(
+            f"“{host}” is not a valid domain name; use something like acme.com.",
+            code="invalid_domain",
+        )
+    return ascii_host
+
+
+def display_domain(value) -> str:
+    """A stored (punycode) domain as people write it ("xn--bcher-kva.de" → "bücher.de")."""
+    text = (value or "").strip()
+    if not text:
+        return ""
+    try:
+        return idna.decode(text)
+    except idna.IDNAError:
+        return text

@@ -1,0 +1,183 @@
+"""Template helpers for contact pages: phone and domain display, notes as safe HTML, and one
+way to show any catalog field's value."""
+
+from __future__ import annotations
+
+import re
+
+from django import template
+from django.urls import reverse
+from django.utils import formats, timezone
+from django.utils.html import escape, format_html, format_html_join
+from django.utils.safestring import mark_safe
+
+from ..custom_fields import display_custom_value
+from ..models import CustomFieldDefinition
+from ..normalize import country_name, display_domain, format_phone
+
+register = template.Library()
+
+EMPTY = mark_safe('<span class="muted">—</span>')
+
+
+@register.filter
+def phone(value) -> str:
+    """An E.164 number in international format: "+442079460958" → "+44 20 7946 0958"."""
+    return format_phone(value)
+
+
+@register.filter
+def domain(value) -> str:
+    """A stored punycode domain as people write it."""
+    return display_domain(value)
+
+
+@register.filter
+def country(value) -> str:
+    return country_name(value)
+
+
+# Notes ------------------------------------------------------------------------------------
+
+# http(s) URLs in text that is already HTML-escaped; "&amp;" stays part of the URL.
+_URL = re.compile(r"\bhttps?://[^\s<>\"']+", re.IGNORECASE)
+_TRAILING = ".,;:!?)]}'\""
+
+
+def _linkify_escaped(text: str) -> str:
+    def replace(match: re.Match) -> str:
+        url = match.group(0)
+        tail = ""
+        # Punctuation that ends a sentence is not part of the link, but a ")" closing a
+        # "(" inside the URL (Wikipedia style) is.
+        while url and url[-1] in _TRAILING:
+            if url[-1] == ")" and url.count("(") >= url.count(")"):
+                break
+            if url.endswith("&amp;"):
+                break
+            tail = url[-1] + tail
+            url = url[:-1]
+        if url.endswith("&amp"):  # a cut-off entity belongs to the text, not the link
+            url, tail = url[:-4], "&amp" + tail
+        return f'<a href="{url}" rel="nofollow noopener ugc" target="_blank">{url}</a>{tail}'
+
+    return _URL.sub(replace, text)
+
+
+def render_note(text) -> str:
+    """Plain text → safe HTML: escaped first, then paragraphs (blank lines), line breaks and
+    clickable http(s) links. Whatever HTML a person typed is shown as text, never run."""
+    text = (text or "").replace("\r\n", "\n").replace("\r", "\n").strip()
+    if not text:
+        return ""
+    paragraphs = [p.strip("\n") for p in re.split(r"\n\s*\n", text) if p.strip()]
+    html_parts = []
+    for paragraph in paragraphs:
+        escaped = _linkify_escaped(escape(paragraph))
+        html_parts.append("<p>" + escaped.replace("\n", "<br>") + "</p>")
+    return mark_safe("".join(html_parts))
+
+
+@register.filter
+def note_html(text) -> str:
+    return render_note(text)
+
+
+# Field values -----------------------------------------------------------------------------
+
+
+def _datetime(value) -> str:
+    if timezone.is_aware(value):
+        value = timezone.localtime(value)
+    return formats.date_format(value, "M j, Y, H:i")
+
+
+def _link(url: str, text: str | None = None):
+    return format_html(
+        '<a href="{}" rel="nofollow noopener" target="_blank">{}</a>', url, text or url
+    )
+
+
+def _custom_display(spec, custom: dict):
+    definition = spec.definition
+    value = (custom or {}).get(definition.key)
+    if value is None or value == "":
+        return EMPTY
+    if definition.field_type == CustomFieldDefinition.FieldType.LINK:
+        return _link(str(value))
+    return display_custom_value(definition, value)
+
+
+_HEX_COLOR = re.compile(r"#[0-9a-fA-F]{6}")
+
+
+@register.filter
+def tag_color(value) -> str:
+    """A tag's colour when it is a plain #rrggbb, else the theme's accent (never raw CSS)."""
+    return value if isinstance(value, str) and _HEX_COLOR.fullmatch(value) else "var(--accent)"
+
+
+@register.simple_tag
+def field_value(obj, spec):
+    """The value of catalog field `spec` on a contact or company, ready to show."""
+    if spec.is_custom:
+        return _custom_display(spec, obj.custom)
+    kind = spec.type
+    if kind == "tags":
+        tags = list(obj.tags.all())
+        if not tags:
+            return EMPTY
+        return format_html_join(
+            " ",
+            '<span class="tag-chip" style="--tag:{}">{}</span>',
+            ((tag_color(t.color), t.name) for t in tags),
+        )
+    value = getattr(obj, spec.key, None)
+    if value is None or value == "" or value == []:
+        return EMPTY
+    if kind == "choice":
+        return getattr(obj, f"get_{spec.key}_display")()
+    if kind == "user":
+        return value.display_name
+    if kind == "company":
+        url = reverse("contacts:company_detail", kwargs={"public_id": value.public_id})
+        return format_html('<a href="{}">{}</a>', url, value.name)
+    if kind == "email":
+        return format_html('<a href="mailto:{}">{}</a>', value, value)
+    if kind == "emails":
+        return format_html_join(", ", '<a href="mailto:{}">{}</a>', ((e, e) for e in value))
+    if kind == "phone":
+        return format_html('<a href="tel:{}">{}</a>', value, format_phone(value))
+    if kind == "url":
+        return _link(value)
+    if kind == "bool":
+        return "Yes" if value else "No"
+    if kind == "datetime":
+        return _datetime(value)
+    if kind == "country":
+        return f"{country_name(value)} ({value})"
+    if spec.key == "domain":
+        return display_domain(value)
+    if spec.key == "twitter_handle":
+        return _link(f"https://x.com/{value}", f"@{value}")
+    return value
+
+
+@register.filter
+def form_field_name(key: str) -> str:
+    """The form/HTML name of a catalog key (custom.budget → custom__budget)."""
+    return key.replace(".", "__")
+
+
+@register.filter
+def activity_kind(activity_type: str) -> str:
+    """A CSS modifier that groups timeline types by colour."""
+    if activity_type.startswith("email"):
+        return "email"
+    if activity_type.startswith("deal"):
+        return "deal"
+    if activity_type in {"call", "meeting", "sms", "note", "form_submit"}:
+        return activity_type
+    if activity_type in {"task_completed"}:
+        return "task"
+    return "system"

@@ -1,0 +1,155 @@
+"""What the contact, company, task and settings views share: the access decorator that also
+switches to the organization's timezone, scoped look-ups (another org's or an out-of-scope
+record is a 404), and small response helpers."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+from functools import wraps
+
+from django.db.models import Prefetch, Q
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.http import url_has_allowed_host_and_scheme
+
+from crm.decorators import member_required
+from crm.permissions import policy_for
+from crm.selectors import org_timezone
+from crm.services import Actor
+
+from ..models import Company, Contact, Tag, Task
+
+
+def workspace_view(module: str | None = None, action: str = "view"):
+    """member_required(module, action), with dates shown and read in the org's timezone."""
+
+    def decorator(view):
+        @member_required(module, action)
+        @wraps(view)
+        def wrapped(request, *args, **kwargs):
+            with timezone.override(org_timezone(request.org)):
+                return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+def actor(request) -> Actor:
+    return Actor.from_request(request)
+
+
+def scoped_contacts(request):
+    """The contacts of the request's org that the member may see."""
+    policy = policy_for(request)
+    return Contact.objects.for_org(request.org).filter(policy.scope_filter("contacts"))
+
+
+def scoped_companies(request):
+    policy = policy_for(request)
+    return Company.objects.for_org(request.org).filter(policy.scope_filter("companies"))
+
+
+def scoped_tasks(request):
+    policy = policy_for(request)
+    return Task.objects.for_org(request.org).filter(policy.scope_filter("tasks", "assignee"))
+
+
+def get_contact(request, public_id, *, for_update=False) -> Contact:
+    """The contact with its header data loaded in one go, or 404 when it belongs to another
+    org or lies outside the member's scope."""
+    queryset = scoped_contacts(request).select_related("company", "owner")
+    if not for_update:
+        queryset = queryset.prefetch_related(
+            Prefetch("tags", queryset=Tag.objects.order_by("name"))
+        )
+    return get_object_or_404(queryset, public_id=public_id)
+
+
+def get_company(request, public_id) -> Company:
+    return get_object_or_404(scoped_companies(request).select_related("owner"), public_id=public_id)
+
+
+def can_edit_contact(request, contact: Contact) -> bool:
+    policy = policy_for(request)
+    return policy.can("contacts", "edit") and policy.owns_in_scope("contacts", contact.owner_id)
+
+
+def require_contact_edit(request, contact: Contact) -> None:
+    """403 for a member who may see the contact but not change it."""
+    from django.core.exceptions import PermissionDenied
+
+    if not can_edit_contact(request, contact):
+        raise PermissionDenied("Your role may not change this contact.")
+
+
+def safe_next(request, default: str) -> str:
+    """A same-site `next` URL from the form, or `default`."""
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if target and url_has_allowed_host_and_scheme(
+        target, {request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return default
+
+
+def redirect_or_refresh(request, url: str):
+    """After an action: a plain redirect, or for HTMX a client-side redirect."""
+    if request.htmx:
+        response = HttpResponse(status=204)
+        response["HX-Redirect"] = url
+        return response
+    return redirect(url)
+
+
+def full_page(request) -> bool:
+    return not request.htmx or request.htmx.history_restore_request or request.htmx.boosted
+
+
+# Keyset cursors on (moment, id) -----------------------------------------------------------
+
+
+def encode_cursor(moment: dt.datetime, pk: int) -> str:
+    raw = f"{moment.isoformat()}|{pk}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(token: str | None) -> tuple[dt.datetime, int] | None:
+    """The (moment, id) in a cursor; None for a missing or tampered one (first page)."""
+    if not token:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        stamp, _, pk = raw.partition("|")
+        moment = parse_datetime(stamp)
+        if moment is None or moment.tzinfo is None:
+            return None
+        return moment, int(pk)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+
+
+def newest_first_page(queryset, field: str, cursor: str | None, size: int):
+    """Rows ordered by (field, id) newest first after `cursor`, and the next page's cursor.
+
+    Seeks on the index instead of OFFSET, so the hundredth page costs what the first does."""
+    position = decode_cursor(cursor)
+    queryset = queryset.order_by(f"-{field}", "-id")
+    if position is not None:
+        moment, pk = position
+        queryset = queryset.filter(
+            Q(**{f"{field}__lt": moment}) | Q(**{field: moment, "id__lt": pk})
+        )
+    rows = list(queryset[: size + 1])
+    more = len(rows) > size
+    rows = rows[:size]
+    next_cursor = encode_cursor(getattr(rows[-1], field), rows[-1].pk) if more else None
+    return rows, next_cursor
+
+
+def not_found():
+    raise Http404("Not found.")

@@ -1,0 +1,713 @@
+"""The contact record: create, edit (whole form or one field inline), the detail page with
+its tabs (details, timeline, tasks, notes), and the actions in its header."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Count, OuterRef, Subquery
+from django.http import Http404
+from django.shortcuts import get_object_or_404, render
+from django.template import TemplateDoesNotExist
+from django.template.loader import get_template
+from django.urls import NoReverseMatch, reverse
+from django.views.decorators.http import require_http_methods, require_POST
+
+from crm.permissions import policy_for
+
+from .. import services
+from ..fields import GROUPS, catalog_by_key, contact_field_catalog
+from ..forms import ContactForm, NoteForm, QuickLogForm, TaskForm, form_name
+from ..models import Activity, Company, Contact, Note, Task
+from ..scoring import score_reasons
+from .common import (
+    actor,
+    can_edit_contact,
+    get_contact,
+    redirect_or_refresh,
+    require_contact_edit,
+    scoped_contacts,
+    scoped_tasks,
+    workspace_view,
+)
+from .common import (
+    newest_first_page as keyset,
+)
+
+TABS = [("details", "Details"), ("timeline", "Timeline"), ("tasks", "Tasks"), ("notes", "Notes")]
+TIMELINE_PAGE = 25
+NOTES_PAGE = 30
+DONE_TASKS_SHOWN = 20
+EDIT_GRACE_SECONDS = 60  # a fix right after writing is not an "edit" worth showing
+SCORE_REASONS_TEMPLATE = "contacts/partials/score_reasons.html"
+
+# The timeline filter: one choice per kind a rep thinks in, each a set of entry types.
+TIMELINE_FILTERS = {
+    "note": ("Notes", {Activity.Type.NOTE}),
+    "call": ("Calls", {Activity.Type.CALL}),
+    "meeting": ("Meetings", {Activity.Type.MEETING}),
+    "email": (
+        "Emails",
+        {
+            Activity.Type.EMAIL_SENT,
+            Activity.Type.EMAIL_RECEIVED,
+            Activity.Type.EMAIL_OPENED,
+            Activity.Type.EMAIL_CLICKED,
+        },
+    ),
+    "sms": ("SMS", {Activity.Type.SMS}),
+    "form_submit": ("Form submissions", {Activity.Type.FORM_SUBMIT}),
+    "stage_change": ("Stage changes", {Activity.Type.STAGE_CHANGE}),
+    "deal": (
+        "Deals",
+        {Activity.Type.DEAL_CREATED, Activity.Type.DEAL_WON, Activity.Type.DEAL_LOST},
+    ),
+    "task_completed": ("Completed tasks", {Activity.Type.TASK_COMPLETED}),
+    "system": (
+        "Record changes",
+        {
+            Activity.Type.CREATED,
+            Activity.Type.UPDATED,
+            Activity.Type.IMPORTED,
+            Activity.Type.MERGED,
+            Activity.Type.OWNER_CHANGED,
+            Activity.Type.ARCHIVED,
+            Activity.Type.RESTORED,
+        },
+    ),
+}
+# Entries that repeat a field's value: shown only to members who may see that field.
+FIELD_OF_ACTIVITY = {
+    Activity.Type.OWNER_CHANGED: "owner",
+    Activity.Type.STAGE_CHANGE: "lifecycle_stage",
+}
+
+
+def _merge_url(contact) -> str | None:
+    """The duplicate-merge page for this contact, once the dedup feature provides it."""
+    try:
+        return reverse("contacts:contact_merge", kwargs={"public_id": contact.public_id})
+    except NoReverseMatch:
+        return None
+
+
+def _has_score_reasons() -> bool:
+    try:
+        get_template(SCORE_REASONS_TEMPLATE)
+    except TemplateDoesNotExist:
+        return False
+    return True
+
+
+def display_name(contact: Contact, policy) -> str:
+    """The contact's name for this viewer: the email stands in for a missing name only
+    when the viewer may see emails, so a hidden field never leaks through the title."""
+    parts = [
+        contact.first_name if policy.can_see_field("first_name") else "",
+        contact.last_name if policy.can_see_field("last_name") else "",
+    ]
+    name = " ".join(part for part in parts if part).strip()
+    if not name and contact.email and policy.can_see_field("email"):
+        return contact.email
+    return name or "(no name)"
+
+
+def _count(model, **filters):
+    return Subquery(
+        model.objects.filter(**filters)
+        .order_by()
+        .values("contact")
+        .annotate(n=Count("*"))
+        .values("n")[:1]
+    )
+
+
+def _timeline_queryset(request, contact, kind: str):
+    policy = policy_for(request)
+    queryset = Activity.objects.for_org(request.org).filter(contact=contact)
+    hidden_types = [t for t, key in FIELD_OF_ACTIVITY.items() if not policy.can_see_field(key)]
+    if hidden_types:
+        queryset = queryset.exclude(type__in=hidden_types)
+    if kind in TIMELINE_FILTERS:
+        queryset = queryset.filter(type__in=TIMELINE_FILTERS[kind][1])
+    return queryset.select_related("actor")
+
+
+def _header_context(request, contact: Contact) -> dict:
+    policy = policy_for(request)
+    can_edit = can_edit_contact(request, contact)
+    owner_editable = policy.can_edit_field("owner")
+    mine = contact.owner_id == request.user.pk
+    admin = services.is_contact_admin(policy)
+    visible = {
+        spec.key for spec in contact_field_catalog(request.org) if policy.can_see_field(spec.key)
+    }
+    return {
+        "contact": contact,
+        "name": display_name(contact, policy),
+        "visible": visible,
+        "header_title": contact.job_title if "job_title" in visible else "",
+        "header_company": contact.company if "company" in visible else None,
+        "can_edit": can_edit,
+        "can_claim": can_edit and owner_editable and contact.owner_id is None,
+        "can_release": can_edit
+        and owner_editable
+        and contact.owner_id is not None
+        and (mine or admin),
+        "is_mine": mine,
+        "merge_url": _merge_url(contact) if can_edit else None,
+        **_score_context(contact, policy, "lead_score" in visible),
+    }
+
+
+def _score_context(contact: Contact, policy, score_visible: bool) -> dict:
+    """The lead-score reasons partial (contacts.scoring provides it) with its reasons."""
+    if not score_visible or not _has_score_reasons():
+        return {"score_reasons_template": None}
+    return {
+        "score_reasons_template": SCORE_REASONS_TEMPLATE,
+        "score_reasons": score_reasons(contact, policy),
+    }
+
+
+def _details_context(request, contact: Contact, specs) -> dict:
+    policy = policy_for(request)
+    can_edit = can_edit_contact(request, contact)
+    grouped: dict[str, list] = {}
+    for spec in specs:
+        grouped.setdefault(spec.group, []).append(
+            {
+                "spec": spec,
+                "editable": can_edit and spec.editable and policy.can_edit_field(spec.key),
+            }
+        )
+    return {"groups": [(group, grouped[group]) for group in GROUPS if group in grouped]}
+
+
+def _timeline_context(request, contact: Contact) -> dict:
+    kind = request.GET.get("type", "")
+    kind = kind if kind in TIMELINE_FILTERS else ""
+    rows, next_cursor = keyset(
+        _timeline_queryset(request, contact, kind),
+        "occurred_at",
+        request.GET.get("cursor"),
+        TIMELINE_PAGE,
+    )
+    policy = policy_for(request)
+    return {
+        "activities": rows,
+        "next_cursor": next_cursor,
+        "timeline_kind": kind,
+        "timeline_filters": [(key, label) for key, (label, _) in TIMELINE_FILTERS.items()],
+        "log_form": QuickLogForm() if can_edit_contact(request, contact) else None,
+        "can_log": policy.can("contacts", "edit") and can_edit_contact(request, contact),
+    }
+
+
+def _tasks_context(request, contact: Contact) -> dict:
+    policy = policy_for(request)
+    if not policy.can_access("tasks"):
+        return {"tasks_open": [], "tasks_done": [], "task_form": None}
+    tasks = scoped_tasks(request).filter(contact=contact).select_related("assignee")
+    can_create = policy.can("tasks", "create")
+    return {
+        "tasks_open": list(tasks.filter(status=Task.Status.OPEN).order_by("due_at", "id")),
+        "tasks_done": list(
+            tasks.filter(status=Task.Status.DONE).order_by("-completed_at", "-id")[
+                :DONE_TASKS_SHOWN
+            ]
+        ),
+        "task_form": TaskForm(org=request.org, policy=policy, user=request.user)
+        if can_create
+        else None,
+        "next_url": reverse("contacts:contact_detail", kwargs={"public_id": contact.public_id})
+        + "?tab=tasks",
+    }
+
+
+def _notes_context(request, contact: Contact) -> dict:
+    notes, next_cursor = keyset(
+        Note.objects.for_org(request.org).filter(contact=contact).select_related("author"),
+        "created_at",
+        request.GET.get("cursor"),
+        NOTES_PAGE,
+    )
+    policy = policy_for(request)
+    admin = services.is_contact_admin(policy)
+    for note in notes:
+        note.was_edited = (note.updated_at - note.created_at).total_seconds() > EDIT_GRACE_SECONDS
+        note.can_change = can_edit_contact(request, contact) and (
+            note.author_id == request.user.pk or admin
+        )
+    return {
+        "notes": notes,
+        "notes_cursor": next_cursor,
+        "note_form": NoteForm() if can_edit_contact(request, contact) else None,
+    }
+
+
+def detail_context(request, contact: Contact, tab: str) -> dict:
+    policy = policy_for(request)
+    specs = [s for s in contact_field_catalog(request.org) if policy.can_see_field(s.key)]
+    tabs = [(key, label) for key, label in TABS if key != "tasks" or policy.can_access("tasks")]
+    if tab not in dict(tabs):
+        tab = "details"
+    context = {
+        **_header_context(request, contact),
+        "tab": tab,
+        "tabs": tabs,
+        "open_task_count": getattr(contact, "open_task_count", None) or 0,
+        "note_count": getattr(contact, "note_count", None) or 0,
+    }
+    if tab == "details":
+        context.update(_details_context(request, contact, specs))
+    elif tab == "timeline":
+        context.update(_timeline_context(request, contact))
+    elif tab == "tasks":
+        context.update(_tasks_context(request, contact))
+    elif tab == "notes":
+        context.update(_notes_context(request, contact))
+    return context
+
+
+def _contact_with_counts(request, public_id) -> Contact:
+    policy = policy_for(request)
+    task_scope = policy.scope_filter("tasks", "assignee")
+    open_tasks = Task.objects.filter(task_scope, contact=OuterRef("pk"), status=Task.Status.OPEN)
+    queryset = (
+        scoped_contacts(request)
+        .select_related("company", "owner")
+        .prefetch_related("tags")
+        .annotate(
+            open_task_count=Subquery(
+                open_tasks.order_by().values("contact").annotate(n=Count("*")).values("n")[:1]
+            ),
+            note_count=_count(Note, contact=OuterRef("pk")),
+        )
+    )
+    return get_object_or_404(queryset, public_id=public_id)
+
+
+# Pages -----------------------------------------------------------------------------------
+
+
+@workspace_view("contacts", "view")
+def contact_detail(request, public_id):
+    contact = _contact_with_counts(request, public_id)
+    tab = request.GET.get("tab", "details")
+    context = detail_context(request, contact, tab)
+    if request.htmx and not request.htmx.history_restore_request:
+        target = request.htmx.target or ""
+        if target == "timeline-more":
+            return render(request, "contacts/partials/timeline_items.html", context)
+        if target == "notes-more":
+            return render(request, "contacts/partials/note_items.html", context)
+        if target == "contact-tabs":
+            return render(request, "contacts/contact_detail.html#tabs", context)
+    return render(request, "contacts/contact_detail.html", context)
+
+
+@workspace_view("contacts", "create")
+@require_http_methods(["GET", "POST"])
+def contact_create(request):
+    policy = policy_for(request)
+    form = ContactForm(request.POST or None, org=request.org, policy=policy, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        try:
+            contact = services.contact_create(
+                org=request.org,
+                actor=actor(request),
+                data=form.service_data(changed_only=False),
+                policy=policy,
+            )
+        except ValidationError as exc:
+            form.add_service_errors(exc)
+        else:
+            messages.success(request, f"{display_name(contact, policy)} was added.")
+            url = reverse("contacts:contact_detail", kwargs={"public_id": contact.public_id})
+            if not scoped_contacts(request).filter(pk=contact.pk).exists():
+                # Given away or left unclaimed: outside what this member may open.
+                url = _list_url()
+            return redirect_or_refresh(request, url)
+    return render(request, "contacts/contact_form.html", _form_context(request, form, None))
+
+
+def _list_url() -> str:
+    try:
+        return reverse("contacts:contact_list")
+    except NoReverseMatch:
+        return reverse("contacts:inbox")
+
+
+def _form_context(request, form, contact) -> dict:
+    companies = (
+        Company.objects.for_org(request.org)
+        .filter(is_archived=False)
+        .order_by("name")
+        .values_list("name", flat=True)[:50]
+    )
+    return {
+        "form": form,
+        "contact": contact,
+        "name": display_name(contact, policy_for(request)) if contact else "",
+        "company_suggestions": list(companies) if "company" in form.fields else [],
+    }
+
+
+@workspace_view("contacts", "edit")
+@require_http_methods(["GET", "POST"])
+def contact_edit(request, public_id):
+    policy = policy_for(request)
+    contact = get_contact(request, public_id)
+    require_contact_edit(request, contact)
+    form = ContactForm(
+        request.POST or None, org=request.org, policy=policy, user=request.user, instance=contact
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.contact_update(
+                contact=contact,
+                actor=actor(request),
+                data=form.service_data(changed_only=True),
+                policy=policy,
+            )
+        except ValidationError as exc:
+            form.add_service_errors(exc)
+        else:
+            messages.success(request, "Changes saved.")
+            return redirect_or_refresh(request, _after_change_url(request, contact))
+    return render(request, "contacts/contact_form.html", _form_context(request, form, contact))
+
+
+def _after_change_url(request, contact) -> str:
+    if scoped_contacts(request).filter(pk=contact.pk).exists():
+        return reverse("contacts:contact_detail", kwargs={"public_id": contact.public_id})
+    return _list_url()
+
+
+# Inline edit of one field -----------------------------------------------------------------
+
+
+def _field_spec(request, key: str):
+    """The catalog spec for `key` if this member may see it; else 404 (a hidden field does
+    not exist for them)."""
+    spec = catalog_by_key(contact_field_catalog(request.org)).get(key)
+    if spec is None or not policy_for(request).can_see_field(key):
+        raise Http404("No such field.")
+    return spec
+
+
+def _field_row(request, contact, spec, *, form=None, oob_header=False):
+    policy = policy_for(request)
+    editable = (
+        can_edit_contact(request, contact) and spec.editable and policy.can_edit_field(spec.key)
+    )
+    context = {
+        "contact": contact,
+        "item": {"spec": spec, "editable": editable},
+        "form": form,
+        "oob_header": oob_header,
+    }
+    if oob_header:
+        context.update(_header_context(request, contact))
+        context["item"] = {"spec": spec, "editable": editable}
+    template = "contacts/partials/field_edit.html" if form else "contacts/partials/field_row.html"
+    return render(request, template, context)
+
+
+@workspace_view("contacts", "view")
+def contact_field(request, public_id, key):
+    """One field's row on the details tab (the "cancel" of an inline edit)."""
+    contact = get_contact(request, public_id)
+    spec = _field_spec(request, key)
+    return _field_row(request, contact, spec)
+
+
+@workspace_view("contacts", "edit")
+@require_http_methods(["GET", "POST"])
+def contact_field_edit(request, public_id, key):
+    policy = policy_for(request)
+    contact = get_contact(request, public_id)
+    spec = _field_spec(request, key)
+    require_contact_edit(request, contact)
+    if not spec.editable or not policy.can_edit_field(key):
+        raise PermissionDenied("Your role may not change this field.")
+    form = ContactForm(
+        request.POST or None,
+        org=request.org,
+        policy=policy,
+        user=request.user,
+        instance=contact,
+        only=[key],
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            contact = services.contact_update(
+                contact=contact,
+                actor=actor(request),
+                data=form.service_data(changed_only=True),
+                policy=policy,
+            )
+        except ValidationError as exc:
+            form.add_service_errors(exc)
+        else:
+            if not request.htmx:
+                messages.success(request, f"{spec.label} saved.")
+                return redirect_or_refresh(request, _after_change_url(request, contact))
+            if not scoped_contacts(request).filter(pk=contact.pk).exists():
+                messages.success(request, f"{spec.label} saved.")
+                return redirect_or_refresh(request, _list_url())
+            contact = get_contact(request, public_id)
+            return _field_row(request, contact, spec, oob_header=True)
+    if not request.htmx:
+        return render(
+            request,
+            "contacts/contact_form.html",
+            {**_form_context(request, form, contact), "single_field": spec},
+        )
+    return _field_row(request, contact, spec, form=form)
+
+
+# Header actions --------------------------------------------------------------------------
+
+
+def _detail_url(contact) -> str:
+    return reverse("contacts:contact_detail", kwargs={"public_id": contact.public_id})
+
+
+def _run_action(request, contact, action, success: str):
+    try:
+        action()
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, success)
+    return redirect_or_refresh(request, _after_change_url(request, contact))
+
+
+@workspace_view("contacts", "edit")
+@require_POST
+def contact_claim(request, public_id):
+    contact = get_contact(request, public_id, for_update=True)
+    require_contact_edit(request, contact)
+    return _run_action(
+        request,
+        contact,
+        lambda: services.contact_claim(
+            contact=contact, actor=actor(request), policy=policy_for(request)
+        ),
+        "The contact is yours now.",
+    )
+
+
+@workspace_view("contacts", "edit")
+@require_POST
+def contact_release(request, public_id):
+    contact = get_contact(request, public_id, for_update=True)
+    require_contact_edit(request, contact)
+    return _run_action(
+        request,
+        contact,
+        lambda: services.contact_release(
+            contact=contact, actor=actor(request), policy=policy_for(request)
+        ),
+        "The contact is unclaimed now.",
+    )
+
+
+@workspace_view("contacts", "edit")
+@require_http_methods(["GET", "POST"])
+def contact_archive(request, public_id):
+    """GET asks for confirmation (works without JavaScript); POST archives."""
+    policy = policy_for(request)
+    contact = get_contact(request, public_id)
+    require_contact_edit(request, contact)
+    if request.method == "POST":
+        return _run_action(
+            request,
+            contact,
+            lambda: services.contact_archive(contact=contact, actor=actor(request), policy=policy),
+            f"{display_name(contact, policy)} was archived. You can restore it at any time.",
+        )
+    return render(
+        request,
+        "contacts/contact_archive_confirm.html",
+        {"contact": contact, "name": display_name(contact, policy)},
+    )
+
+
+@workspace_view("contacts", "edit")
+@require_POST
+def contact_restore(request, public_id):
+    contact = get_contact(request, public_id)
+    require_contact_edit(request, contact)
+    return _run_action(
+        request,
+        contact,
+        lambda: services.contact_restore(
+            contact=contact, actor=actor(request), policy=policy_for(request)
+        ),
+        "The contact was restored.",
+    )
+
+
+# Timeline, notes and tasks on the record ---------------------------------------------------
+
+
+def _tab_response(request, contact, tab: str, *, extra=None):
+    contact = _contact_with_counts(request, contact.public_id)
+    context = detail_context(request, contact, tab)
+    context.update(extra or {})
+    if request.htmx:
+        return render(request, "contacts/contact_detail.html#tabs", context)
+    return render(request, "contacts/contact_detail.html", context)
+
+
+@workspace_view("contacts", "edit")
+@require_POST
+def contact_log(request, public_id):
+    """Quick-log a call, meeting or note from the timeline tab."""
+    contact = get_contact(request, public_id)
+    require_contact_edit(request, contact)
+    form = QuickLogForm(request.POST)
+    if form.is_valid():
+        try:
+            services.quick_log(
+                org=request.org,
+                actor=actor(request),
+                contact=contact,
+                policy=policy_for(request),
+                **form.cleaned_data,
+            )
+        except ValidationError as exc:
+            _form_errors(form, exc)
+        else:
+            messages.success(request, "Logged.")
+            if not request.htmx:
+                return redirect_or_refresh(request, _detail_url(contact) + "?tab=timeline")
+            return _tab_response(request, contact, "timeline")
+    return _tab_response(request, contact, "timeline", extra={"log_form": form})
+
+
+def _form_errors(form, exc: ValidationError) -> None:
+    if hasattr(exc, "error_dict"):
+        for key, messages_ in exc.message_dict.items():
+            form.add_error(key if key in form.fields else None, messages_)
+    else:
+        form.add_error(None, exc.messages)
+
+
+@workspace_view("contacts", "edit")
+@require_POST
+def contact_note_create(request, public_id):
+    contact = get_contact(request, public_id)
+    require_contact_edit(request, contact)
+    form = NoteForm(request.POST)
+    if form.is_valid():
+        try:
+            services.note_create(
+                org=request.org,
+                actor=actor(request),
+                contact=contact,
+                body=form.cleaned_data["body"],
+                policy=policy_for(request),
+            )
+        except ValidationError as exc:
+            _form_errors(form, exc)
+        else:
+            messages.success(request, "Note added.")
+            if not request.htmx:
+                return redirect_or_refresh(request, _detail_url(contact) + "?tab=notes")
+            return _tab_response(request, contact, "notes")
+    return _tab_response(request, contact, "notes", extra={"note_form": form})
+
+
+def _note_for(request, public_id) -> Note:
+    """A note of a contact the member may see (another org's or out of scope: 404)."""
+    note = get_object_or_404(
+        Note.objects.for_org(request.org).select_related("contact", "author"),
+        public_id=public_id,
+    )
+    if note.contact_id is None or not scoped_contacts(request).filter(pk=note.contact_id).exists():
+        raise Http404("No such note.")
+    return note
+
+
+@workspace_view("contacts", "edit")
+@require_http_methods(["GET", "POST"])
+def note_edit(request, public_id):
+    note = _note_for(request, public_id)
+    require_contact_edit(request, note.contact)
+    form = NoteForm(request.POST or None, initial={"body": note.body})
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.note_update(
+                note=note,
+                actor=actor(request),
+                body=form.cleaned_data["body"],
+                policy=policy_for(request),
+            )
+        except ValidationError as exc:
+            _form_errors(form, exc)
+        else:
+            messages.success(request, "Note saved.")
+            return redirect_or_refresh(request, _detail_url(note.contact) + "?tab=notes")
+    elif not services.is_contact_admin(policy_for(request)) and note.author_id != request.user.pk:
+        raise PermissionDenied("Only the note's author or an admin can change it.")
+    return render(request, "contacts/note_form.html", {"form": form, "note": note})
+
+
+@workspace_view("contacts", "edit")
+@require_POST
+def note_delete(request, public_id):
+    note = _note_for(request, public_id)
+    require_contact_edit(request, note.contact)
+    services.note_delete(note=note, actor=actor(request), policy=policy_for(request))
+    messages.success(request, "Note deleted.")
+    if request.htmx:
+        return _tab_response(request, note.contact, "notes")
+    return redirect_or_refresh(request, _detail_url(note.contact) + "?tab=notes")
+
+
+@workspace_view("tasks", "create")
+@require_POST
+def contact_task_create(request, public_id):
+    policy = policy_for(request)
+    contact = get_contact(request, public_id)
+    form = TaskForm(request.POST, org=request.org, policy=policy, user=request.user)
+    if form.is_valid():
+        try:
+            services.task_create(
+                org=request.org,
+                actor=actor(request),
+                data={**form.service_data(), "contact": contact},
+                policy=policy,
+            )
+        except ValidationError as exc:
+            _form_errors(form, exc)
+        else:
+            messages.success(request, "Task added.")
+            if not request.htmx:
+                return redirect_or_refresh(request, _detail_url(contact) + "?tab=tasks")
+            return _tab_response(request, contact, "tasks")
+    return _tab_response(request, contact, "tasks", extra={"task_form": form})
+
+
+__all__ = [
+    "contact_archive",
+    "contact_claim",
+    "contact_create",
+    "contact_detail",
+    "contact_edit",
+    "contact_field",
+    "contact_field_edit",
+    "contact_log",
+    "contact_note_create",
+    "contact_release",
+    "contact_restore",
+    "contact_task_create",
+    "display_name",
+    "form_name",
+    "note_delete",
+    "note_edit",
+]

@@ -1,0 +1,147 @@
+import pytest
+from django.core.exceptions import ValidationError
+
+from contacts.normalize import (
+    display_domain,
+    format_phone,
+    normalize_domain,
+    normalize_email,
+    normalize_email_list,
+    normalize_phone,
+    org_region,
+    phone_region,
+)
+from contacts.templatetags.contacts_tags import phone as phone_filter
+from contacts.templatetags.contacts_tags import render_note
+
+
+class Locale:
+    def __init__(self, locale):
+        self.locale = locale
+
+
+# Emails ----------------------------------------------------------------------------------
+
+
+def test_email_is_stripped_and_lower_cased():
+    assert normalize_email("  Jo.Smith@Example.COM ") == "jo.smith@example.com"
+
+
+def test_empty_email_stays_empty():
+    assert normalize_email("   ") == ""
+    assert normalize_email(None) == ""
+
+
+@pytest.mark.parametrize("bad", ["jo@", "not an email", "a@b", "@example.com"])
+def test_invalid_email_is_refused_with_the_value_in_the_message(bad):
+    with pytest.raises(ValidationError) as exc:
+        normalize_email(bad)
+    assert "not a valid email address" in exc.value.messages[0]
+
+
+def test_email_lists_split_on_commas_and_drop_duplicates():
+    assert normalize_email_list("A@x.io, b@x.io; a@X.io\nc@x.io") == ["a@x.io", "b@x.io", "c@x.io"]
+
+
+# Phones ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("+44 20 7946 0958", "+442079460958"),
+        ("+1 (415) 555-2671", "+14155552671"),
+        ("0044 20 7946 0958", "+442079460958"),
+        ("+49 30 901820", "+4930901820"),
+    ],
+)
+def test_international_numbers_become_e164_without_a_default_region(raw, expected):
+    assert normalize_phone(raw) == expected
+
+
+def test_national_number_uses_the_default_region():
+    assert normalize_phone("(415) 555-2671", region="US") == "+14155552671"
+    assert normalize_phone("030 901820", region="DE") == "+4930901820"
+
+
+def test_national_number_without_any_region_is_refused_with_a_hint():
+    with pytest.raises(ValidationError) as exc:
+        normalize_phone("415 555 2671")
+    assert exc.value.code == "phone_needs_country"
+    assert "country code" in exc.value.messages[0]
+
+
+def test_unparseable_phone_gets_a_clear_message():
+    with pytest.raises(ValidationError) as exc:
+        normalize_phone("call me maybe", region="US")
+    assert "not a phone number we can read" in exc.value.messages[0]
+
+
+def test_too_short_number_is_invalid_for_its_country():
+    with pytest.raises(ValidationError) as exc:
+        normalize_phone("+1 555", region="US")
+    assert "not a valid phone number for United States" in exc.value.messages[0]
+
+
+def test_region_comes_from_contact_country_then_org_locale():
+    assert phone_region(country="de", org=Locale("en-us")) == "DE"
+    assert phone_region(country="", org=Locale("en-gb")) == "GB"
+    assert phone_region(country="", org=Locale("en")) is None
+    assert org_region(Locale("pt_BR")) == "BR"
+
+
+def test_stored_number_is_shown_in_international_format():
+    assert format_phone("+442079460958") == "+44 20 7946 0958"
+    assert phone_filter("+14155552671") == "+1 415-555-2671"
+    assert format_phone("not-a-number") == "not-a-number"
+    assert format_phone("") == ""
+
+
+# Domains ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("https://www.Acme.com/path?x=1", "acme.com"),
+        ("acme.com", "acme.com"),
+        ("WWW.ACME.COM.", "acme.com"),
+        ("http://user:pw@sub.Example.co.uk:8080/x", "sub.example.co.uk"),
+        ("jo@Acme.io", "acme.io"),
+        ("Bücher.de", "xn--bcher-kva.de"),
+        ("https://www.bücher.de/", "xn--bcher-kva.de"),
+    ],
+)
+def test_domains_are_normalized_to_bare_ascii_hosts(raw, expected):
+    assert normalize_domain(raw) == expected
+
+
+@pytest.mark.parametrize("bad", ["acme", "-bad-.com", "1.2.3.4", "exa mple.com", "https://"])
+def test_invalid_domains_are_refused(bad):
+    with pytest.raises(ValidationError):
+        normalize_domain(bad)
+
+
+def test_punycode_domain_is_displayed_in_unicode():
+    assert display_domain("xn--bcher-kva.de") == "bücher.de"
+
+
+# Notes -----------------------------------------------------------------------------------
+
+
+def test_note_html_escapes_markup_and_links_urls():
+    html = render_note("<script>alert(1)</script>\nSee https://example.com/a?b=1&c=2.")
+    assert "<script>" not in html
+    assert "&lt;script&gt;" in html
+    assert '<a href="https://example.com/a?b=1&amp;c=2" rel="nofollow noopener ugc"' in html
+    assert html.endswith("</a>.</p>")
+
+
+def test_note_html_splits_paragraphs_and_keeps_line_breaks():
+    html = render_note("First line\nsecond line\n\nNew paragraph")
+    assert html == "<p>First line<br>second line</p><p>New paragraph</p>"
+
+
+def test_note_html_never_links_javascript_urls():
+    html = render_note('javascript:alert(1) "onmouseover=x"')
+    assert "<a" not in html
