@@ -475,3 +475,38 @@ def test_service_refuses_role_or_team_of_another_org(org, other_org, owner):
             role=role(org, "team"),
             team=TeamFactory(org=other_org),
         )
+
+
+@pytest.mark.django_db
+def test_htmx_invite_swaps_the_invitations_section(client_as, owner, org, mailoutbox):
+    client = client_as(owner, htmx=True)
+
+    response = client.post(
+        reverse("crm:member_invite"),
+        {"invite-email": "pat@example.test", "invite-role": str(role(org, "viewer").public_id)},
+    )
+    bad = client.post(
+        reverse("crm:member_invite"),
+        {"invite-email": "not-an-email", "invite-role": str(role(org, "viewer").public_id)},
+    )
+
+    html = response.content.decode()
+    assert html.lstrip().startswith('<section id="invitations"')
+    assert "pat@example.test" in html
+    assert "Invitation sent to pat@example.test" in response["HX-Trigger"]
+    assert bad.status_code == 200
+    assert 'id="id_invite-email_error"' in bad.content.decode()
+    assert Invitation.objects.filter(org=org).count() == 1
+
+
+@pytest.mark.django_db
+def test_htmx_revoke_swaps_the_invitations_section(client_as, owner, org):
+    invitation = pending_invitation(org, "pat@example.test")
+
+    response = client_as(owner, htmx=True).post(
+        reverse("crm:invitation_revoke", args=[invitation.public_id])
+    )
+
+    assert response.status_code == 200
+    assert "pat@example.test" not in response.content.decode()
+    assert "No invitations waiting" in response.content.decode()

@@ -16,7 +16,14 @@ from crm.services.members import (
     team_create,
     team_rename,
 )
-from tests.factories import TeamFactory, member, pending_invitation, role
+from tests.factories import (
+    MembershipFactory,
+    TeamFactory,
+    custom_role,
+    member,
+    pending_invitation,
+    role,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -411,3 +418,22 @@ def test_deactivated_member_is_not_counted_in_team(client_as, owner, org):
     counts = {t.name: t.member_count for t in response.context["teams"]}
     assert counts["Inbound"] == 1
     assert Membership.objects.filter(team=team).count() == 2
+
+
+@pytest.mark.django_db
+def test_settings_viewer_sees_the_list_without_any_controls(client_as, org, members):
+    auditor_role = custom_role(org, permissions={"settings": {"access": True, "view": True}})
+    auditor = MembershipFactory(org=org, role=auditor_role)
+    client = client_as(auditor)
+
+    page = client.get(reverse("crm:members"))
+    forged = client.post(reverse("crm:member_deactivate", args=[members["viewer"].public_id]))
+
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert members["viewer"].user.email in html
+    assert "Send invitation" not in html
+    assert "/deactivate/" not in html
+    assert "<select" not in html
+    assert "Add team" not in html
+    assert forged.status_code == 403
