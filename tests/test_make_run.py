@@ -6,11 +6,13 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -97,7 +99,9 @@ def describe(pids: set[int]) -> list[str]:
 @pytest.mark.slow
 def test_make_run_on_a_fresh_copy_serves_healthz_and_ctrl_c_stops_everything(tmp_path):
     app_dir = fresh_copy(tmp_path / "app")
-    data_dir = tmp_path / "data"
+    # Not under tmp_path: run as root, pgserver runs PostgreSQL as an unprivileged user that
+    # must reach the data folder, and every pytest session resets its base temp folder to 0700.
+    data_dir = Path(tempfile.mkdtemp(prefix="crm-make-run-"))
     env = {
         key: value
         for key, value in os.environ.items()
@@ -166,3 +170,4 @@ def test_make_run_on_a_fresh_copy_serves_healthz_and_ctrl_c_stops_everything(tmp
         for pid in alive(started):
             with contextlib.suppress(psutil.NoSuchProcess):
                 psutil.Process(pid).kill()
+        shutil.rmtree(data_dir, ignore_errors=True)
