@@ -69,11 +69,21 @@ def visible_catalog(org, policy, catalog=None) -> list[FieldSpec]:
     return [spec for spec in catalog if policy.can_see_field(spec.key)]
 
 
+def full_request_catalog(request) -> list[FieldSpec]:
+    """Every contact field of the request's org (hidden ones included), built once per
+    request. Only for validation: it lets a filter on a hidden field be refused by name."""
+    cached = getattr(request, "_contact_catalog", None)
+    if cached is None:
+        cached = contact_field_catalog(request.org)
+        request._contact_catalog = cached
+    return cached
+
+
 def request_catalog(request) -> list[FieldSpec]:
-    """The visible catalog, built once per request."""
+    """The fields the member may see, built once per request."""
     cached = getattr(request, "_visible_contact_catalog", None)
     if cached is None:
-        cached = visible_catalog(request.org, policy_for(request))
+        cached = visible_catalog(request.org, policy_for(request), full_request_catalog(request))
         request._visible_contact_catalog = cached
     return cached
 
@@ -81,15 +91,22 @@ def request_catalog(request) -> list[FieldSpec]:
 # Search --------------------------------------------------------------------------------------
 
 
-def search_query(text: str, *, names_only: bool = False) -> SearchQuery | None:
-    """Prefix full-text query: every word must match the start of a word ("jo smi" finds John
-    Smith). Only word characters reach to_tsquery, so its syntax cannot be injected.
-    `names_only` restricts matching to weight A (the name), leaving out the email (weight B)."""
+def tsquery_text(text: str, *, names_only: bool = False) -> str | None:
+    """The raw to_tsquery text for `text`: every word must match the start of a word
+    ("jo smi" finds John Smith). Only word characters survive, so tsquery syntax typed by a
+    user (& | ! : ( ) <->) can never reach Postgres. `names_only` restricts matching to
+    weight A (the name), leaving out the email (weight B)."""
     terms = re.findall(r"\w+", (text or "").lower())[:MAX_SEARCH_TERMS]
     if not terms:
         return None
     suffix = ":*A" if names_only else ":*"
-    raw = " & ".join(f"'{term}'{suffix}" for term in terms)
+    return " & ".join(f"'{term}'{suffix}" for term in terms)
+
+
+def search_query(text: str, *, names_only: bool = False) -> SearchQuery | None:
+    raw = tsquery_text(text, names_only=names_only)
+    if raw is None:
+        return None
     return SearchQuery(raw, search_type="raw", config="simple")
 
 
@@ -440,6 +457,7 @@ def list_state_from_request(request) -> ListState:
     params = request.POST if request.method == "POST" else request.GET
     org, user = request.org, request.user
     catalog = request_catalog(request)
+    every_field = full_request_catalog(request)
     policy = policy_for(request)
     state = ListState(
         q=(params.get("q") or "").strip()[:200],
@@ -458,18 +476,18 @@ def list_state_from_request(request) -> ListState:
         if raw is not None and raw.strip():
             state.explicit_filters = True
             state.builder_json = raw
-            state.builder = parse_filters(raw, catalog, policy=policy)
+            state.builder = parse_filters(raw, every_field, policy=policy)
             state.builder_json = json.dumps(state.builder)
             if state.view is not None and state.builder == parse_filters(
-                state.view.filters, catalog, policy=policy
+                state.view.filters, every_field, policy=policy
             ):
                 state.explicit_filters = False  # the view's own filter, unchanged
         elif state.view is not None:
-            state.builder = parse_filters(state.view.filters, catalog, policy=policy)
+            state.builder = parse_filters(state.view.filters, every_field, policy=policy)
         conditions, state.panel = panel_conditions(params, catalog)
         combined = combine(state.builder, conditions)
         if sum(len(g["conditions"]) for g in combined["groups"]):
-            state.filters = parse_filters(combined, catalog, policy=policy)
+            state.filters = parse_filters(combined, every_field, policy=policy)
     except FilterError as exc:
         state.error, state.error_condition = exc.message, exc.condition
         state.filters = None

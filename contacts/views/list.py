@@ -137,21 +137,18 @@ def _display_name(contact: Contact, fields) -> str:
 
 
 def _rows(contacts, columns, fields, tz) -> list[dict]:
-    detail = _url_or_none("contacts:contact_detail", "00000000-0000-0000-0000-000000000000")
-    rows = []
-    for contact in contacts:
-        rows.append(
-            {
-                "contact": contact,
-                "url": detail.replace(
-                    "00000000-0000-0000-0000-000000000000", str(contact.public_id)
-                )
-                if detail
-                else None,
-                "cells": [_cell(contact, fields[key], tz) for key in columns],
-            }
-        )
-    return rows
+    # Reverse once and substitute: a page of rows must not pay one URL resolution per row.
+    placeholder = "00000000-0000-0000-0000-000000000000"
+    detail = _url_or_none("contacts:contact_detail", placeholder)
+    return [
+        {
+            "contact": contact,
+            "name": _display_name(contact, fields),
+            "url": detail.replace(placeholder, str(contact.public_id)) if detail else None,
+            "cells": [_cell(contact, fields[key], tz) for key in columns],
+        }
+        for contact in contacts
+    ]
 
 
 # Context ----------------------------------------------------------------------------------
