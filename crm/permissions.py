@@ -32,7 +32,7 @@ ACTIONS = ["view", "create", "edit", "delete", "export"]
 SCOPES = [("all", "All records"), ("team", "Team's records"), ("own", "Own records")]
 SCOPE_KEYS = [key for key, _ in SCOPES]
 FIELD_LEVELS = ["editable", "visible", "hidden"]
-PERMISSION_FIELDS = ["access", *ACTIONS, "scope"]
+FIELD_RULES_MODULE = "contacts"  # the module whose fields `field_rules` describe
 # How far a scope reaches, for "may not grant more than you have" checks.
 SCOPE_REACH = {"own": 0, "team": 1, "all": 2}
 
@@ -303,12 +303,15 @@ class Policy:
     def field_level(self, field_key: str, module: str = "contacts") -> str:
         """How this member may treat a field: editable, visible or hidden.
 
-        A field without a rule is editable; a rule with a value we do not know hides the
-        field (fail closed). Without the module's edit or create right, editable drops to
-        visible; without its view right every field is hidden."""
+        Rules apply to contact fields only. A field without a rule is editable; a rule with
+        a value we do not know hides the field (fail closed). Without the module's edit or
+        create right, editable drops to visible; without its view right every field is hidden."""
         if not self.can(module, "view"):
             return "hidden"
-        level = self._field_rules.get(field_key, "editable")
+        # Field rules are written for contact fields; a company field that happens to share
+        # a key ("owner", "created_at") must not inherit a contact rule.
+        rules = self._field_rules if module == FIELD_RULES_MODULE else {}
+        level = rules.get(field_key, "editable")
         if level not in FIELD_LEVELS:
             return "hidden"
         if level == "editable" and not self.can(module, "edit") and not self.can(module, "create"):

@@ -348,3 +348,10 @@ def test_unknown_rule_value_hides_the_field(org):
     policy = _with_rules(org, "admin", {"email": "sometimes"})
 
     assert policy.field_level("email") == "hidden"
+
+
+def test_contact_field_rules_do_not_reach_company_fields_with_the_same_key(org):
+    policy = _with_rules(org, "admin", {"owner": "hidden"})
+
+    assert policy.field_level("owner") == "hidden"
+    assert policy.field_level("owner", module="companies") == "editable"
