@@ -176,6 +176,13 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="CRM <no-reply@crm.local>
 
 INVITATION_TTL_DAYS = env.int("INVITATION_TTL_DAYS", default=7)
 
+# Contact import: the largest file the wizard accepts. Uploads bigger than
+# FILE_UPLOAD_MAX_MEMORY_SIZE are streamed to a temporary file instead of being held in memory;
+# DATA_UPLOAD_MAX_MEMORY_SIZE limits only the non-file form fields and stays at Django's default.
+IMPORT_MAX_UPLOAD_MB = env.int("IMPORT_MAX_UPLOAD_MB", default=200)
+FILE_UPLOAD_MAX_MEMORY_SIZE = env.int("FILE_UPLOAD_MAX_MEMORY_SIZE", default=2_621_440)
+FILE_UPLOAD_TEMP_DIR = env("FILE_UPLOAD_TEMP_DIR", default=None)
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True

@@ -41,3 +41,11 @@ def _people_figures(request):
             "url": url,
         },
     ]
+
+
+@register("contacts")
+def _latest_import_figure(request):
+    # Imported lazily: the contacts app builds on crm, not the other way round.
+    from contacts.importing.views import latest_import_figure
+
+    return latest_import_figure(request)

@@ -299,7 +299,13 @@ class Importer:
             result.errors = len(errors)
             if dry_run:
                 result.created = new_rows
-                result.updated = matched_rows
+                cur.execute(
+                    "SELECT row_number FROM imp_stage WHERE error IS NULL AND contact_id IS NULL"
+                )
+                self.preview_unmatched = {number for (number,) in cur.fetchall()}
+                self.preview_matched = self._changing_rows(cur) if matched_rows else set()
+                result.updated = len(self.preview_matched)
+                result.skipped += matched_rows - result.updated
                 cur.execute("DROP TABLE imp_stage")
                 self.preview_errors = errors
                 return result
@@ -414,64 +420,74 @@ class Importer:
         )
 
     def _companies(self, cur, where: str) -> None:
-        """Find or create the company of each staged row (by domain, else by name)."""
+        """Find or create the company of each staged row: by domain, else by name.
+
+        Works on the chunk's distinct companies (a few thousand at most), so every lookup
+        is an index probe or a hash join, never a scan per row."""
         org_id = self.org.id
         cur.execute(
             f"""
-            INSERT INTO contacts_company
-                (org_id, public_id, created_at, updated_at, name, domain, website, industry,
-                 size, description, custom, is_archived)
-            SELECT DISTINCT ON (s.company_domain)
-                   %s, gen_random_uuid(), now(), now(), s.company_name, s.company_domain,
-                   'https://' || s.company_domain, '', '', '', '{{}}'::jsonb, false
+            CREATE TEMP TABLE imp_co ON COMMIT DROP AS
+            SELECT DISTINCT ON (coalesce(s.company_domain, lower(s.company_name)))
+                   s.company_domain AS domain, s.company_name AS name,
+                   lower(s.company_name) AS lname, NULL::bigint AS company_id
               FROM imp_stage s
-             WHERE {where} AND s.company_domain IS NOT NULL
-               AND NOT EXISTS (SELECT 1 FROM contacts_company c
-                                WHERE c.org_id = %s AND c.domain = s.company_domain)
-             ORDER BY s.company_domain, s.row_number
-            ON CONFLICT DO NOTHING
-            """,
-            [org_id, org_id],
+             WHERE {where} AND (s.company_domain IS NOT NULL OR s.company_name IS NOT NULL)
+             ORDER BY coalesce(s.company_domain, lower(s.company_name)), s.row_number
+            """
         )
+        cur.execute("ANALYZE imp_co")
         cur.execute(
-            f"""
-            INSERT INTO contacts_company
-                (org_id, public_id, created_at, updated_at, name, domain, website, industry,
-                 size, description, custom, is_archived)
-            SELECT DISTINCT ON (lower(s.company_name))
-                   %s, gen_random_uuid(), now(), now(), s.company_name, '', '', '', '', '',
-                   '{{}}'::jsonb, false
-              FROM imp_stage s
-             WHERE {where} AND s.company_domain IS NULL AND s.company_name IS NOT NULL
-               AND NOT EXISTS (SELECT 1 FROM contacts_company c
-                                WHERE c.org_id = %s AND lower(c.name) = lower(s.company_name))
-             ORDER BY lower(s.company_name), s.row_number
-            """,
-            [org_id, org_id],
-        )
-        cur.execute(
-            f"""
-            UPDATE imp_stage s SET company_id = c.id
+            """
+            UPDATE imp_co k SET company_id = c.id
               FROM contacts_company c
-             WHERE {where} AND c.org_id = %s AND s.company_domain IS NOT NULL
-               AND c.domain = s.company_domain
+             WHERE c.org_id = %s AND c.domain <> '' AND c.domain = k.domain
             """,
             [org_id],
         )
         cur.execute(
-            f"""
-            UPDATE imp_stage s SET company_id = m.id
+            """
+            UPDATE imp_co k SET company_id = m.id
               FROM (SELECT DISTINCT ON (lower(c.name)) lower(c.name) AS lname, c.id
                       FROM contacts_company c
-                     WHERE c.org_id = %s AND lower(c.name) IN (
-                           SELECT lower(company_name) FROM imp_stage
-                            WHERE company_name IS NOT NULL AND company_domain IS NULL)
+                     WHERE c.org_id = %s
+                       AND lower(c.name) IN (SELECT lname FROM imp_co
+                                              WHERE domain IS NULL AND lname IS NOT NULL)
                      ORDER BY lower(c.name), c.is_archived, c.id) m
-             WHERE {where} AND s.company_domain IS NULL
-               AND lower(s.company_name) = m.lname
+             WHERE k.domain IS NULL AND k.company_id IS NULL AND k.lname = m.lname
             """,
             [org_id],
         )
+        cur.execute(
+            """
+            WITH created AS (
+                INSERT INTO contacts_company
+                    (org_id, public_id, created_at, updated_at, name, domain, website,
+                     industry, size, description, custom, is_archived)
+                SELECT %s, gen_random_uuid(), now(), now(), coalesce(k.name, k.domain),
+                       coalesce(k.domain, ''),
+                       CASE WHEN k.domain IS NULL THEN '' ELSE 'https://' || k.domain END,
+                       '', '', '', '{}'::jsonb, false
+                  FROM imp_co k WHERE k.company_id IS NULL
+                ON CONFLICT DO NOTHING
+                RETURNING id, coalesce(nullif(domain, ''), lower(name)) AS key
+            )
+            UPDATE imp_co k SET company_id = created.id
+              FROM created
+             WHERE k.company_id IS NULL AND coalesce(k.domain, k.lname) = created.key
+            """,
+            [org_id],
+        )
+        cur.execute(
+            f"""
+            UPDATE imp_stage s SET company_id = k.company_id
+              FROM imp_co k
+             WHERE {where} AND k.company_id IS NOT NULL
+               AND coalesce(s.company_domain, lower(s.company_name))
+                   = coalesce(k.domain, k.lname)
+            """
+        )
+        cur.execute("DROP TABLE imp_co")
 
     def _value_expr(self, col: str, *, for_insert: bool, params: dict) -> str:
         """The SQL for a contact column's new value from the staged row `s` (and `c`);
@@ -535,11 +551,10 @@ class Importer:
         )
         return cur.rowcount
 
-    def _update_matched(self, cur) -> int:
-        job_id = self.job.id
-        self._companies(cur, "s.contact_id IS NOT NULL AND s.error IS NULL")
+    def _update_exprs(self, params: dict) -> tuple[list[str], list[str]]:
+        """The SET clauses of an update and the jsonb_build_object arguments that describe
+        what each would change ({field: [before, after]}, NULL where nothing changes)."""
         cols = [c for c in CONTACT_COLUMNS if c in self.plan.mapped]
-        params = {"job": job_id, "custom_keys": self.plan.custom_keys}
         sets, diffs = [], []
         for col in cols:
             expr = self._value_expr(col, for_insert=False, params=params)
@@ -585,20 +600,46 @@ class Importer:
                 f"'other_emails', CASE WHEN c.other_emails IS DISTINCT FROM {other} "
                 f"THEN jsonb_build_array(c.other_emails, {other}) END"
             )
-        if not sets:
-            return 0
-        # Record what changes (before the update), then update only rows that change.
-        cur.execute(
-            f"""
-            INSERT INTO contacts_importrecord (job_id, contact_id, row_number, action, changes,
-                                               written_at)
-            SELECT %(job)s, c.id, s.row_number, 'updated', d.changes, now()
+        return sets, diffs
+
+    @staticmethod
+    def _changes_sql(columns: str, diffs: list[str]) -> str:
+        """Matched rows that change something, with `columns` selected from s, c and d."""
+        return f"""
+            SELECT {columns}
               FROM imp_stage s
               JOIN contacts_contact c ON c.id = s.contact_id
               CROSS JOIN LATERAL (SELECT jsonb_strip_nulls(jsonb_build_object(
                   {", ".join(diffs)})) AS changes) d
              WHERE s.error IS NULL AND d.changes <> '{{}}'::jsonb
-            """,
+        """
+
+    def _changing_rows(self, cur) -> set[int]:
+        """For the dry run: the matched rows whose update would change the contact (the
+        others are skipped as unchanged). Companies are found or created as for real; the
+        preview's transaction is rolled back afterwards."""
+        self._companies(cur, "s.contact_id IS NOT NULL AND s.error IS NULL")
+        params = {"job": self.job.id, "custom_keys": self.plan.custom_keys}
+        _sets, diffs = self._update_exprs(params)
+        if not diffs:
+            return set()
+        cur.execute(self._changes_sql("s.row_number", diffs), params)
+        return {number for (number,) in cur.fetchall()}
+
+    def _update_matched(self, cur) -> int:
+        job_id = self.job.id
+        self._companies(cur, "s.contact_id IS NOT NULL AND s.error IS NULL")
+        params = {"job": job_id, "custom_keys": self.plan.custom_keys}
+        sets, diffs = self._update_exprs(params)
+        if not sets:
+            return 0
+        # Record what changes (before the update), then update only rows that change.
+        cur.execute(
+            """
+            INSERT INTO contacts_importrecord (job_id, contact_id, row_number, action, changes,
+                                               written_at)
+            """
+            + self._changes_sql("%(job)s, c.id, s.row_number, 'updated', d.changes, now()", diffs),
             params,
         )
         changed = cur.rowcount

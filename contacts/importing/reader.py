@@ -77,15 +77,22 @@ def iter_records(
 ) -> Iterator[list[str]]:
     """Every record after the header (blank ones included, so numbering stays true)."""
     fileobj.seek(0)
+    text = None
     if kind == "xlsx":
         rows = xlsx_rows(fileobj)
     else:
         text = io.TextIOWrapper(fileobj, encoding=encoding, errors="replace", newline="")
         rows = csv.reader(text, delimiter=delimiter)
-    for index, row in enumerate(rows):
-        if index <= header_row:
-            continue
-        yield row
+    try:
+        for index, row in enumerate(rows):
+            if index <= header_row:
+                continue
+            yield row
+    finally:
+        # A TextIOWrapper closes the file it wraps when it is collected; detaching hands the
+        # file back open, so the caller can read it again (count rows, then import them).
+        if text is not None:
+            text.detach()
 
 
 def is_data_row(row: list[str], width: int) -> bool:

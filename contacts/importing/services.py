@@ -36,6 +36,11 @@ ALLOWED_EXTENSIONS = (".csv", ".tsv", ".txt", ".xlsx")
 STALE_AFTER_SECONDS = 120
 
 
+def max_upload_bytes() -> int:
+    """The upload limit, read when asked so a changed setting applies without a restart."""
+    return getattr(settings, "IMPORT_MAX_UPLOAD_MB", 200) * 1024 * 1024
+
+
 def require_import_rights(policy) -> None:
     if not (policy.can("contacts", "create") or policy.can("contacts", "edit")):
         raise PermissionDenied("Your role may not import contacts.")
@@ -76,8 +81,8 @@ def import_create(*, org, actor: Actor, policy, upload) -> ImportJob:
         raise ValidationError({"file": "Upload a .csv, .tsv, .txt or .xlsx file."})
     if upload.size == 0:
         raise ValidationError({"file": "The file is empty."})
-    if upload.size > MAX_UPLOAD_BYTES:
-        limit = MAX_UPLOAD_BYTES // (1024 * 1024)
+    if upload.size > max_upload_bytes():
+        limit = max_upload_bytes() // (1024 * 1024)
         raise ValidationError({"file": f"The file is larger than the {limit} MB limit."})
     try:
         kind, found = sniff_file(upload, name)
@@ -171,13 +176,19 @@ def import_redetect(
     return job
 
 
-def sample_rows(job: ImportJob, limit: int = 200) -> list[list[str]]:
+def import_detection(job: ImportJob):
+    """Detection re-run with the job's (possibly corrected) settings: its sample rows and
+    notes for the mapping page."""
     with job.file.open("rb") as fh:
         overrides = {"header_row": job.header_row}
         if job.file_kind == "csv":
             overrides.update(encoding=job.encoding, delimiter=job.delimiter)
         _, found = sniff_file(fh, job.file_name, **overrides)
-    return found.sample_rows[:limit]
+    return found
+
+
+def sample_rows(job: ImportJob, limit: int = 200) -> list[list[str]]:
+    return import_detection(job).sample_rows[:limit]
 
 
 def _editable(job: ImportJob) -> None:
@@ -367,11 +378,14 @@ def import_preview(job: ImportJob, *, show: int = 50) -> dict:
         if not any(c.strip() for c in cells):
             continue
         staged = by_number.get(number)
+        problem = problems.get(number, "")
         shown.append(
             {
                 "row": number,
                 "values": _preview_values(staged) if staged else {},
-                "problem": problems.get(number, ""),
+                "cells": cells,
+                "problem": problem,
+                "action": _preview_action(job, problem, number, importer),
             }
         )
     return {
@@ -384,6 +398,17 @@ def import_preview(job: ImportJob, *, show: int = 50) -> dict:
         "counted_rows": data_rows,
         "estimated": more,
     }
+
+
+def _preview_action(job: ImportJob, problem: str, number: int, importer) -> str:
+    """What the import will do with one row: create, update, skip or error."""
+    if problem:
+        return "error"
+    if number in importer.preview_matched:
+        return "update"
+    if number in importer.preview_unmatched:
+        return "skip" if job.policy == ImportJob.Policy.UPDATE else "create"
+    return "skip"  # matched but unchanged, or an existing contact under "create only"
 
 
 class _Rollback(Exception):
@@ -598,15 +623,7 @@ def import_undo(*, job: ImportJob, actor: Actor, policy) -> dict:
                 edited,
             ],
         )
-        cur.execute(
-            """
-            DELETE FROM contacts_contact c USING contacts_importrecord r
-             WHERE r.job_id = %s AND r.action = 'created' AND c.id = r.contact_id
-               AND c.org_id = %s AND NOT (c.id = ANY(%s))
-            """,
-            [job.id, org_id, edited],
-        )
-        deleted = cur.rowcount
+        deleted = _delete_created(job, edited)
         restored = _restore_updated(cur, job, edited, actor, label)
     result = {
         "deleted": deleted,
@@ -631,6 +648,35 @@ def import_undo(*, job: ImportJob, actor: Actor, policy) -> dict:
         payload={"import": str(job.public_id), **result},
     )
     return result
+
+
+UNDO_DELETE_BATCH = 2000
+
+
+def _delete_created(job: ImportJob, edited: list[int]) -> int:
+    """Delete the contacts the import created, in batches through the ORM: the database's
+    foreign keys do not cascade (Django does), so a plain DELETE would fail on the timeline,
+    notes, tags and anything else that hangs off a contact."""
+    ids = (
+        ImportRecord.objects.filter(job=job, action=ImportRecord.Action.CREATED)
+        .exclude(contact_id__in=edited)
+        .order_by("contact_id")
+        .values_list("contact_id", flat=True)
+    )
+    deleted, batch = 0, []
+
+    def flush():
+        _, per_model = Contact.objects.filter(org_id=job.org_id, pk__in=batch).delete()
+        return per_model.get(Contact._meta.label, 0)
+
+    for contact_id in ids.iterator(chunk_size=UNDO_DELETE_BATCH):
+        batch.append(contact_id)
+        if len(batch) >= UNDO_DELETE_BATCH:
+            deleted += flush()
+            batch = []
+    if batch:
+        deleted += flush()
+    return deleted
 
 
 def _restore_updated(cur, job, edited, actor, label) -> int:

@@ -1,0 +1,808 @@
+"""The import wizard (upload → map → preview → import), the job's own page with its live
+progress, what it changed, its error report and Undo, and the organization's import history.
+
+Every view needs the contacts module and the right to import (contacts create or edit); the
+services re-check what they need, so a forged POST gets the same 403 as a hidden button.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from functools import wraps
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.files.uploadhandler import FileUploadHandler, StopUpload
+from django.db.models import Count, Exists, F, OuterRef, Q
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
+from django.views.decorators.http import require_POST
+
+from crm.csvutils import csv_response
+from crm.decorators import member_required
+from crm.models import User
+from crm.pagination import page as keyset_page
+from crm.permissions import policy_for
+from crm.selectors import org_timezone
+from crm.services import Actor
+
+from ..fields import CUSTOM_PREFIX, catalog_by_key, contact_field_catalog
+from ..models import Company, Contact
+from . import services
+from .detect import DELIMITER_NAMES, ENCODING_LABELS
+from .forms import CUSTOM_LABEL, SKIP_LABEL, DetectionForm, MappingForm, UploadForm
+from .mapper import CUSTOM, EXTRA_TARGETS, SKIP
+from .models import ImportJob, ImportRecord, ImportRowError
+
+DIFF_PAGE_SIZE = 50
+HISTORY_PAGE_SIZE = 25
+SAMPLES_PER_COLUMN = 3
+UNDO_KEPT_SHOWN = 200
+ACTIVE = (ImportJob.Status.QUEUED, ImportJob.Status.RUNNING)
+EDITABLE = (ImportJob.Status.UPLOADED, ImportJob.Status.MAPPED)
+FINISHED = (
+    ImportJob.Status.DONE,
+    ImportJob.Status.FAILED,
+    ImportJob.Status.CANCELLED,
+    ImportJob.Status.UNDONE,
+)
+
+
+def import_access(view):
+    """The member may work in contacts and import into them; dates in the org's timezone."""
+
+    @member_required("contacts", "view")
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        services.require_import_rights(policy_for(request))
+        with timezone.override(org_timezone(request.org)):
+            return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+def _job(request, public_id) -> ImportJob:
+    return get_object_or_404(
+        ImportJob.objects.for_org(request.org).select_related("created_by"), public_id=public_id
+    )
+
+
+def _actor(request) -> Actor:
+    return Actor.from_request(request)
+
+
+# Upload ---------------------------------------------------------------------------------
+
+
+class UploadLimitHandler(FileUploadHandler):
+    """Refuses an upload over the limit as soon as that is known (from the request's length,
+    else while it arrives), so an oversized file is never written to disk."""
+
+    # Room for the form's other fields and the multipart boundaries around the file.
+    OVERHEAD = 64 * 1024
+
+    def __init__(self, request, limit: int):
+        super().__init__(request)
+        self.limit = limit
+        self.too_large = False
+
+    def handle_raw_input(self, input_data, META, content_length, boundary, encoding=None):
+        self.too_large = content_length > self.limit + self.OVERHEAD
+
+    def new_file(self, *args, **kwargs):
+        super().new_file(*args, **kwargs)
+        if self.too_large:
+            self._refuse()
+
+    def receive_data_chunk(self, raw_data, start):
+        if start + len(raw_data) > self.limit:
+            self._refuse()
+        return raw_data
+
+    def file_complete(self, file_size):
+        return None
+
+    def _refuse(self):
+        self.request.import_upload_refused = True
+        raise StopUpload(connection_reset=False)
+
+
+def _limit_mb() -> int:
+    return services.max_upload_bytes() // (1024 * 1024)
+
+
+# The upload handlers can only change before the body is read, which CSRF checking does; so
+# the check is exempted here and made by the inner view instead, after the handler is in place.
+@csrf_exempt
+@import_access
+def import_start(request):
+    if request.method == "POST":
+        request.upload_handlers.insert(0, UploadLimitHandler(request, services.max_upload_bytes()))
+    return _upload_page(request)
+
+
+@csrf_protect
+def _upload_page(request):
+    form = UploadForm()
+    if request.method == "POST":
+        form = UploadForm(request.POST, request.FILES)
+        if getattr(request, "import_upload_refused", False):
+            form.is_valid()
+            form.errors["file"] = form.error_class(
+                [f"The file is larger than the {_limit_mb()} MB limit."]
+            )
+        elif form.is_valid():
+            try:
+                job = services.import_create(
+                    org=request.org,
+                    actor=_actor(request),
+                    policy=policy_for(request),
+                    upload=form.cleaned_data["file"],
+                )
+            except ValidationError as exc:
+                _errors_to_form(form, exc, default_field="file")
+            else:
+                return redirect("contacts:import_map", public_id=job.public_id)
+    recent = (
+        ImportJob.objects.for_org(request.org)
+        .select_related("created_by")
+        .order_by("-created_at", "-id")[:5]
+    )
+    return render(
+        request,
+        "contacts/import/upload.html",
+        {
+            "form": form,
+            "limit_mb": _limit_mb(),
+            "accepted": ", ".join(services.ALLOWED_EXTENSIONS),
+            "recent": recent,
+            "step": 1,
+        },
+        status=400 if form.is_bound and form.errors else 200,
+    )
+
+
+def _errors_to_form(form, exc: ValidationError, default_field=None) -> None:
+    if hasattr(exc, "error_dict"):
+        for key, messages_ in exc.message_dict.items():
+            field = key if key in form.fields else default_field
+            for message in messages_:
+                form.add_error(field, message)
+    else:
+        for message in exc.messages:
+            form.add_error(default_field, message)
+
+
+# Map ------------------------------------------------------------------------------------
+
+CONFIDENCE_LEVELS = ((0.85, "high", "High"), (0.6, "medium", "Medium"), (0.0, "low", "Low"))
+
+
+def confidence_level(value: float) -> tuple[str, str]:
+    for floor, key, label in CONFIDENCE_LEVELS:
+        if value >= floor:
+            return key, label
+    return "low", "Low"
+
+
+def _target_labels(targets) -> dict[str, str]:
+    labels = {key: label for key, label, _ in targets}
+    labels.update({key: label for key, label, _ in EXTRA_TARGETS})
+    labels[SKIP] = SKIP_LABEL
+    labels[CUSTOM] = CUSTOM_LABEL
+    return labels
+
+
+def _samples(rows: list[list[str]], index: int) -> list[str]:
+    found: list[str] = []
+    for row in rows:
+        value = row[index].strip() if index < len(row) else ""
+        if value and value not in found:
+            found.append(value if len(value) <= 60 else value[:57] + "…")
+            if len(found) == SAMPLES_PER_COLUMN:
+                break
+    return found
+
+
+def _detection_summary(job: ImportJob, detection) -> dict:
+    """What detection found, in words a person who has never heard of "encodings" can check."""
+    undecoded = any("\ufffd" in cell for row in detection.sample_rows for cell in row)
+    notes = list(detection.notes)
+    if undecoded and not any("decoded" in note for note in notes):
+        notes.append(
+            "Some characters could not be read with this encoding (they show as �); "
+            "try another encoding below."
+        )
+    return {
+        "kind": "Excel workbook" if job.file_kind == "xlsx" else "Text file",
+        "encoding": ENCODING_LABELS.get(job.encoding, job.encoding),
+        "delimiter": DELIMITER_NAMES.get(job.delimiter, job.delimiter),
+        "header_row": job.header_row + 1,
+        "columns": len(job.headers),
+        "sample_rows": len(detection.sample_rows),
+        "notes": notes,
+        "undecoded": undecoded,
+    }
+
+
+@import_access
+def import_map(request, public_id):
+    job = _job(request, public_id)
+    if job.status not in EDITABLE:
+        return redirect("contacts:import_detail", public_id=job.public_id)
+    policy = policy_for(request)
+    targets = services.import_targets(request.org, policy)
+    can_create_custom = policy.can("settings", "edit")
+    form_kwargs = {"job": job, "targets": targets, "can_create_custom": can_create_custom}
+    detection_form = DetectionForm(job=job)
+    mapping_form = None
+    status = 200
+
+    if request.method == "POST" and request.POST.get("step") == "detect":
+        detection_form = DetectionForm(request.POST, job=job)
+        if detection_form.is_valid():
+            data = detection_form.cleaned_data
+            try:
+                services.import_redetect(
+                    job=job,
+                    actor=_actor(request),
+                    policy=policy,
+                    encoding=data.get("encoding"),
+                    delimiter=data.get("delimiter"),
+                    header_row=data["header_row"] - 1,
+                )
+            except ValidationError as exc:
+                _errors_to_form(detection_form, exc)
+            else:
+                messages.success(request, "The file was read again with your settings.")
+                return redirect("contacts:import_map", public_id=job.public_id)
+        status = 400
+    elif request.method == "POST":
+        mapping_form = MappingForm(request.POST, **form_kwargs)
+        if mapping_form.is_valid():
+            try:
+                services.import_set_mapping(
+                    job=job,
+                    actor=_actor(request),
+                    policy=policy,
+                    mapping=mapping_form.mapping(),
+                    defaults=mapping_form.defaults(),
+                    import_policy=mapping_form.cleaned_data["policy"],
+                    blank_policy=mapping_form.cleaned_data["blank_policy"],
+                    save_as=mapping_form.cleaned_data.get("save_as", ""),
+                )
+            except ValidationError as exc:
+                mapping_form.add_service_errors(exc)
+            else:
+                if mapping_form.cleaned_data.get("save_as", "").strip():
+                    messages.success(
+                        request, f"Mapping saved as “{mapping_form.cleaned_data['save_as']}”."
+                    )
+                return redirect("contacts:import_preview", public_id=job.public_id)
+        status = 400
+
+    if mapping_form is None:
+        suggested = {s["column"]: s["target"] for s in job.suggestions}
+        reset = request.GET.get("reset") == "suggestions"
+        mapping_form = MappingForm(mapping=suggested if reset else None, **form_kwargs)
+
+    mapping_form.describe_errors()
+    detection = services.import_detection(job)
+    labels = _target_labels(targets)
+    suggestions = {s["column"]: s for s in job.suggestions}
+    columns = []
+    for index, (header, field) in enumerate(
+        zip(job.headers, mapping_form.column_fields(), strict=True)
+    ):
+        suggestion = suggestions.get(header) or {"target": SKIP, "confidence": 0, "reason": ""}
+        level, level_label = confidence_level(suggestion["confidence"])
+        columns.append(
+            {
+                "header": header,
+                "field": field,
+                "samples": _samples(detection.sample_rows, index),
+                "suggested": suggestion["target"],
+                "suggested_label": labels.get(suggestion["target"], suggestion["target"]),
+                "confidence": suggestion["confidence"],
+                "level": level,
+                "level_label": level_label,
+                "reason": suggestion["reason"],
+            }
+        )
+    context = {
+        "job": job,
+        "step": 2,
+        "detection": _detection_summary(job, detection),
+        "detection_form": detection_form,
+        "form": mapping_form,
+        "columns": columns,
+        "saved_mapping": (job.defaults or {}).get("saved_mapping", ""),
+        "can_create_custom": can_create_custom,
+    }
+    return render(request, "contacts/import/map.html", context, status=status)
+
+
+# Preview --------------------------------------------------------------------------------
+
+_PREVIEW_LABELS = {
+    "company_name": "Company",
+    "company_domain": "Company domain",
+    "custom": "Custom fields",
+    "other_emails": "Other emails",
+    "note": "Note",
+    "external_id": "External ID",
+    "owner_id": "Owner",
+}
+
+
+CHOICE_KEYS = {
+    "status",
+    "lifecycle_stage",
+    "deal_role",
+    "consent_status",
+    "consent_type",
+    "gdpr_basis",
+}
+
+
+def _choice_label(field_name: str, value) -> str:
+    if value in (None, ""):
+        return ""
+    field = Contact._meta.get_field(field_name)
+    return str(dict(field.choices or []).get(value, value))
+
+
+def _display(key: str, value, *, users: dict, custom_labels: dict) -> str:
+    """One staged or recorded value as text for a person."""
+    if value is None or value == "" or value == [] or value == {}:
+        return ""
+    if key in ("owner_id", "owner"):
+        return users.get(value, f"member #{value}")
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
+    if isinstance(value, str) and key in ("custom", "other_emails"):
+        value = json.loads(value)
+    if key == "custom" and isinstance(value, dict):
+        return "; ".join(
+            f"{custom_labels.get(k, k)}: {v}" for k, v in value.items() if v not in (None, "")
+        )
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, dt.datetime):
+        return date_format(timezone.localtime(value), "DATETIME_FORMAT")
+    if key in CHOICE_KEYS:
+        return _choice_label(key, value)
+    return str(value)
+
+
+def _member_names(org, ids) -> dict:
+    ids = {i for i in ids if isinstance(i, int)}
+    if not ids:
+        return {}
+    return {u.pk: u.display_name for u in User.objects.filter(pk__in=ids, memberships__org=org)}
+
+
+def _custom_labels(org) -> dict:
+    return {
+        spec.key[len(CUSTOM_PREFIX) :]: spec.label
+        for spec in contact_field_catalog(org)
+        if spec.is_custom
+    }
+
+
+@import_access
+def import_preview(request, public_id):
+    job = _job(request, public_id)
+    if job.status == ImportJob.Status.UPLOADED:
+        messages.info(request, "Map the columns first.")
+        return redirect("contacts:import_map", public_id=job.public_id)
+    if job.status != ImportJob.Status.MAPPED:
+        return redirect("contacts:import_detail", public_id=job.public_id)
+    policy = policy_for(request)
+    if request.method == "POST":
+        try:
+            services.import_start(job=job, actor=_actor(request), policy=policy)
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+            return redirect("contacts:import_map", public_id=job.public_id)
+        messages.success(request, f"Importing {job.file_name}. You can leave this page.")
+        return redirect("contacts:import_detail", public_id=job.public_id)
+    try:
+        preview = services.import_preview(job)
+    except ValidationError as exc:
+        # e.g. a custom field the mapping stores into was deactivated meanwhile
+        messages.error(request, " ".join(exc.messages))
+        return redirect("contacts:import_map", public_id=job.public_id)
+
+    catalog = catalog_by_key(contact_field_catalog(request.org))
+    keys = preview["columns"]
+    headings = []
+    for key in keys:
+        spec = catalog.get(key) or catalog.get(key.removesuffix("_id"))
+        headings.append(_PREVIEW_LABELS.get(key) or (spec.label if spec else key))
+    users = _member_names(request.org, [row["values"].get("owner_id") for row in preview["rows"]])
+    custom_labels = _custom_labels(request.org)
+    rows = []
+    for row in preview["rows"]:
+        values = row["values"]
+        if values:
+            cells = [
+                _display(key, values.get(key), users=users, custom_labels=custom_labels)
+                for key in keys
+            ]
+        else:
+            cells = None
+        rows.append({**row, "display": cells, "raw": " · ".join(c for c in row["cells"] if c)})
+    context = {
+        "job": job,
+        "step": 3,
+        "preview": preview,
+        "headings": headings,
+        "rows": rows,
+        "opted_in_default": (job.defaults or {}).get("consent_status") == "opted_in",
+        "preview_limit": services.PREVIEW_ROWS,
+        "nothing_to_do": not (preview["created"] or preview["updated"] or preview["estimated"]),
+    }
+    return render(request, "contacts/import/preview.html", context)
+
+
+# The job: progress, results, diff ------------------------------------------------------
+
+
+def _duration(job: ImportJob) -> dt.timedelta | None:
+    if job.started_at and job.finished_at:
+        return job.finished_at - job.started_at
+    return None
+
+
+def humanize_seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def progress_figures(job: ImportJob, now: dt.datetime | None = None) -> dict:
+    """Rows done of the total, the rate since the job started and the time left at it."""
+    now = now or timezone.now()
+    total, done = job.total_rows, job.rows_done
+    percent = min(100, int(done * 100 / total)) if total else 0
+    if job.status == ImportJob.Status.DONE:
+        percent = 100
+    elapsed = (now - job.started_at).total_seconds() if job.started_at else 0
+    rate = done / elapsed if elapsed > 0 and done else 0.0
+    eta = (total - done) / rate if rate and total > done else None
+    return {
+        "total": total,
+        "done": done,
+        "percent": percent,
+        "rate": round(rate),
+        "eta": humanize_seconds(eta) if eta is not None else "",
+        "elapsed": humanize_seconds(elapsed) if elapsed else "",
+    }
+
+
+def _mapping_rows(job: ImportJob, org) -> list[dict]:
+    catalog = catalog_by_key(contact_field_catalog(org))
+    extra = {key: label for key, label, _ in EXTRA_TARGETS}
+    custom_keys = (job.defaults or {}).get("custom_keys", {})
+    rows = []
+    for header in job.headers:
+        target = (job.mapping or {}).get(header, SKIP)
+        if target == SKIP:
+            label = "Skipped"
+        elif target == CUSTOM:
+            key = custom_keys.get(header, "")
+            spec = catalog.get(CUSTOM_PREFIX + key)
+            label = f"Custom field “{spec.label if spec else key}”"
+        else:
+            spec = catalog.get(target)
+            label = extra.get(target) or (spec.label if spec else target)
+        rows.append({"header": header, "target": label, "skipped": target == SKIP})
+    return rows
+
+
+def _contact_label(contact: Contact | None) -> str:
+    if contact is None:
+        return ""
+    name = f"{contact.first_name} {contact.last_name}".strip()
+    return name or contact.email or contact.phone or contact.mobile or "(no name)"
+
+
+def _field_label(key: str, catalog: dict, custom_labels: dict) -> str:
+    if key == "company":
+        return "Company"
+    spec = catalog.get(key)
+    return spec.label if spec else key.replace("_", " ").capitalize()
+
+
+def _change_rows(changes: dict, *, catalog, custom_labels, users, companies) -> list[dict]:
+    """{field: [before, after]} as rows a person can read: custom fields one per key, owner
+    and company ids as names."""
+    rows = []
+    for key, pair in changes.items():
+        if not isinstance(pair, list) or len(pair) != 2:
+            continue
+        before, after = pair
+        if key == "custom":
+            before, after = before or {}, after or {}
+            for custom_key in sorted(set(before) | set(after)):
+                if before.get(custom_key) != after.get(custom_key):
+                    rows.append(
+                        {
+                            "field": custom_labels.get(custom_key, custom_key),
+                            "before": _text(before.get(custom_key)),
+                            "after": _text(after.get(custom_key)),
+                        }
+                    )
+            continue
+        if key == "company":
+            before, after = companies.get(before, before), companies.get(after, after)
+        elif key == "owner":
+            before, after = users.get(before, before), users.get(after, after)
+        elif key == "consent_date":
+            before, after = _moment(before), _moment(after)
+        elif key in CHOICE_KEYS:
+            before, after = _choice_label(key, before), _choice_label(key, after)
+        rows.append(
+            {
+                "field": _field_label(key, catalog, custom_labels),
+                "before": _text(before),
+                "after": _text(after),
+            }
+        )
+    return rows
+
+
+def _moment(value):
+    if not value:
+        return value
+    try:
+        return date_format(timezone.localtime(dt.datetime.fromisoformat(value)), "DATETIME_FORMAT")
+    except (TypeError, ValueError):
+        return value
+
+
+def _text(value) -> str:
+    if value is None or value == "":
+        return ""
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def _diff_context(request, job: ImportJob) -> dict:
+    """One keyset page (by row number) of what the import created or changed."""
+    show = request.GET.get("show")
+    if show not in ("created", "updated"):
+        show = "created" if job.created_count or not job.updated_count else "updated"
+    records = ImportRecord.objects.filter(job=job, action=show)
+    result = keyset_page(records, ["row_number", "id"], request.GET.get("cursor"), DIFF_PAGE_SIZE)
+    contact_ids = [r.contact_id for r in result.rows]
+    contacts = {
+        c.pk: c
+        for c in Contact.objects.for_org(request.org)
+        .filter(pk__in=contact_ids)
+        .select_related("company")
+    }
+    user_ids, company_ids = set(), set()
+    for record in result.rows:
+        for key, pair in (record.changes or {}).items():
+            if isinstance(pair, list) and key == "owner":
+                user_ids.update(pair)
+            elif isinstance(pair, list) and key == "company":
+                company_ids.update(pair)
+    users = _member_names(request.org, user_ids)
+    companies = dict(
+        Company.objects.for_org(request.org)
+        .filter(pk__in={i for i in company_ids if isinstance(i, int)})
+        .values_list("pk", "name")
+    )
+    catalog = catalog_by_key(contact_field_catalog(request.org))
+    custom_labels = _custom_labels(request.org)
+    rows = []
+    for record in result.rows:
+        contact = contacts.get(record.contact_id)
+        rows.append(
+            {
+                "record": record,
+                "contact": contact,
+                "label": _contact_label(contact),
+                "changes": _change_rows(
+                    record.changes or {},
+                    catalog=catalog,
+                    custom_labels=custom_labels,
+                    users=users,
+                    companies=companies,
+                ),
+            }
+        )
+    return {"show": show, "diff_page": result, "diff_rows": rows}
+
+
+def _detail_context(request, job: ImportJob) -> dict:
+    context = {
+        "job": job,
+        "step": 4,
+        "progress": progress_figures(job),
+        "is_active": job.status in ACTIVE,
+        "is_finished": job.status in FINISHED,
+        "duration": humanize_seconds(_duration(job).total_seconds()) if _duration(job) else "",
+    }
+    if job.status in FINISHED:
+        context["mapping_rows"] = _mapping_rows(job, request.org)
+        context.update(_diff_context(request, job))
+        context["can_undo"] = (
+            job.status != ImportJob.Status.UNDONE
+            and not job.undone_at
+            and (job.created_count or job.updated_count)
+            and policy_for(request).can("contacts", "delete")
+        )
+        if job.undo_result:
+            ids = job.undo_result.get("edited_contact_ids") or []
+            kept = Contact.objects.for_org(request.org).filter(pk__in=ids[:UNDO_KEPT_SHOWN])
+            context["kept_contacts"] = [
+                {"contact": contact, "label": _contact_label(contact)}
+                for contact in kept.order_by("last_name", "first_name", "id")
+            ]
+    return context
+
+
+@import_access
+def import_detail(request, public_id):
+    job = _job(request, public_id)
+    if job.status in EDITABLE:
+        target = "contacts:import_preview" if job.status == "mapped" else "contacts:import_map"
+        return redirect(target, public_id=job.public_id)
+    context = _detail_context(request, job)
+    if request.htmx and not request.htmx.history_restore_request:
+        return render(request, "contacts/import/detail.html#diff", context)
+    return render(request, "contacts/import/detail.html", context)
+
+
+@import_access
+def import_progress(request, public_id):
+    """The job's live status for the page's HTMX poll; a plain visit gets the whole page."""
+    job = _job(request, public_id)
+    if not request.htmx or request.htmx.history_restore_request:
+        return redirect("contacts:import_detail", public_id=job.public_id)
+    return render(request, "contacts/import/detail.html#status", _detail_context(request, job))
+
+
+@require_POST
+@import_access
+def import_cancel(request, public_id):
+    job = _job(request, public_id)
+    try:
+        services.import_cancel(job=job, actor=_actor(request), policy=policy_for(request))
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect("contacts:import_detail", public_id=job.public_id)
+    if job.status == ImportJob.Status.CANCELLED:
+        messages.success(request, f"The import of {job.file_name} was cancelled.")
+        if job.started_at is None:
+            return redirect("contacts:import_history")
+    else:
+        messages.success(
+            request, "Stopping after the current batch. Rows already imported stay imported."
+        )
+    return redirect("contacts:import_detail", public_id=job.public_id)
+
+
+def undo_estimate(job: ImportJob) -> dict:
+    """What Undo would do now: contacts it deletes, contacts it restores, and those it keeps
+    because someone edited them after the import wrote them (the same test the service uses)."""
+    contact = Contact.objects.filter(org_id=job.org_id, pk=OuterRef("contact_id"))
+    records = ImportRecord.objects.filter(job=job).annotate(
+        present=Exists(contact),
+        edited=Exists(contact.filter(updated_at__gt=OuterRef("written_at"))),
+    )
+    untouched = Q(present=True, edited=False)
+    return records.aggregate(
+        delete=Count("id", filter=untouched & Q(action=ImportRecord.Action.CREATED)),
+        restore=Count("id", filter=untouched & Q(action=ImportRecord.Action.UPDATED)),
+        keep=Count("id", filter=Q(edited=True)),
+    )
+
+
+@import_access
+def import_undo(request, public_id):
+    job = _job(request, public_id)
+    policy = policy_for(request)
+    if not policy.can("contacts", "delete"):
+        raise PermissionDenied("Undoing an import deletes contacts; your role may not.")
+    if request.method == "POST":
+        try:
+            result = services.import_undo(job=job, actor=_actor(request), policy=policy)
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+        else:
+            kept = result["kept_edited"]
+            text = (
+                f"Import undone: {result['deleted']} contacts deleted, "
+                f"{result['restored']} restored."
+            )
+            if kept:
+                text += f" {kept} edited since the import were kept."
+            messages.success(request, text)
+        return redirect("contacts:import_detail", public_id=job.public_id)
+    if job.status not in FINISHED or job.undone_at:
+        messages.info(request, "This import can't be undone.")
+        return redirect("contacts:import_detail", public_id=job.public_id)
+    return render(
+        request,
+        "contacts/import/undo_confirm.html",
+        {"job": job, "estimate": undo_estimate(job), "step": 4},
+    )
+
+
+@import_access
+def import_errors(request, public_id):
+    """The rows the import could not take, as a CSV with the file's own columns and an Error
+    column, ready to fix and upload again."""
+    job = _job(request, public_id)
+    headers = list(job.headers)
+    # A fixed error report uploaded again already ends in "Error": replace it, don't stack.
+    width = len(headers) - 1 if headers and headers[-1] == "Error" else len(headers)
+
+    def rows():
+        errors = ImportRowError.objects.filter(job=job).order_by("row_number", "id")
+        for error in errors.iterator(chunk_size=2000):
+            cells = list(error.values)[:width]
+            cells += [""] * (width - len(cells))
+            yield [*cells, f"Row {error.row_number}: {error.message}"]
+
+    stem = os.path.splitext(job.file_name)[0] or "import"
+    return csv_response(rows(), [*headers[:width], "Error"], f"{stem}-errors.csv")
+
+
+# History and the dashboard ---------------------------------------------------------------
+
+
+@import_access
+def import_history(request):
+    jobs = ImportJob.objects.for_org(request.org).select_related("created_by")
+    result = keyset_page(jobs, ["-created_at", "-id"], request.GET.get("cursor"), HISTORY_PAGE_SIZE)
+    for job in result.rows:
+        duration = _duration(job)
+        job.duration_text = humanize_seconds(duration.total_seconds()) if duration else ""
+    context = {"page": result}
+    if request.htmx and not request.htmx.history_restore_request:
+        return render(request, "contacts/import/history.html#rows", context)
+    return render(request, "contacts/import/history.html", context)
+
+
+def latest_import_figure(request) -> list[dict]:
+    """Dashboard figure: the organization's latest import, for members who may import."""
+    policy = policy_for(request)
+    if not (policy.can("contacts", "create") or policy.can("contacts", "edit")):
+        return []
+    job = (
+        ImportJob.objects.for_org(request.org)
+        .exclude(status__in=EDITABLE)
+        .order_by(F("created_at").desc(), "-id")
+        .only("public_id", "status", "file_name")
+        .first()
+    )
+    if job is None:
+        return []
+    return [
+        {
+            "label": f"Latest import · {job.file_name}",
+            "value": job.get_status_display(),
+            "url": reverse("contacts:import_detail", args=[job.public_id]),
+        }
+    ]

@@ -1,0 +1,564 @@
+"""The import pipeline through its services, on the real Postgres: preview, the set-based
+load, policies, companies, the timeline and audit trail, the error report, undo, resuming a
+dead worker's job, a real Celery worker, encodings and workbooks, and the end notification."""
+
+import csv
+import datetime as dt
+import io
+import time
+
+import pytest
+from celery.contrib.testing.worker import start_worker
+from django.core import mail
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+from django.utils import timezone
+from openpyxl import Workbook
+
+from contacts import services as contact_services
+from contacts.importing import services
+from contacts.importing.engine import Importer
+from contacts.importing.models import ImportJob, ImportRecord, ImportRowError
+from contacts.models import Activity, Company, Contact
+from crm.celery import app as celery_app
+from crm.models import AuditEvent, Notification
+from crm.permissions import Policy
+from crm.services import Actor
+from tests.factories import OrganizationFactory, member
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _uploads_in_tmp(settings, tmp_path):
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+
+
+def upload(membership, content, name="people.csv", encoding="utf-8") -> ImportJob:
+    data = content.encode(encoding) if isinstance(content, str) else content
+    return services.import_create(
+        org=membership.org,
+        actor=Actor.for_user(membership.user),
+        policy=Policy(membership),
+        upload=SimpleUploadedFile(name, data),
+    )
+
+
+def map_job(job, membership, *, mapping=None, policy="upsert", blanks="keep", **defaults):
+    return services.import_set_mapping(
+        job=job,
+        actor=Actor.for_user(membership.user),
+        policy=Policy(membership),
+        mapping=job.mapping if mapping is None else mapping,
+        defaults=defaults,
+        import_policy=policy,
+        blank_policy=blanks,
+    )
+
+
+def run(job, membership, *, chunk_rows=None) -> ImportJob:
+    """Start the job as the wizard does, then run the task's work in this process (the `db`
+    fixture's transaction never commits, so nothing reaches the broker)."""
+    services.import_start(job=job, actor=Actor.for_user(membership.user), policy=Policy(membership))
+    services.run_import(job.pk, job.org_id, chunk_rows=chunk_rows)
+    job.refresh_from_db()
+    return job
+
+
+def import_file(membership, content, *, name="people.csv", chunk_rows=None, **mapping_kwargs):
+    job = map_job(upload(membership, content, name=name), membership, **mapping_kwargs)
+    return run(job, membership, chunk_rows=chunk_rows)
+
+
+def existing_contact(org, **data) -> Contact:
+    return contact_services.contact_create(org=org, actor=Actor.system("test"), data=data)
+
+
+def rows_csv(header, rows) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(header)
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+# Preview ---------------------------------------------------------------------------------
+
+
+def test_preview_counts_creates_updates_skips_and_every_kind_of_row_error(org, owner):
+    contact_services.customfield_create(
+        org=org,
+        actor=Actor.for_user(owner.user),
+        data={
+            "key": "member_code",
+            "label": "Member code",
+            "field_type": "text",
+            "regex": r"[A-Z]{3}-\d{3}",
+            "regex_message": "Use three capitals, a dash and three digits, like ABC-123.",
+        },
+    )
+    existing_contact(org, first_name="Ada", last_name="Lovelace", email="ada@example.com")
+    existing_contact(org, first_name="Grace", last_name="Hopper", email="grace@example.com")
+    content = rows_csv(
+        ["First Name", "Last Name", "Email", "Phone", "Consent Date", "Member code"],
+        [
+            ["Alan", "Turing", "alan@example.com", "+44 20 7946 0000", "2024-05-01", "ABC-123"],
+            ["Ada", "King", "ada@example.com", "", "", ""],  # changes the last name
+            ["Grace", "Hopper", "grace@example.com", "", "", ""],  # changes nothing
+            ["Bad", "Email", "not-an-email", "", "", ""],
+            ["Bad", "Date", "date@example.com", "", "31/31/2020", ""],
+            ["Bad", "Phone", "phone@example.com", "12", "", ""],
+            ["Bad", "Code", "code@example.com", "", "", "abc"],
+            ["Alan", "Again", "ALAN@example.com", "", "", ""],
+        ],
+    )
+    job = map_job(upload(owner, content), owner)
+    assert job.mapping["Member code"] == "custom.member_code"
+
+    preview = services.import_preview(job)
+
+    assert (preview["created"], preview["updated"], preview["skipped"], preview["errors"]) == (
+        1,
+        1,
+        1,
+        5,
+    )
+    assert preview["estimated"] is False
+    by_row = {row["row"]: row for row in preview["rows"]}
+    assert [by_row[n]["action"] for n in range(2, 10)] == [
+        "create",
+        "update",
+        "skip",
+        "error",
+        "error",
+        "error",
+        "error",
+        "error",
+    ]
+    assert "not-an-email" in by_row[5]["problem"]
+    assert "Consent Date" in by_row[6]["problem"] and "31/31/2020" in by_row[6]["problem"]
+    assert by_row[7]["problem"].startswith("Phone:")
+    assert "Use three capitals, a dash and three digits" in by_row[8]["problem"]
+    assert "Duplicate inside the file" in by_row[9]["problem"] and "row 2" in by_row[9]["problem"]
+    assert by_row[2]["values"]["phone"] == "+442079460000"
+    # A preview is a dry run: nothing was written.
+    assert Contact.objects.for_org(org).count() == 2
+    assert not ImportRowError.objects.filter(job=job).exists()
+    assert Contact.objects.get(email="ada@example.com").last_name == "Lovelace"
+
+
+def test_preview_of_a_big_file_is_an_estimate_from_its_first_rows(org, owner, monkeypatch):
+    monkeypatch.setattr(services, "PREVIEW_ROWS", 50)
+    content = rows_csv(["Email"], [[f"p{i}@example.com"] for i in range(80)])
+    job = map_job(upload(owner, content), owner)
+
+    preview = services.import_preview(job)
+
+    assert preview["estimated"] is True
+    assert preview["created"] == 50
+    assert preview["counted_rows"] == 50
+
+
+# Policies ----------------------------------------------------------------------------------
+
+POLICY_FILE = rows_csv(
+    ["Email", "Job Title"],
+    [["known@example.com", "CTO"], ["new@example.com", "Engineer"]],
+)
+
+
+@pytest.mark.parametrize(
+    ("policy", "created", "updated", "skipped", "known_title", "new_exists"),
+    [
+        ("upsert", 1, 1, 0, "CTO", True),
+        ("create", 1, 0, 1, "Founder", True),
+        ("update", 0, 1, 1, "CTO", False),
+    ],
+)
+def test_update_policy_decides_between_creating_and_updating(
+    org, owner, policy, created, updated, skipped, known_title, new_exists
+):
+    existing_contact(org, email="known@example.com", job_title="Founder")
+
+    job = import_file(owner, POLICY_FILE, policy=policy)
+
+    assert job.status == ImportJob.Status.DONE, job.failure
+    assert (job.created_count, job.updated_count, job.skipped_count) == (created, updated, skipped)
+    assert Contact.objects.get(email="known@example.com").job_title == known_title
+    assert Contact.objects.filter(org=org, email="new@example.com").exists() is new_exists
+    assert Contact.objects.filter(org=org, email="known@example.com").count() == 1
+
+
+def test_matching_falls_back_to_phone_when_the_row_has_no_email(org, owner):
+    known = existing_contact(org, first_name="Kim", phone="+14155550100")
+
+    job = import_file(
+        owner, rows_csv(["Name", "Phone", "City"], [["Kim", "+1 415 555 0100", "Oslo"]])
+    )
+
+    assert (job.created_count, job.updated_count) == (0, 1)
+    known.refresh_from_db()
+    assert known.city == "Oslo"
+
+
+def test_blank_cells_keep_existing_values_unless_told_to_overwrite(org, owner):
+    existing_contact(org, email="keep@example.com", job_title="CTO", city="Berlin")
+    existing_contact(org, email="wipe@example.com", job_title="CTO", city="Berlin")
+    header = ["Email", "Job Title", "City"]
+
+    import_file(owner, rows_csv(header, [["keep@example.com", "", "Paris"]]), blanks="keep")
+    import_file(owner, rows_csv(header, [["wipe@example.com", "", "Paris"]]), blanks="overwrite")
+
+    kept = Contact.objects.get(email="keep@example.com")
+    wiped = Contact.objects.get(email="wipe@example.com")
+    assert (kept.job_title, kept.city) == ("CTO", "Paris")
+    assert (wiped.job_title, wiped.city) == ("", "Paris")
+
+
+# What lands -------------------------------------------------------------------------------
+
+
+def test_multi_value_cells_are_split_into_emails_and_tags(org, owner):
+    content = rows_csv(
+        ["Name", "Email", "Tags"],
+        [["Lin Wu", "lin@work.example; lin@home.example", "VIP;Newsletter"]],
+    )
+
+    job = import_file(owner, content)
+
+    assert job.created_count == 1, job.failure
+    contact = Contact.objects.get(org=org)
+    assert contact.email == "lin@work.example"
+    assert contact.other_emails == ["lin@home.example"]
+    assert sorted(contact.tags.values_list("name", flat=True)) == ["Newsletter", "VIP"]
+    assert (contact.first_name, contact.last_name) == ("Lin", "Wu")
+
+
+def test_companies_are_found_by_domain_then_by_name_or_created(org, owner):
+    by_domain = Company.objects.create(org=org, name="Initech Inc", domain="initech.com")
+    by_name = Company.objects.create(org=org, name="Globex")
+    content = rows_csv(
+        ["Email", "Company", "Website"],
+        [
+            ["a@initech.com", "Initech", "https://www.initech.com/about"],
+            ["b@globex.example", "globex", ""],
+            ["c@hooli.example", "Hooli", "hooli.xyz"],
+            ["d@hooli.example", "Hooli", "hooli.xyz"],
+        ],
+    )
+
+    job = import_file(owner, content)
+
+    assert job.created_count == 4, job.failure
+    company_of = dict(Contact.objects.filter(org=org).values_list("email", "company_id"))
+    assert company_of["a@initech.com"] == by_domain.pk
+    assert company_of["b@globex.example"] == by_name.pk
+    hooli = Company.objects.get(org=org, domain="hooli.xyz")
+    assert hooli.name == "Hooli"
+    assert company_of["c@hooli.example"] == company_of["d@hooli.example"] == hooli.pk
+    assert Company.objects.filter(org=org).count() == 3
+
+
+def test_new_contacts_land_in_the_stage_lifecycle_stage_with_imported_consent(org, owner):
+    import_file(owner, rows_csv(["Email"], [["x@example.com"]]))
+
+    contact = Contact.objects.get(org=org)
+    assert contact.lifecycle_stage == Contact.Stage.STAGE
+    assert contact.consent_type == Contact.ConsentType.IMPORTED
+
+
+def test_defaults_fill_what_the_file_leaves_empty(org, owner, members):
+    rep = members["team"]
+    content = rows_csv(["Email", "Source"], [["a@example.com", ""], ["b@example.com", "Webinar"]])
+
+    import_file(
+        owner,
+        content,
+        owner=str(rep.user.public_id),
+        source="Trade show",
+        tags="Imported, Fair 2026",
+        consent_status="pending",
+    )
+
+    contacts = {c.email: c for c in Contact.objects.filter(org=org)}
+    assert contacts["a@example.com"].source == "Trade show"
+    assert contacts["b@example.com"].source == "Webinar"
+    assert {c.owner_id for c in contacts.values()} == {rep.user_id}
+    assert {c.consent_status for c in contacts.values()} == {"pending"}
+    assert sorted(contacts["a@example.com"].tags.values_list("name", flat=True)) == [
+        "Fair 2026",
+        "Imported",
+    ]
+
+
+def test_timeline_says_imported_from_the_file_and_each_record_is_audited(org, owner):
+    existing_contact(org, email="old@example.com", job_title="Intern")
+    content = rows_csv(["Email", "Job Title"], [["old@example.com", "CEO"], ["n@example.com", ""]])
+
+    job = import_file(owner, content, name="crm-export.csv")
+
+    assert (job.created_count, job.updated_count) == (1, 1)
+    entries = Activity.objects.filter(org=org, type="imported")
+    assert entries.count() == 2
+    assert set(entries.values_list("subject", flat=True)) == {"Imported from crm-export.csv"}
+    imported = AuditEvent.objects.filter(org=org, changes__import="crm-export.csv")
+    assert sorted(imported.values_list("verb", flat=True)) == ["contact.created", "contact.updated"]
+    updated = imported.get(verb="contact.updated")
+    assert updated.changes["job_title"] == ["Intern", "CEO"]
+    assert updated.actor_user_id == owner.user_id
+
+
+# The error report ---------------------------------------------------------------------------
+
+
+def test_error_report_has_the_header_an_error_column_and_neutralized_formulas(
+    org, owner, client_as
+):
+    content = rows_csv(
+        ["First Name", "Email"],
+        [
+            ["Ok", "ok@example.com"],
+            ['=HYPERLINK("http://evil.example")', "broken-email"],
+            ["@SUM(A1)", ""],
+        ],
+    )
+    job = import_file(owner, content)
+    assert job.error_count == 1, job.failure  # the third row has a name, so it is valid
+
+    response = client_as(owner).get(reverse("contacts:import_errors", args=[job.public_id]))
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/csv")
+    text = b"".join(response.streaming_content).decode("utf-8-sig")
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[0] == ["First Name", "Email", "Error"]
+    assert len(rows) == 2
+    assert rows[1][0] == '\'=HYPERLINK("http://evil.example")'
+    assert rows[1][1] == "broken-email"
+    assert rows[1][2].startswith("Row 3: Email:")
+
+
+def test_a_fixed_error_report_uploads_again_with_the_original_values(org, owner, client_as):
+    content = rows_csv(["First Name", "Email"], [["=cmd", "broken"]])
+    job = import_file(owner, content)
+    report = b"".join(
+        client_as(owner)
+        .get(reverse("contacts:import_errors", args=[job.public_id]))
+        .streaming_content
+    ).decode("utf-8-sig")
+    fixed = report.replace("broken", "fixed@example.com")
+
+    second = upload(owner, fixed.encode("utf-8-sig"), name="people-errors.csv")
+    mapping = {**second.mapping, "Error": "__skip__"}
+    second = run(map_job(second, owner, mapping=mapping), owner)
+
+    assert second.created_count == 1, second.failure
+    assert Contact.objects.get(org=org, email="fixed@example.com").first_name == "=cmd"
+
+
+# Undo -------------------------------------------------------------------------------------
+
+
+def test_undo_deletes_what_it_created_and_restores_what_it_changed(org, owner):
+    kept = existing_contact(org, email="known@example.com", job_title="Founder", city="Rome")
+    content = rows_csv(
+        ["Email", "Job Title", "City", "Tags"],
+        [["known@example.com", "CEO", "", ""], ["new@example.com", "Dev", "Oslo", "x"]],
+    )
+    job = import_file(owner, content)
+    assert (job.created_count, job.updated_count) == (1, 1)
+
+    result = services.import_undo(job=job, actor=Actor.for_user(owner.user), policy=Policy(owner))
+
+    assert result["deleted"] == 1
+    assert result["restored"] == 1
+    assert result["kept_edited"] == 0
+    assert not Contact.objects.filter(org=org, email="new@example.com").exists()
+    kept.refresh_from_db()
+    assert (kept.job_title, kept.city) == ("Founder", "Rome")
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.UNDONE
+    assert AuditEvent.objects.filter(org=org, verb="import.undone").exists()
+
+
+def test_undo_keeps_and_lists_contacts_edited_since_the_import(org, owner):
+    content = rows_csv(["Email", "Job Title"], [["a@example.com", "Dev"], ["b@example.com", "Ops"]])
+    job = import_file(owner, content)
+    edited = Contact.objects.get(org=org, email="a@example.com")
+    contact_services.contact_update(
+        contact=edited,
+        actor=Actor.for_user(owner.user),
+        data={"job_title": "Lead Dev"},
+        policy=Policy(owner),
+    )
+
+    result = services.import_undo(job=job, actor=Actor.for_user(owner.user), policy=Policy(owner))
+
+    assert result["deleted"] == 1
+    assert result["kept_edited"] == 1
+    assert result["edited_contact_ids"] == [edited.pk]
+    edited.refresh_from_db()
+    assert edited.job_title == "Lead Dev"
+    assert not Contact.objects.filter(org=org, email="b@example.com").exists()
+
+
+def test_undo_needs_the_right_to_delete_contacts(org, owner, members):
+    job = import_file(owner, rows_csv(["Email"], [["a@example.com"]]))
+    team = members["team"]
+
+    with pytest.raises(Exception) as refused:
+        services.import_undo(job=job, actor=Actor.for_user(team.user), policy=Policy(team))
+
+    assert refused.type.__name__ == "PermissionDenied"
+    assert Contact.objects.filter(org=org, email="a@example.com").exists()
+
+
+# Workers: resuming, claiming, a real Celery worker ---------------------------------------------
+
+
+def test_a_job_whose_worker_died_resumes_after_its_last_chunk_without_duplicates(org, owner):
+    content = rows_csv(["Email", "City"], [[f"p{i}@example.com", "Lyon"] for i in range(25)])
+    job = map_job(upload(owner, content), owner)
+    services.import_start(job=job, actor=Actor.for_user(owner.user), policy=Policy(owner))
+    # The first worker claims the job, commits two chunks of ten rows, and dies: the job
+    # stays "running" with the heartbeat of its last chunk, which then goes stale.
+    assert services.claim(job.pk, org.pk)
+    job.refresh_from_db()
+    importer = Importer(job, chunk_rows=10)
+    with job.file.open("rb") as fh:
+        first_rows = list(importer.records(fh))[:20]
+    importer._commit_chunk(first_rows[:10], 10)
+    importer._commit_chunk(first_rows[10:20], 20)
+    stale = timezone.now() - dt.timedelta(seconds=services.STALE_AFTER_SECONDS + 5)
+    ImportJob.objects.filter(pk=job.pk).update(heartbeat_at=stale)
+    assert Contact.objects.filter(org=org).count() == 20
+
+    resumed = services.run_import(job.pk, org.pk, chunk_rows=10)
+
+    assert resumed is not None
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.DONE, job.failure
+    assert (job.created_count, job.error_count, job.rows_done) == (25, 0, 25)
+    assert Contact.objects.filter(org=org).count() == 25
+    emails = list(Contact.objects.filter(org=org).values_list("email", flat=True))
+    assert len(emails) == len(set(emails))
+    assert ImportRecord.objects.filter(job=job).count() == 25
+
+
+def test_claim_refuses_a_job_that_a_live_worker_holds(org, owner):
+    job = map_job(upload(owner, rows_csv(["Email"], [["a@example.com"]])), owner)
+    services.import_start(job=job, actor=Actor.for_user(owner.user), policy=Policy(owner))
+
+    assert services.claim(job.pk, org.pk) is True
+    assert services.claim(job.pk, org.pk) is False
+    assert services.run_import(job.pk, org.pk) is None
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.RUNNING
+    assert not Contact.objects.filter(org=org).exists()
+
+
+def test_claim_takes_over_a_running_job_whose_heartbeat_went_stale(org, owner):
+    job = map_job(upload(owner, rows_csv(["Email"], [["a@example.com"]])), owner)
+    stale = timezone.now() - dt.timedelta(seconds=services.STALE_AFTER_SECONDS + 1)
+    ImportJob.objects.filter(pk=job.pk).update(status="running", heartbeat_at=stale)
+
+    assert services.claim(job.pk, org.pk) is True
+    assert services.claim(job.pk, org.pk) is False
+
+
+@pytest.mark.slow
+def test_a_real_celery_worker_runs_a_started_import(transactional_db):
+    org = OrganizationFactory()
+    owner = member(org, "owner")
+    job = map_job(
+        upload(owner, rows_csv(["Email"], [["w1@example.com"], ["w2@example.com"]])), owner
+    )
+    celery_app.control.purge()  # tasks left on this broker by earlier runs must not interfere
+
+    with start_worker(celery_app, perform_ping_check=False, shutdown_timeout=30):
+        # Outside a transaction, as in a request: the task is sent when the start commits.
+        services.import_start(job=job, actor=Actor.for_user(owner.user), policy=Policy(owner))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            job.refresh_from_db()
+            if job.status in (ImportJob.Status.DONE, ImportJob.Status.FAILED):
+                break
+            time.sleep(0.2)
+
+    assert job.status == ImportJob.Status.DONE, job.failure
+    assert job.created_count == 2
+    assert Contact.objects.filter(org=org).count() == 2
+
+
+# Files: encodings, delimiters, workbooks ---------------------------------------------------------
+
+
+def test_utf16_tab_separated_file_imports_end_to_end(org, owner):
+    text = "Vorname\tNachname\tE-Mail\r\nJürgen\tMüller\tjuergen@example.de\r\n"
+    job = upload(owner, "\ufeff" + text, name="outlook.txt", encoding="utf-16-le")
+    assert (job.encoding, job.delimiter) == ("utf-16", "\t")
+
+    job = run(map_job(job, owner), owner)
+
+    assert job.created_count == 1, job.failure
+    contact = Contact.objects.get(org=org)
+    assert (contact.first_name, contact.last_name) == ("Jürgen", "Müller")
+
+
+def test_windows_1252_semicolon_file_imports_end_to_end(org, owner):
+    text = "Prénom;Nom;Courriel;Ville\r\nFrançois;Lefèvre;francois@example.fr;Besançon\r\n"
+    job = upload(owner, text, name="export.csv", encoding="cp1252")
+    assert (job.encoding, job.delimiter) == ("cp1252", ";")
+
+    job = run(map_job(job, owner), owner)
+
+    assert job.created_count == 1, job.failure
+    contact = Contact.objects.get(org=org)
+    assert (contact.first_name, contact.last_name, contact.city) == (
+        "François",
+        "Lefèvre",
+        "Besançon",
+    )
+
+
+def test_xlsx_workbook_imports_end_to_end(org, owner):
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.append(["First name", "Last name", "Email", "Consent date"])
+    sheet.append(["Mae", "Jemison", "mae@example.com", dt.datetime(2024, 3, 1, 9, 30)])
+    sheet.append(["Sally", "Ride", "sally@example.com", None])
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+
+    job = upload(owner, buffer.getvalue(), name="people.xlsx")
+    assert job.file_kind == "xlsx"
+    job = run(map_job(job, owner), owner)
+
+    assert job.created_count == 2, job.failure
+    mae = Contact.objects.get(org=org, email="mae@example.com")
+    assert mae.consent_date is not None
+    assert mae.consent_date.date() == dt.date(2024, 3, 1)
+
+
+# The end of a job ---------------------------------------------------------------------------------
+
+
+def test_finishing_an_import_notifies_its_author_in_the_app_and_by_email(
+    org, owner, django_capture_on_commit_callbacks
+):
+    owner.user.email = "owner@example.com"
+    owner.user.save()
+    job = map_job(upload(owner, rows_csv(["Email"], [["a@example.com"], ["bad"]])), owner)
+    services.import_start(job=job, actor=Actor.for_user(owner.user), policy=Policy(owner))
+
+    # The email goes out when the job's last write commits.
+    with django_capture_on_commit_callbacks(execute=True):
+        services.run_import(job.pk, org.pk)
+
+    note = Notification.objects.get(org=org, user=owner.user)
+    assert note.title == "Import of people.csv finished"
+    assert "1 created" in note.body and "1 errors" in note.body
+    assert note.url == reverse("contacts:import_detail", args=[job.public_id])
+    assert len(mail.outbox) == 1
+    assert mail.outbox[0].to == ["owner@example.com"]
+    assert "people.csv" in mail.outbox[0].subject

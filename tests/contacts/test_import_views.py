@@ -1,0 +1,515 @@
+"""The import wizard's pages: who may use them, tenancy, the mapping form's errors in place,
+suggestions and saved mappings, the preview, the job's progress, diff, undo and history."""
+
+import datetime as dt
+import re
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+from django.utils import timezone
+
+from contacts import services as contact_services
+from contacts.importing import services
+from contacts.importing import views as import_views
+from contacts.importing.mapper import CUSTOM, SKIP
+from contacts.importing.models import ImportJob, SavedMapping
+from contacts.models import Contact
+from crm.permissions import Policy
+from crm.services import Actor
+
+pytestmark = pytest.mark.django_db
+
+PEOPLE = (
+    "First Name,Last Name,Email,Phone,Favourite colour\n"
+    "Ada,Lovelace,ada@example.com,+44 20 7946 0000,green\n"
+    "Alan,Turing,alan@example.com,,blue\n"
+)
+
+
+@pytest.fixture(autouse=True)
+def _uploads_in_tmp(settings, tmp_path):
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+
+
+def url(name, job=None, **query):
+    path = reverse(f"contacts:{name}", args=[job.public_id] if job else [])
+    if query:
+        path += "?" + "&".join(f"{k}={v}" for k, v in query.items())
+    return path
+
+
+def uploaded(membership, content=PEOPLE, name="people.csv") -> ImportJob:
+    return services.import_create(
+        org=membership.org,
+        actor=Actor.for_user(membership.user),
+        policy=Policy(membership),
+        upload=SimpleUploadedFile(name, content.encode()),
+    )
+
+
+def mapped(membership, content=PEOPLE, **kwargs) -> ImportJob:
+    job = uploaded(membership, content)
+    mapping = {h: (SKIP if t == CUSTOM else t) for h, t in job.mapping.items()}
+    return services.import_set_mapping(
+        job=job,
+        actor=Actor.for_user(membership.user),
+        policy=Policy(membership),
+        mapping=kwargs.pop("mapping", mapping),
+        defaults=kwargs.pop("defaults", {}),
+        import_policy=kwargs.pop("policy", "upsert"),
+        blank_policy="keep",
+    )
+
+
+def finished(membership, content=PEOPLE, **kwargs) -> ImportJob:
+    job = mapped(membership, content, **kwargs)
+    services.import_start(job=job, actor=Actor.for_user(membership.user), policy=Policy(membership))
+    services.run_import(job.pk, job.org_id)
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.DONE, job.failure
+    return job
+
+
+def mapping_post(job, **overrides) -> dict:
+    """The mapping form as the page would submit it: job's current mapping, upsert, keep."""
+    data = {f"col_{i}": job.mapping.get(h, SKIP) for i, h in enumerate(job.headers)}
+    data.update(
+        {
+            "policy": "upsert",
+            "blank_policy": "keep",
+            "default_consent_type": "imported",
+            "default_owner": "",
+            "default_consent_status": "",
+        }
+    )
+    data.update(overrides)
+    return data
+
+
+def text_of(response) -> str:
+    return re.sub(r"\s+", " ", response.content.decode())
+
+
+# Who may import ---------------------------------------------------------------------------
+
+
+def test_viewer_gets_403_on_every_import_page_and_action(members, client_as):
+    owner_job = finished(members["owner"])
+    client = client_as(members["viewer"])
+
+    assert client.get(url("import_start")).status_code == 403
+    upload = SimpleUploadedFile("p.csv", PEOPLE.encode())
+    assert client.post(url("import_start"), {"file": upload}).status_code == 403
+    assert client.get(url("import_history")).status_code == 403
+    assert client.get(url("import_detail", owner_job)).status_code == 403
+    assert client.post(url("import_undo", owner_job)).status_code == 403
+    pending = mapped(members["owner"])
+    assert client.post(url("import_preview", pending)).status_code == 403
+    pending.refresh_from_db()
+    assert pending.status == ImportJob.Status.MAPPED
+    assert ImportJob.objects.filter(org=members["owner"].org).count() == 2
+
+
+def test_a_team_member_uploads_maps_previews_and_starts_an_import(
+    members, client_as, django_capture_on_commit_callbacks
+):
+    rep = members["team"]
+    client = client_as(rep)
+
+    response = client.post(
+        url("import_start"), {"file": SimpleUploadedFile("p.csv", PEOPLE.encode())}
+    )
+    job = ImportJob.objects.get(org=rep.org)
+    assert response.status_code == 302
+    assert response["Location"] == url("import_map", job)
+
+    response = client.post(url("import_map", job), mapping_post(job, col_4=SKIP))
+    assert response.status_code == 302, text_of(response)
+    assert response["Location"] == url("import_preview", job)
+
+    response = client.get(url("import_preview", job))
+    assert response.status_code == 200
+    assert "will be created" in text_of(response)
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = client.post(url("import_preview", job))
+    assert response["Location"] == url("import_detail", job)
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.QUEUED
+    assert len(callbacks) == 1  # the Celery task is sent once the start commits
+
+
+def test_undo_is_refused_to_a_member_without_contacts_delete(members, client_as):
+    job = finished(members["owner"])
+    client = client_as(members["team"])
+
+    assert client.get(url("import_undo", job)).status_code == 403
+    assert client.post(url("import_undo", job)).status_code == 403
+    detail = client.get(url("import_detail", job))
+    assert "Undo import" not in text_of(detail)
+    assert Contact.objects.filter(org=job.org).count() == 2
+
+
+# Tenancy ------------------------------------------------------------------------------------
+
+
+def test_another_organizations_import_is_a_404_everywhere(owner, other_org, client_as):
+    from tests.factories import member
+
+    job = finished(owner)
+    pending = mapped(owner)
+    stranger = client_as(member(other_org, "owner"))
+
+    for name in ("import_detail", "import_progress", "import_undo", "import_errors"):
+        assert stranger.get(url(name, job)).status_code == 404, name
+    for name in ("import_map", "import_preview"):
+        assert stranger.get(url(name, pending)).status_code == 404, name
+    assert stranger.post(url("import_cancel", pending)).status_code == 404
+    assert stranger.post(url("import_undo", job)).status_code == 404
+    assert stranger.post(url("import_preview", pending)).status_code == 404
+    pending.refresh_from_db()
+    assert pending.status == ImportJob.Status.MAPPED
+    assert job.file_name not in text_of(stranger.get(url("import_history")))
+
+
+# Upload ---------------------------------------------------------------------------------------
+
+
+def test_upload_page_states_the_limit_and_accepted_types(owner, client_as, settings):
+    settings.IMPORT_MAX_UPLOAD_MB = 150
+
+    page = text_of(client_as(owner).get(url("import_start")))
+
+    assert "up to 150 MB" in page
+    assert 'accept=".csv,.tsv,.txt,.xlsx"' in page
+    assert 'type="file"' in page and 'enctype="multipart/form-data"' in page
+
+
+def test_an_upload_over_the_limit_is_refused_in_place(owner, client_as, settings):
+    settings.IMPORT_MAX_UPLOAD_MB = 1
+    big = ("Email\n" + "someone@example.com\n" * 70_000).encode()
+    assert len(big) > 1024 * 1024
+
+    response = client_as(owner).post(
+        url("import_start"), {"file": SimpleUploadedFile("big.csv", big)}
+    )
+
+    assert response.status_code == 400
+    assert "larger than the 1 MB limit" in text_of(response)
+    assert not ImportJob.objects.filter(org=owner.org).exists()
+
+
+def test_a_file_of_the_wrong_type_is_refused_in_place(owner, client_as):
+    response = client_as(owner).post(
+        url("import_start"), {"file": SimpleUploadedFile("photo.png", b"\x89PNG....")}
+    )
+
+    assert response.status_code == 400
+    assert "Upload a .csv, .tsv, .txt or .xlsx file." in text_of(response)
+
+
+# Map ------------------------------------------------------------------------------------------
+
+
+def test_map_page_says_what_was_detected_and_shows_samples_and_confidence(owner, client_as):
+    job = uploaded(owner, "Report: all contacts\n" + PEOPLE.replace(",", ";"))
+
+    page = text_of(client_as(owner).get(url("import_map", job)))
+
+    assert "with values separated by <strong>semicolons</strong>" in page
+    assert "Column names are on <strong>row 2</strong>" in page
+    assert "Skipped 1 line(s) above the header." in page
+    assert "<li>ada@example.com</li><li>alan@example.com</li>" in page.replace(" <li>", "<li>")
+    assert 'class="badge confidence confidence-high" title="Header matches a known export name' in (
+        page
+    )
+    assert '<optgroup label="Compliance">' in page
+    assert "Store as custom field" in page
+
+
+def test_store_as_custom_field_is_offered_only_to_members_who_edit_settings(members, client_as):
+    job = uploaded(members["team"])
+
+    page = text_of(client_as(members["team"]).get(url("import_map", job)))
+
+    assert "Store as custom field" not in page
+    assert "Skip this column" in page
+
+
+def test_correcting_the_delimiter_reads_the_columns_again(owner, client_as):
+    job = uploaded(owner, "Email|Name\na@example.com|Ann\n")
+    client = client_as(owner)
+
+    response = client.post(
+        url("import_map", job),
+        {"step": "detect", "encoding": "utf-8", "delimiter": ",", "header_row": 1},
+    )
+
+    assert response.status_code == 302
+    job.refresh_from_db()
+    assert job.delimiter == ","
+    assert job.headers == ["Email|Name"]
+
+
+def test_the_same_field_mapped_twice_is_shown_next_to_the_second_column(owner, client_as):
+    job = uploaded(owner)
+
+    response = client_as(owner).post(
+        url("import_map", job), mapping_post(job, col_3="email", col_4=SKIP)
+    )
+
+    assert response.status_code == 400
+    page = text_of(response)
+    assert "“Email” is already mapped to this field." in page
+    assert 'id="id_col_3-errors"' in page and 'aria-invalid="true"' in page
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.UPLOADED
+
+
+def test_a_mapping_without_an_identifying_column_is_refused_in_place(owner, client_as):
+    job = uploaded(owner)
+    data = mapping_post(job, col_0=SKIP, col_1=SKIP, col_2=SKIP, col_3=SKIP, col_4="city")
+
+    response = client_as(owner).post(url("import_map", job), data)
+
+    assert response.status_code == 400
+    assert "Map an email, a name or a phone column" in text_of(response)
+    assert 'class="errorlist nonfield"' in text_of(response)
+
+
+def test_reset_to_suggestions_restores_the_suggested_targets(owner, client_as):
+    job = uploaded(owner)
+    services.import_set_mapping(
+        job=job,
+        actor=Actor.for_user(owner.user),
+        policy=Policy(owner),
+        mapping={**job.mapping, "Phone": "mobile", "Favourite colour": SKIP},
+        defaults={},
+        import_policy="upsert",
+        blank_policy="keep",
+    )
+    client = client_as(owner)
+
+    before = client.get(url("import_map", job)).context["form"]
+    after = client.get(url("import_map", job, reset="suggestions")).context["form"]
+
+    assert before["col_3"].value() == "mobile"
+    assert after["col_3"].value() == "phone"
+    assert after["col_4"].value() == CUSTOM
+    assert 'data-suggested="phone"' in text_of(client.get(url("import_map", job)))
+
+
+def test_a_saved_mapping_is_applied_to_the_next_file_with_the_same_headers(owner, client_as):
+    first = uploaded(owner)
+    client = client_as(owner)
+    client.post(
+        url("import_map", first),
+        mapping_post(first, col_3="mobile", col_4=SKIP, save_as="Webinar list"),
+    )
+    assert SavedMapping.objects.filter(org=owner.org, name="Webinar list").exists()
+
+    second = uploaded(owner, PEOPLE.replace("Ada", "Grace"))
+    page = client.get(url("import_map", second))
+
+    assert second.mapping["Phone"] == "mobile"
+    assert page.context["form"]["col_3"].value() == "mobile"
+    assert "Your saved mapping “Webinar list” was applied" in text_of(page)
+
+
+def test_choosing_opted_in_shows_the_consent_warning(owner, client_as):
+    job = uploaded(owner)
+    client = client_as(owner)
+
+    hidden = text_of(client.get(url("import_map", job)))
+    response = client.post(
+        url("import_map", job), mapping_post(job, col_4=SKIP, default_consent_status="opted_in")
+    )
+    preview = text_of(client.get(response["Location"]))
+
+    assert re.search(r"data-consent-warning role=\"note\" hidden", hidden)
+    assert "GDPR" in preview and "CASL" in preview
+    assert "Every new contact will be marked as opted in." in preview
+
+
+# Preview ----------------------------------------------------------------------------------
+
+
+def test_preview_shows_totals_and_highlights_the_rows_with_problems(owner, client_as):
+    content = PEOPLE + "Bad,Row,not-an-email,,red\n"
+    job = mapped(owner, content)
+
+    page = text_of(client_as(owner).get(url("import_preview", job)))
+
+    assert re.search(r'figure-value">2</span><span class="figure-label">will be created', page)
+    assert re.search(r'figure-value">1</span><span class="figure-label">row with errors', page)
+    assert "Counted over all 3 rows of the file." in page
+    assert 'class="import-row-error"' in page
+    assert "“not-an-email” is not a valid email address." in page
+
+
+def test_preview_redirects_to_the_mapping_until_columns_are_mapped(owner, client_as):
+    job = uploaded(owner)
+
+    response = client_as(owner).get(url("import_preview", job))
+
+    assert response["Location"] == url("import_map", job)
+
+
+# The job -----------------------------------------------------------------------------------
+
+
+def test_progress_shows_rows_done_rate_and_time_left_and_keeps_polling(owner, client_as):
+    job = mapped(owner)
+    ImportJob.objects.filter(pk=job.pk).update(
+        status=ImportJob.Status.RUNNING,
+        total_rows=10_000,
+        rows_done=2_500,
+        started_at=timezone.now() - dt.timedelta(seconds=10),
+        heartbeat_at=timezone.now(),
+    )
+    client = client_as(owner, htmx=True)
+
+    response = client.get(url("import_progress", job))
+
+    page = text_of(response)
+    assert response.status_code == 200
+    assert 'hx-trigger="every 1s"' in page
+    assert 'value="25"' in page
+    assert re.search(r"<strong>2,500</strong> of 10,000 rows \(25%\) · 2\d\d rows/s · about", page)
+    assert "Cancel import" in page
+    assert "<html" not in page  # the partial only
+
+
+def test_progress_stops_polling_and_shows_the_result_when_the_job_is_done(owner, client_as):
+    job = finished(owner)
+
+    page = text_of(client_as(owner, htmx=True).get(url("import_progress", job)))
+
+    assert "hx-trigger" not in page
+    assert 'value="100"' in page
+    assert 'data-count="created">2</dd>' in page
+    assert "What this import changed" in page
+
+
+def test_a_plain_visit_to_the_progress_url_goes_to_the_import_page(owner, client_as):
+    job = finished(owner)
+
+    response = client_as(owner).get(url("import_progress", job))
+
+    assert response["Location"] == url("import_detail", job)
+
+
+def test_cancelling_a_running_import_asks_the_worker_to_stop(owner, client_as):
+    job = mapped(owner)
+    ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.RUNNING)
+
+    response = client_as(owner).post(url("import_cancel", job))
+
+    assert response["Location"] == url("import_detail", job)
+    job.refresh_from_db()
+    assert job.cancel_requested is True
+
+
+def test_detail_diff_lists_field_before_and_after_with_owner_names(owner, members, client_as):
+    rep = members["team"]
+    contact_services.contact_create(
+        org=owner.org,
+        actor=Actor.system("test"),
+        data={"email": "ada@example.com", "job_title": "Countess"},
+    )
+    content = (
+        f"Email,Job Title,Owner\nada@example.com,Analyst,{rep.user.email}\nnew@example.com,,\n"
+    )
+    job = finished(owner, content)
+    client = client_as(owner)
+
+    created = text_of(client.get(url("import_detail", job)))
+    updated = text_of(client.get(url("import_detail", job, show="updated")))
+
+    assert "new@example.com" in created
+    assert re.search(r"Job title</th> <td class=\"import-before\"><del>Countess</del>", updated)
+    assert "<ins>Analyst</ins>" in updated
+    assert f"<ins>{rep.user.display_name}</ins>" in updated
+
+
+def test_diff_pages_through_rows_by_keyset(owner, client_as, monkeypatch):
+    monkeypatch.setattr(import_views, "DIFF_PAGE_SIZE", 2)
+    content = "Email\n" + "".join(f"p{i}@example.com\n" for i in range(5))
+    job = finished(owner, content)
+    client = client_as(owner)
+
+    first = client.get(url("import_detail", job))
+    cursor = first.context["diff_page"].next_cursor
+    second = client.get(url("import_detail", job), {"show": "created", "cursor": cursor})
+    swapped = client.get(
+        url("import_detail", job), {"show": "created", "cursor": cursor}, HTTP_HX_REQUEST="true"
+    )
+
+    assert [r["record"].row_number for r in first.context["diff_rows"]] == [2, 3]
+    assert [r["record"].row_number for r in second.context["diff_rows"]] == [4, 5]
+    fragment = swapped.content.decode()
+    assert fragment.lstrip().startswith('<section id="import-diff"')
+    assert "p2@example.com" in fragment and "p3@example.com" in fragment
+    assert "p1@example.com" not in fragment and "p4@example.com" not in fragment
+
+
+def test_undo_asks_first_with_counts_then_lists_the_contacts_kept(owner, client_as):
+    job = finished(owner)
+    ada = Contact.objects.get(org=owner.org, email="ada@example.com")
+    contact_services.contact_update(
+        contact=ada, actor=Actor.for_user(owner.user), data={"city": "London"}, policy=Policy(owner)
+    )
+    client = client_as(owner)
+
+    confirm = text_of(client.get(url("import_undo", job)))
+    assert "Delete 1 contact</strong>" in confirm
+    assert "Keep 1 contact</strong>" in confirm
+    assert Contact.objects.filter(org=owner.org).count() == 2
+
+    response = client.post(url("import_undo", job))
+    page = text_of(client.get(response["Location"]))
+
+    assert not Contact.objects.filter(org=owner.org, email="alan@example.com").exists()
+    assert "1 contact deleted" in page
+    assert (
+        f'href="{reverse("contacts:contact_detail", args=[ada.public_id])}">Ada Lovelace</a>'
+        in page
+    )
+
+
+# History and the dashboard --------------------------------------------------------------------
+
+
+def test_history_lists_every_import_newest_first_and_pages_by_keyset(owner, client_as, monkeypatch):
+    monkeypatch.setattr(import_views, "HISTORY_PAGE_SIZE", 2)
+    names = ["first.csv", "second.csv", "third.csv"]
+    for name in names:
+        uploaded(owner, name=name)
+    client = client_as(owner)
+
+    first = client.get(url("import_history"))
+    second = client.get(url("import_history"), {"cursor": first.context["page"].next_cursor})
+
+    assert [j.file_name for j in first.context["page"].rows] == ["third.csv", "second.csv"]
+    assert [j.file_name for j in second.context["page"].rows] == ["first.csv"]
+    assert owner.user.display_name in text_of(first)
+
+
+def test_dashboard_shows_the_latest_import_with_its_status(owner, client_as):
+    job = finished(owner)
+
+    page = text_of(client_as(owner).get(reverse("crm:dashboard")))
+
+    assert f'href="{url("import_detail", job)}"' in page
+    assert "Latest import · people.csv" in page
+
+
+def test_error_report_download_is_a_csv_named_after_the_file(owner, client_as):
+    job = finished(owner, PEOPLE + "x,y,bad,,\n")
+
+    response = client_as(owner).get(url("import_errors", job))
+
+    assert response["Content-Disposition"] == 'attachment; filename="people-errors.csv"'
+    body = b"".join(response.streaming_content).decode("utf-8-sig")
+    assert body.splitlines()[0] == "First Name,Last Name,Email,Phone,Favourite colour,Error"
