@@ -2,6 +2,7 @@ import datetime as dt
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.urls import reverse
 
 from contacts.custom_fields import (
     apply_custom_values,
@@ -192,3 +193,67 @@ def test_key_and_type_are_fixed_once_created(org):
     with pytest.raises(ValidationError) as exc:
         clean(org, key="other", field_type="number", instance=existing)
     assert set(exc.value.message_dict) == {"key", "field_type"}
+
+
+# Settings → Custom fields ------------------------------------------------------------------
+
+SETTINGS = "/contacts/settings/fields/"
+
+
+def test_admin_adds_a_field_from_settings(client_as, owner):
+    response = client_as(owner).post(
+        reverse("contacts:custom_field_create"),
+        {
+            "entity": "contact",
+            "label": "Account code",
+            "key": "account_code",
+            "field_type": "text",
+            "regex": r"[A-Z]{2}-\d{4}",
+            "regex_message": "Use AB-1234.",
+        },
+    )
+
+    assert response.status_code == 302
+    field = CustomFieldDefinition.objects.for_org(owner.org).get()
+    assert (field.key, field.regex_message) == ("account_code", "Use AB-1234.")
+    assert "Account code" in client_as(owner).get(SETTINGS).content.decode()
+
+
+def test_clashing_key_is_shown_on_the_form(client_as, owner):
+    response = client_as(owner).post(
+        reverse("contacts:custom_field_create"),
+        {"entity": "contact", "label": "E-mail", "key": "email", "field_type": "text"},
+    )
+    assert response.status_code == 200
+    assert "“email” is a standard field" in response.content.decode()
+    assert not CustomFieldDefinition.objects.for_org(owner.org).exists()
+
+
+def test_turning_a_field_off_hides_it_from_the_contact_form(client_as, owner):
+    field = CustomFieldDefinitionFactory(org=owner.org, key="tier", label="Account tier")
+    client = client_as(owner)
+    assert "Account tier" in client.get(reverse("contacts:contact_create")).content.decode()
+
+    # follow: the confirmation toast (which names the field) is shown on the settings page
+    client.post(
+        reverse("contacts:custom_field_deactivate", kwargs={"public_id": field.public_id}),
+        follow=True,
+    )
+
+    assert "Account tier" not in client.get(reverse("contacts:contact_create")).content.decode()
+    client.post(reverse("contacts:custom_field_reactivate", kwargs={"public_id": field.public_id}))
+    field.refresh_from_db()
+    assert field.is_active
+
+
+def test_settings_nav_links_to_custom_fields_for_admins_only(client_as, members):
+    assert SETTINGS in client_as(members["admin"]).get("/").content.decode()
+    assert SETTINGS not in client_as(members["team"]).get("/").content.decode()
+
+
+@pytest.mark.parametrize("role_key", ["executive", "team", "viewer"])
+def test_non_admins_cannot_reach_custom_field_settings(client_as, members, role_key):
+    client = client_as(members[role_key])
+    assert client.get(SETTINGS).status_code == 403
+    create = reverse("contacts:custom_field_create")
+    assert client.post(create, {"label": "X", "key": "x", "field_type": "text"}).status_code == 403
