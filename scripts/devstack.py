@@ -53,7 +53,7 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def log(message: str) -> None:
-    print(f"[devstack] {message}", flush=True)
+    print(f"[devstack {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 def _pid_alive(pid: int) -> bool:

@@ -156,7 +156,7 @@ def test_make_run_on_a_fresh_copy_serves_healthz_and_ctrl_c_stops_everything(tmp
         while alive(started) and time.monotonic() < settle:
             time.sleep(0.2)
         assert describe(alive(started)) == [], output()
-        assert "[devstack] stopped" in output()
+        assert "] stopped" in output()
     finally:
         # Whatever went wrong above, leave no server behind on the machine.
         started |= descendants(devstack.pid) | embedded_server_pids(data_dir)
