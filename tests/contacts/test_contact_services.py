@@ -6,6 +6,7 @@ from django.utils import timezone
 
 from contacts import services
 from contacts.models import Activity, Company, Contact, ScoringRule, Tag
+from contacts.services import contacts as contact_services
 from crm.models import AuditEvent, OutboxEvent
 from crm.permissions import Policy
 from crm.services import Actor
@@ -173,7 +174,7 @@ def test_update_to_a_taken_email_is_a_field_error(owner):
 
 def test_lost_race_on_the_email_constraint_is_still_a_field_error(owner, monkeypatch):
     create(owner, email="ada@example.com")
-    monkeypatch.setattr(services, "_check_email_free", lambda *args, **kwargs: None)
+    monkeypatch.setattr(contact_services, "_check_email_free", lambda *args, **kwargs: None)
     with pytest.raises(ValidationError) as exc:
         create(owner, email="ada@example.com")
     assert exc.value.message_dict["email"] == [services.EMAIL_TAKEN]
