@@ -463,7 +463,9 @@ def _duration(job: ImportJob) -> dt.timedelta | None:
 def humanize_seconds(seconds: float | None) -> str:
     if seconds is None:
         return ""
-    seconds = max(0, round(seconds))
+    if seconds < 1:
+        return "under a second"
+    seconds = round(seconds)
     if seconds < 60:
         return f"{seconds} s"
     minutes, seconds = divmod(seconds, 60)

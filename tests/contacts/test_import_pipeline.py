@@ -416,33 +416,52 @@ def test_undo_needs_the_right_to_delete_contacts(org, owner, members):
 # Workers: resuming, claiming, a real Celery worker ---------------------------------------------
 
 
-def test_a_job_whose_worker_died_resumes_after_its_last_chunk_without_duplicates(org, owner):
+class WorkerKilled(BaseException):
+    """Stands for the worker process dying mid-job: no code of the import catches it, so the
+    job is left as a dead worker leaves it (running, with the heartbeat of its last chunk)."""
+
+
+class DiesAfterTwoChunks(Importer):
+    chunks_written = 0
+
+    def merge(self, good, bad, *, dry_run):
+        if not dry_run:
+            if DiesAfterTwoChunks.chunks_written == 2:
+                raise WorkerKilled
+            DiesAfterTwoChunks.chunks_written += 1
+        return super().merge(good, bad, dry_run=dry_run)
+
+
+def test_a_job_whose_worker_died_resumes_after_its_last_chunk_without_duplicates(
+    org, owner, monkeypatch
+):
     content = rows_csv(["Email", "City"], [[f"p{i}@example.com", "Lyon"] for i in range(25)])
     job = map_job(upload(owner, content), owner)
     services.import_start(job=job, actor=Actor.for_user(owner.user), policy=Policy(owner))
-    # The first worker claims the job, commits two chunks of ten rows, and dies: the job
-    # stays "running" with the heartbeat of its last chunk, which then goes stale.
-    assert services.claim(job.pk, org.pk)
+    monkeypatch.setattr(DiesAfterTwoChunks, "chunks_written", 0)
+    monkeypatch.setattr(services, "Importer", DiesAfterTwoChunks)
+    with pytest.raises(WorkerKilled):
+        services.run_import(job.pk, org.pk, chunk_rows=10)
     job.refresh_from_db()
-    importer = Importer(job, chunk_rows=10)
-    with job.file.open("rb") as fh:
-        first_rows = list(importer.records(fh))[:20]
-    importer._commit_chunk(first_rows[:10], 10)
-    importer._commit_chunk(first_rows[10:20], 20)
+    assert (job.status, job.rows_done, job.created_count) == (ImportJob.Status.RUNNING, 20, 20)
+    assert Contact.objects.filter(org=org).count() == 20
+    # Until its heartbeat goes stale, the job still belongs to the (dead) worker.
+    assert services.run_import(job.pk, org.pk, chunk_rows=10) is None
     stale = timezone.now() - dt.timedelta(seconds=services.STALE_AFTER_SECONDS + 5)
     ImportJob.objects.filter(pk=job.pk).update(heartbeat_at=stale)
-    assert Contact.objects.filter(org=org).count() == 20
+    monkeypatch.setattr(services, "Importer", Importer)
 
     resumed = services.run_import(job.pk, org.pk, chunk_rows=10)
 
     assert resumed is not None
     job.refresh_from_db()
     assert job.status == ImportJob.Status.DONE, job.failure
-    assert (job.created_count, job.error_count, job.rows_done) == (25, 0, 25)
-    assert Contact.objects.filter(org=org).count() == 25
+    assert (job.created_count, job.error_count, job.rows_done, job.total_rows) == (25, 0, 25, 25)
     emails = list(Contact.objects.filter(org=org).values_list("email", flat=True))
-    assert len(emails) == len(set(emails))
+    assert len(emails) == 25
+    assert len(set(emails)) == 25
     assert ImportRecord.objects.filter(job=job).count() == 25
+    assert Activity.objects.filter(org=org, type="imported").count() == 25
 
 
 def test_claim_refuses_a_job_that_a_live_worker_holds(org, owner):

@@ -513,3 +513,12 @@ def test_error_report_download_is_a_csv_named_after_the_file(owner, client_as):
     assert response["Content-Disposition"] == 'attachment; filename="people-errors.csv"'
     body = b"".join(response.streaming_content).decode("utf-8-sig")
     assert body.splitlines()[0] == "First Name,Last Name,Email,Phone,Favourite colour,Error"
+
+
+def test_contact_list_offers_import_only_to_members_who_may_import(members, client_as):
+    team_page = text_of(client_as(members["team"]).get(reverse("contacts:contact_list")))
+    viewer_page = text_of(client_as(members["viewer"]).get(reverse("contacts:contact_list")))
+
+    assert f'href="{url("import_start")}">Import</a>' in team_page
+    assert f'href="{url("import_history")}"><small>Imports</small>' in team_page
+    assert url("import_start") not in viewer_page
