@@ -8,6 +8,9 @@ died resumes at the first unfinished chunk and nothing is written twice.
 
 from __future__ import annotations
 
+import functools
+import queue
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -79,6 +82,7 @@ EXTRA_COLUMNS = {
     "company_domain": "text",
     "note": "text",
     "external_id": "text",
+    "company_key": "text",  # domain, else lower-case name: what identifies the company
 }
 COPY_COLUMNS = ["row_number", *CONTACT_COLUMNS, *EXTRA_COLUMNS]
 
@@ -166,18 +170,19 @@ def _custom_key_for(job: ImportJob, header: str) -> str:
     return key
 
 
+@functools.lru_cache(maxsize=50_000)
+def _domain(value: str) -> str:
+    """Company domains repeat across rows; IDNA checks are worth doing once each."""
+    return normalize_domain(value)
+
+
 def _row_tuple(row_number: int, converted, plan: Plan) -> tuple:
     values = converted.values
-    domain = ""
-    if converted.company_domain:
-        domain = normalize_domain(converted.company_domain)
+    domain = _domain(converted.company_domain) if converted.company_domain else ""
     custom = converted.custom
     return (
         row_number,
-        *(
-            values.get(col) if col != "owner_id" else values.get("owner_id")
-            for col in CONTACT_COLUMNS
-        ),
+        *(values.get(col) for col in CONTACT_COLUMNS),
         dumps(custom) if custom else None,
         dumps(converted.other_emails) if converted.other_emails else None,
         converted.tags or None,
@@ -185,6 +190,7 @@ def _row_tuple(row_number: int, converted, plan: Plan) -> tuple:
         domain or None,
         converted.note or None,
         converted.external_id or None,
+        domain or (converted.company_name.lower() if converted.company_name else None),
     )
 
 
@@ -231,28 +237,64 @@ class Importer:
 
     # Writing -----------------------------------------------------------------------------
     def run(self, fileobj, *, on_progress=None) -> None:
+        """Import every record after `job.rows_done`.
+
+        A reader thread parses and converts the next chunk while this thread waits on
+        PostgreSQL for the current one (psycopg releases the GIL while it waits), so both
+        cores work. The queue holds at most two chunks, which bounds memory."""
         job = self.job
         started = time.monotonic()
-        chunk: list = []
-        consumed = job.rows_done
-        for number, cells in self.records(fileobj, start=job.rows_done):
-            chunk.append((number, cells))
-            if len(chunk) >= self.chunk_rows:
-                consumed += len(chunk)
-                self._commit_chunk(chunk, consumed)
-                chunk = []
+        chunks: queue.Queue = queue.Queue(maxsize=2)
+        stop = threading.Event()
+
+        def produce():
+            try:
+                chunk: list = []
+                consumed = job.rows_done
+                for record in self.records(fileobj, start=job.rows_done):
+                    chunk.append(record)
+                    if len(chunk) >= self.chunk_rows:
+                        consumed += len(chunk)
+                        if not self._put(chunks, (self.convert_chunk(chunk), consumed), stop):
+                            return
+                        chunk = []
+                if chunk:
+                    consumed += len(chunk)
+                    self._put(chunks, (self.convert_chunk(chunk), consumed), stop)
+                self._put(chunks, None, stop)
+            except BaseException as exc:  # handed to the main thread, which re-raises it
+                self._put(chunks, exc, stop)
+
+        reader = threading.Thread(target=produce, name=f"import-{job.pk}-reader", daemon=True)
+        reader.start()
+        try:
+            while True:
+                item = chunks.get()
+                if item is None:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                (good, bad), consumed = item
+                self._commit_chunk(good, bad, consumed)
                 if on_progress:
                     on_progress(job, time.monotonic() - started)
                 if ImportJob.objects.filter(pk=job.pk, cancel_requested=True).exists():
                     raise ImportCancelled
-        if chunk:
-            consumed += len(chunk)
-            self._commit_chunk(chunk, consumed)
-            if on_progress:
-                on_progress(job, time.monotonic() - started)
+        finally:
+            stop.set()
+            reader.join(timeout=30)
 
-    def _commit_chunk(self, chunk, consumed: int) -> None:
-        good, bad = self.convert_chunk(chunk)
+    @staticmethod
+    def _put(chunks: queue.Queue, item, stop: threading.Event) -> bool:
+        while not stop.is_set():
+            try:
+                chunks.put(item, timeout=0.5)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _commit_chunk(self, good, bad, consumed: int) -> None:
         with transaction.atomic():
             result = self.merge(good, bad, dry_run=False)
             job = self.job
@@ -428,12 +470,12 @@ class Importer:
         cur.execute(
             f"""
             CREATE TEMP TABLE imp_co ON COMMIT DROP AS
-            SELECT DISTINCT ON (coalesce(s.company_domain, lower(s.company_name)))
-                   s.company_domain AS domain, s.company_name AS name,
+            SELECT DISTINCT ON (s.company_key)
+                   s.company_key AS ckey, s.company_domain AS domain, s.company_name AS name,
                    lower(s.company_name) AS lname, NULL::bigint AS company_id
               FROM imp_stage s
-             WHERE {where} AND (s.company_domain IS NOT NULL OR s.company_name IS NOT NULL)
-             ORDER BY coalesce(s.company_domain, lower(s.company_name)), s.row_number
+             WHERE {where} AND s.company_key IS NOT NULL
+             ORDER BY s.company_key, s.row_number
             """
         )
         cur.execute("ANALYZE imp_co")
@@ -474,17 +516,16 @@ class Importer:
             )
             UPDATE imp_co k SET company_id = created.id
               FROM created
-             WHERE k.company_id IS NULL AND coalesce(k.domain, k.lname) = created.key
+             WHERE k.company_id IS NULL AND k.ckey = created.key
             """,
             [org_id],
         )
+        cur.execute("ANALYZE imp_co")
         cur.execute(
             f"""
             UPDATE imp_stage s SET company_id = k.company_id
               FROM imp_co k
-             WHERE {where} AND k.company_id IS NOT NULL
-               AND coalesce(s.company_domain, lower(s.company_name))
-                   = coalesce(k.domain, k.lname)
+             WHERE {where} AND k.company_id IS NOT NULL AND s.company_key = k.ckey
             """
         )
         cur.execute("DROP TABLE imp_co")

@@ -1,0 +1,309 @@
+"""Benchmark the contact import end to end.
+
+    python manage.py bench_import [--rows 250000 1000000] [--keep-files]
+
+For each size it makes a fresh organization holding 10% of the rows as existing contacts,
+writes a realistic CSV (mixed columns, two custom fields, 10% rows updating existing contacts,
+1% bad rows), then:
+  * times a plain PostgreSQL COPY of the same file into a bare table (the floor),
+  * runs `manage.py import_contacts` on it in a separate process (the real pipeline) and
+    reads that process's peak memory,
+and prints one line per size. It also times mapping suggestions for a 100-column header.
+Run it on a scratch database: every run leaves its organizations behind.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.db import connection
+
+from contacts.importing.mapper import suggest_mapping
+from contacts.models import CustomFieldDefinition
+from crm.models import Membership, Organization, User
+from crm.services.orgs import ensure_builtin_roles
+
+FIRST = [
+    "Ava",
+    "Ben",
+    "Chloé",
+    "Dmitri",
+    "Elena",
+    "Farid",
+    "Grace",
+    "Hiro",
+    "Inès",
+    "Jonas",
+    "Kofi",
+    "Lena",
+    "Mateo",
+    "Nora",
+    "Omar",
+    "Priya",
+    "Quinn",
+    "Rosa",
+    "Sven",
+    "Tariq",
+]
+LAST = [
+    "Andersson",
+    "Brown",
+    "Castillo",
+    "Dubois",
+    "Eriksen",
+    "Fischer",
+    "García",
+    "Huang",
+    "Ivanova",
+    "Johnson",
+    "Kowalski",
+    "López",
+    "Müller",
+    "Nakamura",
+    "O'Brien",
+    "Patel",
+]
+TITLES = [
+    "VP Sales",
+    "CTO",
+    "Head of Operations",
+    "Account Executive",
+    "Marketing Manager",
+    "Founder",
+    "Procurement Lead",
+    "Engineer",
+    "Director of Finance",
+    "",
+]
+CITIES = [
+    ("Berlin", "DE", "+49 30 {:04d} {:04d}"),
+    ("Austin", "US", "+1 512 55{:01d} {:04d}"),
+    ("Lyon", "FR", "+33 4 72 {:02d} {:02d} {:02d}"),
+    ("Leeds", "GB", "+44 113 {:03d} {:04d}"),
+]
+STAGES = ["Lead", "Subscriber", "MQL", "Opportunity", "Customer", ""]
+FITS = ["Strong", "Medium", "Weak"]
+HEADERS = [
+    "First Name",
+    "Last Name",
+    "Email",
+    "Phone Number",
+    "Job Title",
+    "Company Name",
+    "Website URL",
+    "City",
+    "Country/Region",
+    "Lifecycle Stage",
+    "Tags",
+    "Annual Budget",
+    "Industry Fit",
+]
+
+
+def _phone(i: int, city) -> str:
+    name, _, pattern = city
+    if name == "Lyon":
+        return pattern.format(i % 100, (i // 100) % 100, (i // 10000) % 100)
+    if name == "Austin":
+        return pattern.format(i % 10, (i // 10) % 10000)
+    if name == "Leeds":
+        return pattern.format(200 + i % 700, (i // 700) % 10000)
+    return pattern.format(1000 + i % 9000, (i // 9000) % 10000)
+
+
+def write_file(path: str, rows: int, existing: int, run: str, rng: random.Random) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        out = csv.writer(fh)
+        out.writerow(HEADERS)
+        for i in range(rows):
+            city = CITIES[i % len(CITIES)]
+            if i % 10 == 0 and i // 10 < existing:  # 10%: an existing contact, changed
+                email = f"existing{i // 10}@{run}.bench.test"
+            else:
+                email = f"new{i}@{run}.bench.test"
+            phone = _phone(i, city)
+            budget = f"{rng.randint(1, 500) * 1000}"
+            if i % 100 == 37:  # 1% bad rows, each kind of problem in turn
+                kind = (i // 100) % 3
+                if kind == 0:
+                    email = f"not-an-email-{i}"
+                elif kind == 1:
+                    phone = "12"
+                else:
+                    budget = "lots"
+            co = i % 5000
+            out.writerow(
+                [
+                    rng.choice(FIRST),
+                    rng.choice(LAST),
+                    email,
+                    phone,
+                    rng.choice(TITLES),
+                    f"Company {co}",
+                    f"https://www.company{co}.example",
+                    city[0],
+                    city[1],
+                    rng.choice(STAGES),
+                    "bench;2026" if i % 3 else "bench",
+                    budget,
+                    rng.choice(FITS),
+                ]
+            )
+
+
+def make_org(run: str, existing: int) -> Organization:
+    org = Organization.objects.create(name=f"Bench import {run}", slug=f"bench-import-{run}")
+    roles = ensure_builtin_roles(org)
+    user, _ = User.objects.get_or_create(email="bench-import@bench.test")
+    Membership.objects.get_or_create(org=org, user=user, defaults={"role": roles["owner"]})
+    CustomFieldDefinition.objects.create(
+        org=org, key="annual_budget", label="Annual budget", field_type="currency", currency="USD"
+    )
+    CustomFieldDefinition.objects.create(
+        org=org, key="industry_fit", label="Industry fit", field_type="list", choices=FITS
+    )
+    with (
+        connection.cursor() as cur,
+        cur.copy(
+            "COPY contacts_contact (org_id, public_id, created_at, updated_at, first_name,"
+            " last_name, email, other_emails, phone, mobile, job_title, department, deal_role,"
+            " status, lifecycle_stage, lead_score, source, street, city, region, postal_code,"
+            " country, language, timezone, linkedin_url, twitter_handle, consent_status,"
+            " consent_type, consent_source, gdpr_basis, custom, is_archived) FROM STDIN"
+        ) as copy,
+    ):
+        for i in range(existing):
+            copy.write_row(
+                (
+                    org.id,
+                    uuid.uuid4(),
+                    "2025-01-01T00:00:00Z",
+                    "2025-01-01T00:00:00Z",
+                    "Old",
+                    f"Name{i}",
+                    f"existing{i}@{run}.bench.test",
+                    "[]",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "active",
+                    "lead",
+                    0,
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "unknown",
+                    "",
+                    "",
+                    "",
+                    "{}",
+                    False,
+                )
+            )
+    with connection.cursor() as cur:
+        cur.execute("ANALYZE contacts_contact")
+    return org
+
+
+def plain_copy_seconds(path: str) -> float:
+    with connection.cursor() as cur:
+        cols = ", ".join(f"c{i} text" for i in range(len(HEADERS)))
+        cur.execute(f"CREATE TEMP TABLE bench_bare ({cols})")
+        started = time.perf_counter()
+        with (
+            open(path, "rb") as fh,
+            cur.copy("COPY bench_bare FROM STDIN WITH (FORMAT csv, HEADER true)") as copy,
+        ):
+            while block := fh.read(1 << 20):
+                copy.write(block)
+        seconds = time.perf_counter() - started
+        cur.execute("DROP TABLE bench_bare")
+    return seconds
+
+
+def run_import(path: str, org: Organization) -> tuple[dict, float, float]:
+    started = time.perf_counter()
+    proc = subprocess.Popen(  # noqa: S603 - our own manage.py with our arguments
+        [sys.executable, "manage.py", "import_contacts", path, "--org", org.slug],
+        cwd=settings.BASE_DIR,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - started
+    out = proc.stdout.read()
+    err = proc.stderr.read()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"import failed: {err[-2000:]}")
+    summary = json.loads(out.strip().splitlines()[-1])
+    return summary, seconds, usage.ru_maxrss / 1024  # ru_maxrss is KiB on Linux
+
+
+class Command(BaseCommand):
+    help = "Benchmark the CSV import (prints rows/s, peak memory and the plain COPY floor)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--rows", type=int, nargs="+", default=[250_000, 1_000_000])
+        parser.add_argument("--keep-files", action="store_true")
+        parser.add_argument("--seed", type=int, default=2026)
+
+    def handle(self, *args, **opts):
+        self._mapping_figure()
+        rng = random.Random(opts["seed"])
+        workdir = tempfile.mkdtemp(prefix="bench-import-")
+        for rows in opts["rows"]:
+            run = f"{rows}-{uuid.uuid4().hex[:6]}"
+            path = os.path.join(workdir, f"contacts-{rows}.csv")
+            write_file(path, rows, existing=rows // 10, run=run, rng=rng)
+            size_mb = os.path.getsize(path) / 1e6
+            org = make_org(run, existing=rows // 10)
+            floor = plain_copy_seconds(path)
+            summary, seconds, peak_mb = run_import(path, org)
+            rate = rows / seconds
+            self.stdout.write(
+                f"import rows={rows} file={size_mb:.0f}MB seconds={seconds:.1f} "
+                f"rows_per_s={rate:,.0f} load_seconds={summary['load_seconds']} "
+                f"created={summary['created']} updated={summary['updated']} "
+                f"skipped={summary['skipped']} errors={summary['errors']} "
+                f"peak_rss={peak_mb:.0f}MB plain_copy={floor:.2f}s "
+                f"ratio={seconds / floor:.1f}x"
+            )
+            if not opts["keep_files"]:
+                os.remove(path)
+
+    def _mapping_figure(self) -> None:
+        headers = [
+            f"{h} {i // len(HEADERS)}" if i >= len(HEADERS) else h
+            for i, h in enumerate(HEADERS * 8)
+        ][:100]
+        rows = [[f"value {c}" for c in range(100)] for _ in range(200)]
+        timings = []
+        for _ in range(20):
+            started = time.perf_counter()
+            suggest_mapping(headers, rows)
+            timings.append((time.perf_counter() - started) * 1000)
+        timings.sort()
+        self.stdout.write(
+            f"mapping columns=100 sample_rows=200 p50={timings[10]:.1f}ms max={timings[-1]:.1f}ms"
+        )
