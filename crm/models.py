@@ -92,7 +92,10 @@ class Role(OrgScopedModel):
     position = models.PositiveSmallIntegerField(default=100)
 
     class Meta:
-        constraints = [models.UniqueConstraint("org", "key", name="role_key_per_org")]
+        constraints = [
+            models.UniqueConstraint("org", "key", name="role_key_per_org"),
+            models.UniqueConstraint("org", Lower("name"), name="role_name_per_org"),
+        ]
         ordering = ["position", "name"]
 
     def __str__(self):

@@ -147,6 +147,7 @@ ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_ADAPTER = "crm.adapters.AccountAdapter"
 SOCIALACCOUNT_ADAPTER = "crm.adapters.SocialAccountAdapter"
 ACCOUNT_FORMS = {"signup": "crm.forms.SignupForm"}
+SOCIALACCOUNT_FORMS = {"signup": "crm.forms.SocialSignupForm"}
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if PRODUCTION else "http"
 
 GOOGLE_CLIENT_ID = env("GOOGLE_CLIENT_ID", default="")
@@ -173,6 +174,9 @@ OPENAI_MODEL = env("OPENAI_MODEL", default="gpt-4o-mini")
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="CRM <no-reply@crm.local>")
+
+# Where people reach this deployment; used for links in emails sent outside a request.
+SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 
 INVITATION_TTL_DAYS = env.int("INVITATION_TTL_DAYS", default=7)
 
