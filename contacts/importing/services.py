@@ -542,6 +542,7 @@ def _end(job: ImportJob, status: str, failure: str) -> None:
             url=url,
             level={"done": "success", "failed": "error"}.get(status, "warning"),
             email=True,
+            absolute_url=settings.SITE_URL + url,
         )
 
 
