@@ -1,6 +1,6 @@
 from django.conf import settings
 
-from .models import Membership, UserPreference
+from .models import Membership, Notification, UserPreference
 from .navigation import settings_nav_for, sidebar_for
 from .permissions import policy_for
 
@@ -28,4 +28,13 @@ def workspace(request):
         "theme": pref.theme if pref else UserPreference.DEFAULT_THEME,
         "themes": UserPreference.THEMES,
         "google_login_enabled": settings.GOOGLE_LOGIN_ENABLED,
+        # A callable, so the count is only queried on pages that show the bell.
+        "unread_notifications": lambda: _unread(request, user),
     }
+
+
+def _unread(request, user) -> int:
+    org = getattr(request, "org", None)
+    if org is None:
+        return 0
+    return Notification.objects.for_org(org).filter(user=user, read_at__isnull=True).count()
