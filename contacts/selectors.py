@@ -51,6 +51,8 @@ DEFAULT_COLUMNS = [
 ]
 MAX_COLUMNS = 20
 MAX_SEARCH_TERMS = 8
+SEARCH_ID_CAP = 2000  # up to this many matches, search hands the page query a list of ids
+MIN_SELECTIVE_TERM = 3  # a search whose words are all shorter is broad: no id look-up
 
 # Sort keys with their own multi-column order (the rest sort on (field, id)).
 _COMPOUND_SORTS = {
@@ -113,16 +115,34 @@ def search_query(text: str, *, names_only: bool = False) -> SearchQuery | None:
 def search_q(org, text: str, policy=None) -> Q:
     """Contacts whose name or email matches, or whose company's name or domain matches.
     With `policy`, a hidden email or company never decides a match: finding a contact by a
-    value one may not see would reveal it."""
+    value one may not see would reveal it.
+
+    A specific search ("person123@mail", "garcia") matches few rows: their ids are looked up
+    first through the full-text indexes and handed over as a list, so the page query fetches
+    them by key. Postgres cannot tell a rare prefix from a common one in advance, and guessing
+    "common" means scanning every contact of the org. A broad search ("jo", or more than
+    SEARCH_ID_CAP matches) stays a plain condition, which a walk along the sorted index
+    satisfies within the first few hundred rows."""
     hide_email = policy is not None and not policy.can_see_field("email")
     hide_company = policy is not None and not policy.can_see_field("company")
     query = search_query(text, names_only=hide_email)
     if query is None:
         return Q()
-    match = Q(search_vector=query)
+    contacts = Contact.objects.for_org(org)
+    companies = None
     if not hide_company:
         company_query = search_query(text)
         companies = Company.objects.for_org(org).filter(search_vector=company_query).values("id")
+    terms = re.findall(r"\w+", text)
+    if max(len(term) for term in terms) >= MIN_SELECTIVE_TERM:
+        ids = contacts.filter(search_vector=query).values_list("id", flat=True)
+        if companies is not None:
+            ids = ids.union(contacts.filter(company_id__in=companies).values_list("id", flat=True))
+        found = list(ids[: SEARCH_ID_CAP + 1])
+        if len(found) <= SEARCH_ID_CAP:
+            return Q(id__in=found)
+    match = Q(search_vector=query)
+    if companies is not None:
         match |= Q(company_id__in=companies)
     return match
 

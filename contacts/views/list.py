@@ -19,6 +19,8 @@ from django.template import TemplateDoesNotExist
 from django.template.loader import get_template
 from django.urls import NoReverseMatch, reverse
 from django.utils import formats, timezone
+from django.utils.html import conditional_escape, format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_POST
 
 from crm.models import Membership
@@ -91,9 +93,19 @@ def _format_moment(value, tz) -> str:
     return formats.date_format(timezone.localtime(value, tz), "M j, Y")
 
 
-def _cell(contact: Contact, spec, tz) -> dict:
-    """One table cell as {"text", "url", "tags", "title"}: formatting happens here, so the
-    template stays a loop and each value is escaped once by Django."""
+_PLACEHOLDER = "00000000-0000-0000-0000-000000000000"
+
+
+def _url_maker(name: str):
+    """public_id -> URL of `name`, reversed once per page rather than once per row."""
+    pattern = _url_or_none(name, _PLACEHOLDER)
+    if pattern is None:
+        return lambda public_id: None
+    return lambda public_id: pattern.replace(_PLACEHOLDER, str(public_id))
+
+
+def _cell(contact: Contact, spec, tz, company_url) -> dict:
+    """One table cell as {"text", "url", "tags", "title", "muted"}."""
     key = spec.key
     if key == "tags":
         return {"tags": list(contact.tags.all())}
@@ -101,10 +113,7 @@ def _cell(contact: Contact, spec, tz) -> dict:
         company = contact.company
         if company is None:
             return {"text": ""}
-        return {
-            "text": company.name,
-            "url": _url_or_none("contacts:company_detail", company.public_id),
-        }
+        return {"text": company.name, "url": company_url(company.public_id)}
     if key == "owner":
         return {
             "text": contact.owner.display_name if contact.owner else "Unclaimed",
@@ -127,6 +136,25 @@ def _cell(contact: Contact, spec, tz) -> dict:
     return {"text": "" if value is None else str(value)}
 
 
+def _cell_html(cell: dict) -> str:
+    """The cell as escaped HTML. Built here rather than in the template: 50 rows × a dozen
+    columns of template tags cost more than the page's SQL."""
+    attrs = ""
+    if cell.get("title"):
+        attrs += format_html(' title="{}"', cell["title"])
+    if cell.get("muted"):
+        attrs += ' class="muted"'
+    if "tags" in cell:
+        inner = format_html_join(
+            "", '<span class="badge tag-badge">{}</span> ', ((t.name,) for t in cell["tags"])
+        )
+    elif cell.get("url"):
+        inner = format_html('<a href="{}">{}</a>', cell["url"], cell["text"])
+    else:
+        inner = conditional_escape(cell["text"])
+    return format_html("<td{}>{}</td>", mark_safe(attrs), inner)
+
+
 def _display_name(contact: Contact, fields) -> str:
     """The row's name from the name parts the member may see (email as a fallback)."""
     parts = [getattr(contact, key) for key in ("first_name", "last_name") if key in fields]
@@ -137,18 +165,21 @@ def _display_name(contact: Contact, fields) -> str:
 
 
 def _rows(contacts, columns, fields, tz) -> list[dict]:
-    # Reverse once and substitute: a page of rows must not pay one URL resolution per row.
-    placeholder = "00000000-0000-0000-0000-000000000000"
-    detail = _url_or_none("contacts:contact_detail", placeholder)
-    return [
-        {
-            "contact": contact,
-            "name": _display_name(contact, fields),
-            "url": detail.replace(placeholder, str(contact.public_id)) if detail else None,
-            "cells": [_cell(contact, fields[key], tz) for key in columns],
-        }
-        for contact in contacts
-    ]
+    contact_url = _url_maker("contacts:contact_detail")
+    company_url = _url_maker("contacts:company_detail")
+    rows = []
+    for contact in contacts:
+        cells = [_cell(contact, fields[key], tz, company_url) for key in columns]
+        rows.append(
+            {
+                "contact": contact,
+                "name": _display_name(contact, fields),
+                "url": contact_url(contact.public_id),
+                "cells": cells,
+                "cells_html": mark_safe("".join(_cell_html(cell) for cell in cells)),
+            }
+        )
+    return rows
 
 
 # Context ----------------------------------------------------------------------------------
@@ -397,8 +428,11 @@ def _render_list_with_error(request, state: ListState, *, status=400, form_error
 
 def _errors_of(exc: ValidationError) -> dict:
     if hasattr(exc, "message_dict"):
-        return {k: " ".join(v) for k, v in exc.message_dict.items()}
-    return {"__all__": " ".join(exc.messages)}
+        return {
+            ("general" if key == "__all__" else key): " ".join(messages_)
+            for key, messages_ in exc.message_dict.items()
+        }
+    return {"general": " ".join(exc.messages)}
 
 
 @require_POST
