@@ -454,10 +454,10 @@ class QuickLogForm(forms.Form):
     subject = forms.CharField(
         max_length=300, required=False, label="Summary", help_text="e.g. Discussed renewal"
     )
+    occurred_at = _datetime_field("When", help_text="Leave empty for now.")
     body = forms.CharField(
         required=False, widget=forms.Textarea(attrs={"rows": 3}), label="Details"
     )
-    occurred_at = _datetime_field("When", help_text="Leave empty for now.")
 
     def __init__(self, *args, contact_queryset=None, **kwargs):
         super().__init__(*args, **kwargs)

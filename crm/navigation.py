@@ -43,8 +43,16 @@ def _visible(items, policy, current_path):
             url = reverse(item.url_name)
         except NoReverseMatch:
             continue
-        active = current_path == url or (url != "/" and current_path.startswith(url))
-        out.append({"label": item.label, "url": url, "icon": item.icon, "active": active})
+        out.append({"label": item.label, "url": url, "icon": item.icon, "active": False})
+    # Only the closest match is active: /contacts/inbox/ is the Inbox, not also Contacts.
+    matches = [
+        entry
+        for entry in out
+        if current_path == entry["url"]
+        or (entry["url"] != "/" and current_path.startswith(entry["url"]))
+    ]
+    if matches:
+        max(matches, key=lambda entry: len(entry["url"]))["active"] = True
     return out
 
 

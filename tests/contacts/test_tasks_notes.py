@@ -261,3 +261,10 @@ def test_notes_of_another_org_are_404(client_as, org, other_org):
 def test_inbox_respects_the_tasks_module(client_as, members, role_key):
     expected = 403 if role_key == "board" else 200
     assert client_as(members[role_key]).get(INBOX).status_code == expected
+
+
+def test_only_the_inbox_is_the_current_sidebar_entry_on_the_inbox(client_as, owner):
+    html = client_as(owner).get(INBOX).content.decode()
+    current = [line for line in html.splitlines() if 'class="nav-link is-active"' in line]
+    assert len(current) == 1
+    assert 'href="/contacts/inbox/"' in current[0]
