@@ -404,7 +404,11 @@ def stop_services(running: list[Service], stopper: Stopper) -> None:
 
 
 def exec_command(env: dict[str, str], command: list[str]) -> int:
-    proc = subprocess.Popen(command, cwd=ROOT, env=env)
+    try:
+        proc = subprocess.Popen(command, cwd=ROOT, env=env)
+    except OSError as error:
+        log(f"cannot run {command[0]}: {error.strerror}")
+        return 127
 
     # The command shares our process group, so a terminal's Ctrl+C reaches it directly; devstack
     # waits for it to end and then stops the servers. SIGTERM/SIGHUP sent to devstack alone are
