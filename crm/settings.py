@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "allauth.socialaccount.providers.google",
     "crm",
     "contacts",
+    "ai",
 ]
 
 MIDDLEWARE = [

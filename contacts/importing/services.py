@@ -23,6 +23,7 @@ from ..custom_fields import RESERVED_KEYS
 from ..fields import CUSTOM_PREFIX, contact_field_catalog
 from ..models import Contact, CustomFieldDefinition
 from ..services import customfield_create
+from .ai_mapping import refine_with_llm
 from .detect import DELIMITERS, ENCODING_LABELS
 from .engine import CONTACT_COLUMNS, ImportCancelled, Importer
 from .mapper import CUSTOM, EXTRA_TARGETS, SKIP, suggest_mapping
@@ -122,6 +123,9 @@ def _suggest(job: ImportJob, sample_rows, policy) -> None:
     }
     suggestions = suggest_mapping(
         job.headers, sample_rows, allowed_targets=allowed, custom_labels=custom_labels
+    )
+    suggestions = refine_with_llm(
+        suggestions, sample_rows, job.headers, import_targets(job.org, policy)
     )
     if not policy.can("settings", "edit"):
         # Only admins create custom fields; others skip what they can't store.
