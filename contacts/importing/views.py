@@ -7,41 +7,35 @@ services re-check what they need, so a forged POST gets the same 403 as a hidden
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import os
 from functools import wraps
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.uploadhandler import FileUploadHandler, StopUpload
-from django.db.models import Count, Exists, F, OuterRef, Q
+from django.db.models import F
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.formats import date_format
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_POST
 
 from crm.csvutils import csv_response
 from crm.decorators import member_required
-from crm.models import User
 from crm.pagination import page as keyset_page
 from crm.permissions import policy_for
 from crm.selectors import org_timezone
 from crm.services import Actor
 
-from ..fields import CUSTOM_PREFIX, catalog_by_key, contact_field_catalog
+from ..fields import catalog_by_key, contact_field_catalog
 from ..models import Company, Contact
-from . import services
-from .detect import DELIMITER_NAMES, ENCODING_LABELS
-from .forms import CUSTOM_LABEL, SKIP_LABEL, DetectionForm, MappingForm, UploadForm
-from .mapper import CUSTOM, EXTRA_TARGETS, SKIP
+from . import display, services
+from .forms import DetectionForm, MappingForm, UploadForm
+from .mapper import SKIP
 from .models import ImportJob, ImportRecord, ImportRowError
 
 DIFF_PAGE_SIZE = 50
 HISTORY_PAGE_SIZE = 25
-SAMPLES_PER_COLUMN = 3
 UNDO_KEPT_SHOWN = 200
 ACTIVE = (ImportJob.Status.QUEUED, ImportJob.Status.RUNNING)
 EDITABLE = (ImportJob.Status.UPLOADED, ImportJob.Status.MAPPED)
@@ -180,55 +174,6 @@ def _errors_to_form(form, exc: ValidationError, default_field=None) -> None:
 
 # Map ------------------------------------------------------------------------------------
 
-CONFIDENCE_LEVELS = ((0.85, "high", "High"), (0.6, "medium", "Medium"), (0.0, "low", "Low"))
-
-
-def confidence_level(value: float) -> tuple[str, str]:
-    for floor, key, label in CONFIDENCE_LEVELS:
-        if value >= floor:
-            return key, label
-    return "low", "Low"
-
-
-def _target_labels(targets) -> dict[str, str]:
-    labels = {key: label for key, label, _ in targets}
-    labels.update({key: label for key, label, _ in EXTRA_TARGETS})
-    labels[SKIP] = SKIP_LABEL
-    labels[CUSTOM] = CUSTOM_LABEL
-    return labels
-
-
-def _samples(rows: list[list[str]], index: int) -> list[str]:
-    found: list[str] = []
-    for row in rows:
-        value = row[index].strip() if index < len(row) else ""
-        if value and value not in found:
-            found.append(value if len(value) <= 60 else value[:57] + "…")
-            if len(found) == SAMPLES_PER_COLUMN:
-                break
-    return found
-
-
-def _detection_summary(job: ImportJob, detection) -> dict:
-    """What detection found, in words a person who has never heard of "encodings" can check."""
-    undecoded = any("\ufffd" in cell for row in detection.sample_rows for cell in row)
-    notes = list(detection.notes)
-    if undecoded and not any("decoded" in note for note in notes):
-        notes.append(
-            "Some characters could not be read with this encoding (they show as �); "
-            "try another encoding below."
-        )
-    return {
-        "kind": "Excel workbook" if job.file_kind == "xlsx" else "Text file",
-        "encoding": ENCODING_LABELS.get(job.encoding, job.encoding),
-        "delimiter": DELIMITER_NAMES.get(job.delimiter, job.delimiter),
-        "header_row": job.header_row + 1,
-        "columns": len(job.headers),
-        "sample_rows": len(detection.sample_rows),
-        "notes": notes,
-        "undecoded": undecoded,
-    }
-
 
 @import_access
 def import_map(request, public_id):
@@ -293,19 +238,19 @@ def import_map(request, public_id):
 
     mapping_form.describe_errors()
     detection = services.import_detection(job)
-    labels = _target_labels(targets)
+    labels = display.target_labels(targets)
     suggestions = {s["column"]: s for s in job.suggestions}
     columns = []
     for index, (header, field) in enumerate(
         zip(job.headers, mapping_form.column_fields(), strict=True)
     ):
         suggestion = suggestions.get(header) or {"target": SKIP, "confidence": 0, "reason": ""}
-        level, level_label = confidence_level(suggestion["confidence"])
+        level, level_label = display.confidence_level(suggestion["confidence"])
         columns.append(
             {
                 "header": header,
                 "field": field,
-                "samples": _samples(detection.sample_rows, index),
+                "samples": display.column_samples(detection.sample_rows, index),
                 "suggested": suggestion["target"],
                 "suggested_label": labels.get(suggestion["target"], suggestion["target"]),
                 "confidence": suggestion["confidence"],
@@ -317,7 +262,7 @@ def import_map(request, public_id):
     context = {
         "job": job,
         "step": 2,
-        "detection": _detection_summary(job, detection),
+        "detection": display.detection_summary(job, detection),
         "detection_form": detection_form,
         "form": mapping_form,
         "columns": columns,
@@ -328,71 +273,6 @@ def import_map(request, public_id):
 
 
 # Preview --------------------------------------------------------------------------------
-
-_PREVIEW_LABELS = {
-    "company_name": "Company",
-    "company_domain": "Company domain",
-    "custom": "Custom fields",
-    "other_emails": "Other emails",
-    "note": "Note",
-    "external_id": "External ID",
-    "owner_id": "Owner",
-}
-
-
-CHOICE_KEYS = {
-    "status",
-    "lifecycle_stage",
-    "deal_role",
-    "consent_status",
-    "consent_type",
-    "gdpr_basis",
-}
-
-
-def _choice_label(field_name: str, value) -> str:
-    if value in (None, ""):
-        return ""
-    field = Contact._meta.get_field(field_name)
-    return str(dict(field.choices or []).get(value, value))
-
-
-def _display(key: str, value, *, users: dict, custom_labels: dict) -> str:
-    """One staged or recorded value as text for a person."""
-    if value is None or value == "" or value == [] or value == {}:
-        return ""
-    if key in ("owner_id", "owner"):
-        return users.get(value, f"member #{value}")
-    if isinstance(value, bool):
-        return "Yes" if value else "No"
-    if isinstance(value, str) and key in ("custom", "other_emails"):
-        value = json.loads(value)
-    if key == "custom" and isinstance(value, dict):
-        return "; ".join(
-            f"{custom_labels.get(k, k)}: {v}" for k, v in value.items() if v not in (None, "")
-        )
-    if isinstance(value, list):
-        return ", ".join(str(v) for v in value)
-    if isinstance(value, dt.datetime):
-        return date_format(timezone.localtime(value), "DATETIME_FORMAT")
-    if key in CHOICE_KEYS:
-        return _choice_label(key, value)
-    return str(value)
-
-
-def _member_names(org, ids) -> dict:
-    ids = {i for i in ids if isinstance(i, int)}
-    if not ids:
-        return {}
-    return {u.pk: u.display_name for u in User.objects.filter(pk__in=ids, memberships__org=org)}
-
-
-def _custom_labels(org) -> dict:
-    return {
-        spec.key[len(CUSTOM_PREFIX) :]: spec.label
-        for spec in contact_field_catalog(org)
-        if spec.is_custom
-    }
 
 
 @import_access
@@ -424,15 +304,19 @@ def import_preview(request, public_id):
     headings = []
     for key in keys:
         spec = catalog.get(key) or catalog.get(key.removesuffix("_id"))
-        headings.append(_PREVIEW_LABELS.get(key) or (spec.label if spec else key))
-    users = _member_names(request.org, [row["values"].get("owner_id") for row in preview["rows"]])
-    custom_labels = _custom_labels(request.org)
+        headings.append(display.PREVIEW_LABELS.get(key) or (spec.label if spec else key))
+    users = display.member_names(
+        request.org, [row["values"].get("owner_id") for row in preview["rows"]]
+    )
+    custom_labels = display.custom_field_labels(request.org)
     rows = []
     for row in preview["rows"]:
         values = row["values"]
         if values:
             cells = [
-                _display(key, values.get(key), users=users, custom_labels=custom_labels)
+                display.display_value(
+                    key, values.get(key), users=users, custom_labels=custom_labels
+                )
                 for key in keys
             ]
         else:
@@ -452,138 +336,6 @@ def import_preview(request, public_id):
 
 
 # The job: progress, results, diff ------------------------------------------------------
-
-
-def _duration(job: ImportJob) -> dt.timedelta | None:
-    if job.started_at and job.finished_at:
-        return job.finished_at - job.started_at
-    return None
-
-
-def humanize_seconds(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    if seconds < 1:
-        return "under a second"
-    seconds = round(seconds)
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes} min {seconds:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
-
-
-def progress_figures(job: ImportJob, now: dt.datetime | None = None) -> dict:
-    """Rows done of the total, the rate since the job started and the time left at it."""
-    now = now or timezone.now()
-    total, done = job.total_rows, job.rows_done
-    percent = min(100, int(done * 100 / total)) if total else 0
-    if job.status == ImportJob.Status.DONE:
-        percent = 100
-    elapsed = (now - job.started_at).total_seconds() if job.started_at else 0
-    rate = done / elapsed if elapsed > 0 and done else 0.0
-    eta = (total - done) / rate if rate and total > done else None
-    return {
-        "total": total,
-        "done": done,
-        "percent": percent,
-        "rate": round(rate),
-        "eta": humanize_seconds(eta) if eta is not None else "",
-        "elapsed": humanize_seconds(elapsed) if elapsed else "",
-    }
-
-
-def _mapping_rows(job: ImportJob, org) -> list[dict]:
-    catalog = catalog_by_key(contact_field_catalog(org))
-    extra = {key: label for key, label, _ in EXTRA_TARGETS}
-    custom_keys = (job.defaults or {}).get("custom_keys", {})
-    rows = []
-    for header in job.headers:
-        target = (job.mapping or {}).get(header, SKIP)
-        if target == SKIP:
-            label = "Skipped"
-        elif target == CUSTOM:
-            key = custom_keys.get(header, "")
-            spec = catalog.get(CUSTOM_PREFIX + key)
-            label = f"Custom field “{spec.label if spec else key}”"
-        else:
-            spec = catalog.get(target)
-            label = extra.get(target) or (spec.label if spec else target)
-        rows.append({"header": header, "target": label, "skipped": target == SKIP})
-    return rows
-
-
-def _contact_label(contact: Contact | None) -> str:
-    if contact is None:
-        return ""
-    name = f"{contact.first_name} {contact.last_name}".strip()
-    return name or contact.email or contact.phone or contact.mobile or "(no name)"
-
-
-def _field_label(key: str, catalog: dict, custom_labels: dict) -> str:
-    if key == "company":
-        return "Company"
-    spec = catalog.get(key)
-    return spec.label if spec else key.replace("_", " ").capitalize()
-
-
-def _change_rows(changes: dict, *, catalog, custom_labels, users, companies) -> list[dict]:
-    """{field: [before, after]} as rows a person can read: custom fields one per key, owner
-    and company ids as names."""
-    rows = []
-    for key, pair in changes.items():
-        if not isinstance(pair, list) or len(pair) != 2:
-            continue
-        before, after = pair
-        if key == "custom":
-            before, after = before or {}, after or {}
-            for custom_key in sorted(set(before) | set(after)):
-                if before.get(custom_key) != after.get(custom_key):
-                    rows.append(
-                        {
-                            "field": custom_labels.get(custom_key, custom_key),
-                            "before": _text(before.get(custom_key)),
-                            "after": _text(after.get(custom_key)),
-                        }
-                    )
-            continue
-        if key == "company":
-            before, after = companies.get(before, before), companies.get(after, after)
-        elif key == "owner":
-            before, after = users.get(before, before), users.get(after, after)
-        elif key == "consent_date":
-            before, after = _moment(before), _moment(after)
-        elif key in CHOICE_KEYS:
-            before, after = _choice_label(key, before), _choice_label(key, after)
-        rows.append(
-            {
-                "field": _field_label(key, catalog, custom_labels),
-                "before": _text(before),
-                "after": _text(after),
-            }
-        )
-    return rows
-
-
-def _moment(value):
-    if not value:
-        return value
-    try:
-        return date_format(timezone.localtime(dt.datetime.fromisoformat(value)), "DATETIME_FORMAT")
-    except (TypeError, ValueError):
-        return value
-
-
-def _text(value) -> str:
-    if value is None or value == "":
-        return ""
-    if isinstance(value, bool):
-        return "Yes" if value else "No"
-    if isinstance(value, list):
-        return ", ".join(str(v) for v in value)
-    return str(value)
 
 
 def _diff_context(request, job: ImportJob) -> dict:
@@ -607,14 +359,14 @@ def _diff_context(request, job: ImportJob) -> dict:
                 user_ids.update(pair)
             elif isinstance(pair, list) and key == "company":
                 company_ids.update(pair)
-    users = _member_names(request.org, user_ids)
+    users = display.member_names(request.org, user_ids)
     companies = dict(
         Company.objects.for_org(request.org)
         .filter(pk__in={i for i in company_ids if isinstance(i, int)})
         .values_list("pk", "name")
     )
     catalog = catalog_by_key(contact_field_catalog(request.org))
-    custom_labels = _custom_labels(request.org)
+    custom_labels = display.custom_field_labels(request.org)
     rows = []
     for record in result.rows:
         contact = contacts.get(record.contact_id)
@@ -622,8 +374,8 @@ def _diff_context(request, job: ImportJob) -> dict:
             {
                 "record": record,
                 "contact": contact,
-                "label": _contact_label(contact),
-                "changes": _change_rows(
+                "label": display.contact_label(contact),
+                "changes": display.change_rows(
                     record.changes or {},
                     catalog=catalog,
                     custom_labels=custom_labels,
@@ -639,13 +391,13 @@ def _detail_context(request, job: ImportJob) -> dict:
     context = {
         "job": job,
         "step": 4,
-        "progress": progress_figures(job),
+        "progress": display.progress_figures(job),
         "is_active": job.status in ACTIVE,
         "is_finished": job.status in FINISHED,
-        "duration": humanize_seconds(_duration(job).total_seconds()) if _duration(job) else "",
+        "duration": display.duration_text(job),
     }
     if job.status in FINISHED:
-        context["mapping_rows"] = _mapping_rows(job, request.org)
+        context["mapping_rows"] = display.mapping_rows(job, request.org)
         context.update(_diff_context(request, job))
         context["can_undo"] = (
             job.status != ImportJob.Status.UNDONE
@@ -657,7 +409,7 @@ def _detail_context(request, job: ImportJob) -> dict:
             ids = job.undo_result.get("edited_contact_ids") or []
             kept = Contact.objects.for_org(request.org).filter(pk__in=ids[:UNDO_KEPT_SHOWN])
             context["kept_contacts"] = [
-                {"contact": contact, "label": _contact_label(contact)}
+                {"contact": contact, "label": display.contact_label(contact)}
                 for contact in kept.order_by("last_name", "first_name", "id")
             ]
     return context
@@ -704,22 +456,6 @@ def import_cancel(request, public_id):
     return redirect("contacts:import_detail", public_id=job.public_id)
 
 
-def undo_estimate(job: ImportJob) -> dict:
-    """What Undo would do now: contacts it deletes, contacts it restores, and those it keeps
-    because someone edited them after the import wrote them (the same test the service uses)."""
-    contact = Contact.objects.filter(org_id=job.org_id, pk=OuterRef("contact_id"))
-    records = ImportRecord.objects.filter(job=job).annotate(
-        present=Exists(contact),
-        edited=Exists(contact.filter(updated_at__gt=OuterRef("written_at"))),
-    )
-    untouched = Q(present=True, edited=False)
-    return records.aggregate(
-        delete=Count("id", filter=untouched & Q(action=ImportRecord.Action.CREATED)),
-        restore=Count("id", filter=untouched & Q(action=ImportRecord.Action.UPDATED)),
-        keep=Count("id", filter=Q(edited=True)),
-    )
-
-
 @import_access
 def import_undo(request, public_id):
     job = _job(request, public_id)
@@ -747,7 +483,7 @@ def import_undo(request, public_id):
     return render(
         request,
         "contacts/import/undo_confirm.html",
-        {"job": job, "estimate": undo_estimate(job), "step": 4},
+        {"job": job, "estimate": display.undo_estimate(job), "step": 4},
     )
 
 
@@ -779,8 +515,7 @@ def import_history(request):
     jobs = ImportJob.objects.for_org(request.org).select_related("created_by")
     result = keyset_page(jobs, ["-created_at", "-id"], request.GET.get("cursor"), HISTORY_PAGE_SIZE)
     for job in result.rows:
-        duration = _duration(job)
-        job.duration_text = humanize_seconds(duration.total_seconds()) if duration else ""
+        job.duration_text = display.duration_text(job)
     context = {"page": result}
     if request.htmx and not request.htmx.history_restore_request:
         return render(request, "contacts/import/history.html#rows", context)

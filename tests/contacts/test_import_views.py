@@ -197,6 +197,8 @@ def test_an_upload_over_the_limit_is_refused_in_place(owner, client_as, settings
 
     assert response.status_code == 400
     assert "larger than the 1 MB limit" in text_of(response)
+    # Refused by the upload handler while the body arrived, not after storing the file.
+    assert response.wsgi_request.import_upload_refused is True
     assert not ImportJob.objects.filter(org=owner.org).exists()
 
 

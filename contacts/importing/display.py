@@ -1,0 +1,292 @@
+"""How an import's data reads on its pages: what detection found, suggestion confidence,
+staged and recorded values as text (owner and company ids as names, choices as labels),
+progress figures, and what Undo would do. Reads only; the views render what these return."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from django.db.models import Count, Exists, OuterRef, Q
+from django.utils import timezone
+from django.utils.formats import date_format
+
+from crm.models import User
+
+from ..fields import CUSTOM_PREFIX, catalog_by_key, contact_field_catalog
+from ..models import Contact
+from .detect import DELIMITER_NAMES, ENCODING_LABELS
+from .forms import CUSTOM_LABEL, SKIP_LABEL
+from .mapper import CUSTOM, EXTRA_TARGETS, SKIP
+from .models import ImportJob, ImportRecord
+
+SAMPLES_PER_COLUMN = 3
+
+
+CONFIDENCE_LEVELS = ((0.85, "high", "High"), (0.6, "medium", "Medium"), (0.0, "low", "Low"))
+
+
+def confidence_level(value: float) -> tuple[str, str]:
+    for floor, key, label in CONFIDENCE_LEVELS:
+        if value >= floor:
+            return key, label
+    return "low", "Low"
+
+
+def target_labels(targets) -> dict[str, str]:
+    labels = {key: label for key, label, _ in targets}
+    labels.update({key: label for key, label, _ in EXTRA_TARGETS})
+    labels[SKIP] = SKIP_LABEL
+    labels[CUSTOM] = CUSTOM_LABEL
+    return labels
+
+
+def column_samples(rows: list[list[str]], index: int) -> list[str]:
+    found: list[str] = []
+    for row in rows:
+        value = row[index].strip() if index < len(row) else ""
+        if value and value not in found:
+            found.append(value if len(value) <= 60 else value[:57] + "…")
+            if len(found) == SAMPLES_PER_COLUMN:
+                break
+    return found
+
+
+def detection_summary(job: ImportJob, detection) -> dict:
+    """What detection found, in words a person who has never heard of "encodings" can check."""
+    undecoded = any("\ufffd" in cell for row in detection.sample_rows for cell in row)
+    notes = list(detection.notes)
+    if undecoded and not any("decoded" in note for note in notes):
+        notes.append(
+            "Some characters could not be read with this encoding (they show as �); "
+            "try another encoding below."
+        )
+    return {
+        "kind": "Excel workbook" if job.file_kind == "xlsx" else "Text file",
+        "encoding": ENCODING_LABELS.get(job.encoding, job.encoding),
+        "delimiter": DELIMITER_NAMES.get(job.delimiter, job.delimiter),
+        "header_row": job.header_row + 1,
+        "columns": len(job.headers),
+        "sample_rows": len(detection.sample_rows),
+        "notes": notes,
+        "undecoded": undecoded,
+    }
+
+
+PREVIEW_LABELS = {
+    "company_name": "Company",
+    "company_domain": "Company domain",
+    "custom": "Custom fields",
+    "other_emails": "Other emails",
+    "note": "Note",
+    "external_id": "External ID",
+    "owner_id": "Owner",
+}
+
+
+CHOICE_KEYS = {
+    "status",
+    "lifecycle_stage",
+    "deal_role",
+    "consent_status",
+    "consent_type",
+    "gdpr_basis",
+}
+
+
+def choice_label(field_name: str, value) -> str:
+    if value in (None, ""):
+        return ""
+    field = Contact._meta.get_field(field_name)
+    return str(dict(field.choices or []).get(value, value))
+
+
+def display_value(key: str, value, *, users: dict, custom_labels: dict) -> str:
+    """One staged or recorded value as text for a person."""
+    if value is None or value == "" or value == [] or value == {}:
+        return ""
+    if key in ("owner_id", "owner"):
+        return users.get(value, f"member #{value}")
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
+    if isinstance(value, str) and key in ("custom", "other_emails"):
+        value = json.loads(value)
+    if key == "custom" and isinstance(value, dict):
+        return "; ".join(
+            f"{custom_labels.get(k, k)}: {v}" for k, v in value.items() if v not in (None, "")
+        )
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, dt.datetime):
+        return date_format(timezone.localtime(value), "DATETIME_FORMAT")
+    if key in CHOICE_KEYS:
+        return choice_label(key, value)
+    return str(value)
+
+
+def member_names(org, ids) -> dict:
+    ids = {i for i in ids if isinstance(i, int)}
+    if not ids:
+        return {}
+    return {u.pk: u.display_name for u in User.objects.filter(pk__in=ids, memberships__org=org)}
+
+
+def custom_field_labels(org) -> dict:
+    return {
+        spec.key[len(CUSTOM_PREFIX) :]: spec.label
+        for spec in contact_field_catalog(org)
+        if spec.is_custom
+    }
+
+
+def job_duration(job: ImportJob) -> dt.timedelta | None:
+    if job.started_at and job.finished_at:
+        return job.finished_at - job.started_at
+    return None
+
+
+def duration_text(job: ImportJob) -> str:
+    duration = job_duration(job)
+    return humanize_seconds(duration.total_seconds()) if duration else ""
+
+
+def humanize_seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    if seconds < 1:
+        return "under a second"
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def progress_figures(job: ImportJob, now: dt.datetime | None = None) -> dict:
+    """Rows done of the total, the rate since the job started and the time left at it."""
+    now = now or timezone.now()
+    total, done = job.total_rows, job.rows_done
+    percent = min(100, int(done * 100 / total)) if total else 0
+    if job.status == ImportJob.Status.DONE:
+        percent = 100
+    elapsed = (now - job.started_at).total_seconds() if job.started_at else 0
+    rate = done / elapsed if elapsed > 0 and done else 0.0
+    eta = (total - done) / rate if rate and total > done else None
+    return {
+        "total": total,
+        "done": done,
+        "percent": percent,
+        "rate": round(rate),
+        "eta": humanize_seconds(eta) if eta is not None else "",
+        "elapsed": humanize_seconds(elapsed) if elapsed else "",
+    }
+
+
+def mapping_rows(job: ImportJob, org) -> list[dict]:
+    catalog = catalog_by_key(contact_field_catalog(org))
+    extra = {key: label for key, label, _ in EXTRA_TARGETS}
+    custom_keys = (job.defaults or {}).get("custom_keys", {})
+    rows = []
+    for header in job.headers:
+        target = (job.mapping or {}).get(header, SKIP)
+        if target == SKIP:
+            label = "Skipped"
+        elif target == CUSTOM:
+            key = custom_keys.get(header, "")
+            spec = catalog.get(CUSTOM_PREFIX + key)
+            label = f"Custom field “{spec.label if spec else key}”"
+        else:
+            spec = catalog.get(target)
+            label = extra.get(target) or (spec.label if spec else target)
+        rows.append({"header": header, "target": label, "skipped": target == SKIP})
+    return rows
+
+
+def contact_label(contact: Contact | None) -> str:
+    if contact is None:
+        return ""
+    name = f"{contact.first_name} {contact.last_name}".strip()
+    return name or contact.email or contact.phone or contact.mobile or "(no name)"
+
+
+def field_label(key: str, catalog: dict, custom_labels: dict) -> str:
+    if key == "company":
+        return "Company"
+    spec = catalog.get(key)
+    return spec.label if spec else key.replace("_", " ").capitalize()
+
+
+def change_rows(changes: dict, *, catalog, custom_labels, users, companies) -> list[dict]:
+    """{field: [before, after]} as rows a person can read: custom fields one per key, owner
+    and company ids as names."""
+    rows = []
+    for key, pair in changes.items():
+        if not isinstance(pair, list) or len(pair) != 2:
+            continue
+        before, after = pair
+        if key == "custom":
+            before, after = before or {}, after or {}
+            for custom_key in sorted(set(before) | set(after)):
+                if before.get(custom_key) != after.get(custom_key):
+                    rows.append(
+                        {
+                            "field": custom_labels.get(custom_key, custom_key),
+                            "before": plain_text(before.get(custom_key)),
+                            "after": plain_text(after.get(custom_key)),
+                        }
+                    )
+            continue
+        if key == "company":
+            before, after = companies.get(before, before), companies.get(after, after)
+        elif key == "owner":
+            before, after = users.get(before, before), users.get(after, after)
+        elif key == "consent_date":
+            before, after = moment_text(before), moment_text(after)
+        elif key in CHOICE_KEYS:
+            before, after = choice_label(key, before), choice_label(key, after)
+        rows.append(
+            {
+                "field": field_label(key, catalog, custom_labels),
+                "before": plain_text(before),
+                "after": plain_text(after),
+            }
+        )
+    return rows
+
+
+def moment_text(value):
+    if not value:
+        return value
+    try:
+        return date_format(timezone.localtime(dt.datetime.fromisoformat(value)), "DATETIME_FORMAT")
+    except (TypeError, ValueError):
+        return value
+
+
+def plain_text(value) -> str:
+    if value is None or value == "":
+        return ""
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def undo_estimate(job: ImportJob) -> dict:
+    """What Undo would do now: contacts it deletes, contacts it restores, and those it keeps
+    because someone edited them after the import wrote them (the same test the service uses)."""
+    contact = Contact.objects.filter(org_id=job.org_id, pk=OuterRef("contact_id"))
+    records = ImportRecord.objects.filter(job=job).annotate(
+        present=Exists(contact),
+        edited=Exists(contact.filter(updated_at__gt=OuterRef("written_at"))),
+    )
+    untouched = Q(present=True, edited=False)
+    return records.aggregate(
+        delete=Count("id", filter=untouched & Q(action=ImportRecord.Action.CREATED)),
+        restore=Count("id", filter=untouched & Q(action=ImportRecord.Action.UPDATED)),
+        keep=Count("id", filter=Q(edited=True)),
+    )
