@@ -30,6 +30,7 @@ SETTINGS_NAV = [
     NavItem("Members", "crm:members", "settings", "users"),
     NavItem("Roles & Permissions", "crm:roles", "settings", "key"),
     NavItem("Custom fields", "contacts:custom_fields", "settings", "sliders"),
+    NavItem("Lead scoring", "contacts:scoring", "settings", "check"),
     NavItem("Audit log", "crm:audit_log", "settings", "list"),
 ]
 

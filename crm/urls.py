@@ -2,13 +2,14 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
-from .views import audit, core, members, notifications, preferences
+from .views import audit, core, jobs, members, notifications, preferences
 from .views import roles as role_views
 
 crm_patterns = [
     path("", core.dashboard, name="dashboard"),
     path("no-access/", core.no_access, name="no_access"),
     path("orgs/<uuid:org_public_id>/switch/", core.switch_org, name="switch_org"),
+    path("jobs/<uuid:public_id>/", jobs.job_progress, name="job_progress"),
     path("notifications/", notifications.notifications, name="notifications"),
     path("notifications/read/", notifications.notifications_read, name="notifications_read"),
     path("settings/customize/", preferences.customize, name="customize"),

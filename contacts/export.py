@@ -1,0 +1,153 @@
+"""Exports of the contact list (CSV and JSON) for the current search, filter or view.
+
+Constant memory at any size: one query read through a server-side cursor in chunks of 2,000
+rows (`values()`, so no model instances), tags gathered in the same query by an array
+subquery, and the file written to the response as it is read. The columns are the fields the
+member may see (a hidden field has no column at all), custom fields included.
+
+CSV cells go through `crm.csvutils.safe_cell` (inside `csv_response`), which neutralizes
+text a spreadsheet would run as a formula. JSON is data for programs, not spreadsheets:
+values stay exactly as stored ("+15551234567" is a phone number there, not a formula).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from django.contrib.postgres.expressions import ArraySubquery
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+from django.db.models import OuterRef
+
+from .fields import FieldSpec
+from .models import Tag
+
+CHUNK_SIZE = 2000
+
+# Catalog fields that are not plain columns of the contact row, and how to read them.
+_RELATED_PATHS = {"company": "company__name", "owner": "owner__email"}
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str  # the field's catalog key, also the JSON key ("custom.<key>" under "custom")
+    label: str  # the CSV header
+    spec: FieldSpec | None = None
+
+    @property
+    def custom_key(self) -> str | None:
+        if self.spec is not None and self.spec.is_custom:
+            return self.spec.key.split(".", 1)[1]
+        return None
+
+
+ID_COLUMN = Column("id", "ID")
+
+
+def export_columns(catalog: Iterable[FieldSpec], policy) -> list[Column]:
+    """The export's columns: the record id, then every field this member may see, in
+    catalog order (standard fields, then custom ones)."""
+    columns = [ID_COLUMN]
+    for spec in catalog:
+        if policy.can_see_field(spec.key):
+            label = f"{spec.label} (custom)" if spec.is_custom else spec.label
+            columns.append(Column(spec.key, label, spec))
+    return columns
+
+
+def export_values(queryset, columns: list[Column], order_by=()):
+    """The queryset as plain dicts with exactly what the columns need, tags aggregated in
+    the same query (no query per row or per chunk)."""
+    paths = {"public_id"}
+    annotations = {}
+    for column in columns:
+        spec = column.spec
+        if spec is None:
+            continue
+        if spec.is_custom:
+            paths.add("custom")
+        elif spec.key == "tags":
+            tag_names = Tag.objects.filter(contacts=OuterRef("pk")).order_by("name").values("name")
+            annotations["tag_names"] = ArraySubquery(tag_names)
+        else:
+            paths.add(_RELATED_PATHS.get(spec.key, spec.path))
+    queryset = queryset.order_by(*order_by) if order_by else queryset.order_by("-created_at", "-id")
+    return queryset.values(*sorted(paths), **annotations)
+
+
+def _raw_value(row: dict, column: Column):
+    spec = column.spec
+    if spec is None:
+        return str(row["public_id"])
+    if spec.is_custom:
+        return (row.get("custom") or {}).get(column.custom_key)
+    if spec.key == "tags":
+        return list(row.get("tag_names") or [])
+    return row.get(_RELATED_PATHS.get(spec.key, spec.path))
+
+
+def _local(value, tz):
+    if isinstance(value, dt.datetime):
+        return value.astimezone(tz).isoformat(timespec="seconds")
+    return value
+
+
+def csv_value(row: dict, column: Column, tz):
+    """The cell's value before neutralization: choice labels, lists joined, local times."""
+    value = _raw_value(row, column)
+    spec = column.spec
+    if isinstance(value, list):
+        return "; ".join(str(item) for item in value)
+    if spec is not None and spec.choices and value not in (None, ""):
+        return dict(spec.choices).get(value, value)
+    return _local(value, tz)
+
+
+def json_record(row: dict, columns: list[Column], tz) -> dict:
+    """One contact as a JSON object: stored values as they are (choice keys, E.164 phones),
+    custom fields together under "custom"."""
+    record: dict = {}
+    custom: dict = {}
+    for column in columns:
+        value = _local(_raw_value(row, column), tz)
+        if column.custom_key is not None:
+            custom[column.custom_key] = value
+        else:
+            record[column.key] = value
+    if any(column.custom_key is not None for column in columns):
+        record["custom"] = custom
+    return record
+
+
+def _streamed(rows_queryset) -> Iterator[dict]:
+    """Rows through a server-side cursor. Inside a transaction the cursor is not WITH HOLD,
+    so Postgres streams it instead of materializing the whole result first."""
+    with transaction.atomic():
+        yield from rows_queryset.iterator(chunk_size=CHUNK_SIZE)
+
+
+def csv_rows(rows_queryset, columns: list[Column], tz) -> Iterator[list]:
+    """Row values for `crm.csvutils.csv_response`, which neutralizes every cell."""
+    for row in _streamed(rows_queryset):
+        yield [csv_value(row, column, tz) for column in columns]
+
+
+def csv_header(columns: list[Column]) -> list[str]:
+    return [column.label for column in columns]
+
+
+def json_stream(rows_queryset, columns: list[Column], tz) -> Iterator[str]:
+    """A valid JSON array written element by element."""
+    encoder = DjangoJSONEncoder(ensure_ascii=False)
+    yield "["
+    first = True
+    for row in _streamed(rows_queryset):
+        yield ("\n" if first else ",\n") + encoder.encode(json_record(row, columns, tz))
+        first = False
+    yield "\n]\n"
+
+
+def describe_columns(columns: list[Column]) -> list[str]:
+    return [column.key for column in columns]

@@ -1,0 +1,200 @@
+"""Big bulk actions run as a background job: chunked, with progress on the job, claimed once,
+resumable after a worker died without applying any chunk twice, and followed on a page that
+polls until the job has finished."""
+
+import time
+
+import pytest
+from django.urls import reverse
+
+from contacts import bulk as bulk_service
+from contacts.models import Activity, Contact
+from contacts.tasks import run_bulk_action
+from crm.models import AuditEvent, BackgroundJob
+from tests.factories import ContactFactory, member
+
+
+class WorkerDied(BaseException):
+    """Stands in for a killed worker: not an Exception, so nothing cleans up after it."""
+
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    """Five contacts per chunk, and anything above three runs in the background."""
+    monkeypatch.setattr(bulk_service, "CHUNK_SIZE", 5)
+    monkeypatch.setattr(bulk_service, "INLINE_LIMIT", 3)
+
+
+def start_stage_job(client, contacts, stage="customer"):
+    response = client.post(
+        reverse("contacts:bulk_action"),
+        {
+            "bulk_action": "change_stage",
+            "bulk_stage": stage,
+            "ids": [str(c.public_id) for c in contacts],
+        },
+        HTTP_HX_REQUEST="true",
+    )
+    assert response.status_code == 200
+    return response, BackgroundJob.objects.get(kind=bulk_service.JOB_KIND)
+
+
+def test_a_big_selection_becomes_a_job_that_reaches_100_percent(
+    org, owner, client_as, small_chunks, monkeypatch, django_capture_on_commit_callbacks
+):
+    contacts = ContactFactory.create_batch(12, org=org, lifecycle_stage="lead")
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response, job = start_stage_job(client_as(owner), contacts)
+
+    assert job.status == BackgroundJob.Status.QUEUED
+    assert job.total == 12
+    assert len(callbacks) == 1  # the task is sent only once the job row is committed
+    assert f'hx-get="{reverse("crm:job_progress", args=[job.public_id])}"' in (
+        response.content.decode()
+    )
+    assert Contact.objects.filter(lifecycle_stage="customer").count() == 0
+
+    seen_progress = []
+    process = bulk_service._process_chunk
+
+    def watching(run, ids):
+        seen_progress.append(BackgroundJob.objects.get(pk=job.pk).done)
+        return process(run, ids)
+
+    monkeypatch.setattr(bulk_service, "_process_chunk", watching)
+    assert run_bulk_action.apply(args=[job.pk]).get() == "ran"
+
+    job.refresh_from_db()
+    assert job.status == BackgroundJob.Status.DONE
+    assert job.done == job.total == 12
+    assert job.percent == 100
+    assert seen_progress == [0, 5, 10]
+    assert job.result["changed"] == 12
+    assert job.result["summary"] == "Changed the stage of 12 contacts to Customer."
+    assert Contact.objects.filter(lifecycle_stage="customer").count() == 12
+    assert Activity.objects.filter(type=Activity.Type.STAGE_CHANGE).count() == 12
+
+
+def test_a_job_resumed_after_its_worker_died_does_not_apply_twice(
+    org, owner, client_as, small_chunks, monkeypatch, django_capture_on_commit_callbacks
+):
+    contacts = ContactFactory.create_batch(12, org=org, lifecycle_stage="lead")
+    with django_capture_on_commit_callbacks(execute=False):
+        _, job = start_stage_job(client_as(owner), contacts)
+    process = bulk_service._process_chunk
+    calls = []
+
+    def dies_on_third_chunk(run, ids):
+        calls.append(ids)
+        if len(calls) == 3:
+            raise WorkerDied
+        return process(run, ids)
+
+    monkeypatch.setattr(bulk_service, "_process_chunk", dies_on_third_chunk)
+    with pytest.raises(WorkerDied):
+        run_bulk_action.apply(args=[job.pk], throw=True)
+
+    job.refresh_from_db()
+    assert job.status == BackgroundJob.Status.RUNNING
+    assert (job.done, job.result["cursor"]) == (10, calls[1][-1])
+    assert Contact.objects.filter(lifecycle_stage="customer").count() == 10
+
+    # Re-delivered while the dead worker's lease still holds: nobody may take it yet.
+    monkeypatch.setattr(bulk_service, "_process_chunk", process)
+    assert run_bulk_action.apply(args=[job.pk]).get() == "not claimed"
+
+    BackgroundJob.objects.filter(pk=job.pk).update(result={**job.result, "lease_expires": 0})
+    assert run_bulk_action.apply(args=[job.pk]).get() == "ran"
+
+    job.refresh_from_db()
+    assert job.status == BackgroundJob.Status.DONE
+    assert job.done == 12
+    assert Contact.objects.filter(lifecycle_stage="customer").count() == 12
+    for contact in contacts:
+        events = AuditEvent.objects.filter(verb="contact.updated", object_id=str(contact.public_id))
+        assert events.count() == 1, contact
+    assert Activity.objects.filter(type=Activity.Type.STAGE_CHANGE).count() == 12
+    assert AuditEvent.objects.filter(verb="contacts.bulk_action").count() == 1
+
+
+def test_a_finished_job_is_not_run_again(
+    org, owner, client_as, small_chunks, django_capture_on_commit_callbacks
+):
+    contacts = ContactFactory.create_batch(6, org=org)
+    with django_capture_on_commit_callbacks(execute=False):
+        _, job = start_stage_job(client_as(owner), contacts)
+    run_bulk_action.apply(args=[job.pk])
+
+    assert run_bulk_action.apply(args=[job.pk]).get() == "not claimed"
+    assert AuditEvent.objects.filter(verb="contact.updated").count() == 6
+
+
+def test_a_job_fails_cleanly_when_its_member_lost_the_right(
+    org, members, client_as, small_chunks, django_capture_on_commit_callbacks
+):
+    admin = members["admin"]
+    contacts = ContactFactory.create_batch(6, org=org, lifecycle_stage="lead")
+    with django_capture_on_commit_callbacks(execute=False):
+        _, job = start_stage_job(client_as(admin), contacts)
+    admin.role = members["viewer"].role
+    admin.save(update_fields=["role"])
+
+    run_bulk_action.apply(args=[job.pk])
+
+    job.refresh_from_db()
+    assert job.status == BackgroundJob.Status.FAILED
+    assert "may not" in job.error
+    assert Contact.objects.filter(lifecycle_stage="customer").count() == 0
+
+
+def test_the_progress_page_polls_until_the_job_has_finished(
+    org, owner, client_as, small_chunks, django_capture_on_commit_callbacks
+):
+    contacts = ContactFactory.create_batch(6, org=org)
+    with django_capture_on_commit_callbacks(execute=False):
+        _, job = start_stage_job(client_as(owner), contacts)
+    url = reverse("crm:job_progress", args=[job.public_id])
+    client = client_as(owner, htmx=True)
+
+    running = client.get(url)
+    page = client_as(owner).get(url)
+    run_bulk_action.apply(args=[job.pk])
+    finished = client.get(url)
+
+    assert 'hx-trigger="every 1s"' in running.content.decode()
+    assert "Waiting for a worker" in running.content.decode()
+    assert "<html" in page.content.decode() and "Background job" in page.content.decode()
+    assert 'hx-trigger="every 1s"' not in finished.content.decode()
+    assert "Changed the stage of 6 contacts" in finished.content.decode()
+    assert "jobFinished" in finished["HX-Trigger"]
+
+
+def test_only_the_jobs_starter_and_admins_follow_it(org, other_org, owner, client_as):
+    job = BackgroundJob.objects.create(org=org, kind=bulk_service.JOB_KIND, created_by=owner.user)
+    url = reverse("crm:job_progress", args=[job.public_id])
+
+    assert client_as(member(org, "admin")).get(url).status_code == 200
+    assert client_as(member(org, "team")).get(url).status_code == 404
+    assert client_as(member(other_org, "owner")).get(url).status_code == 404
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_bulk_job_runs_through_a_real_celery_worker(org, owner, client_as, small_chunks):
+    from celery.contrib.testing.worker import start_worker
+
+    from crm.celery import app
+
+    contacts = ContactFactory.create_batch(9, org=org, lifecycle_stage="lead")
+    with start_worker(app, perform_ping_check=False, pool="solo", concurrency=1):
+        _, job = start_stage_job(client_as(owner), contacts)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            job.refresh_from_db()
+            if job.is_finished:
+                break
+            time.sleep(0.2)
+
+    assert job.status == BackgroundJob.Status.DONE
+    assert job.done == 9
+    assert Contact.objects.filter(lifecycle_stage="customer").count() == 9
