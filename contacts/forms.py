@@ -163,11 +163,22 @@ class ContactForm(CatalogForm):
     """The contact's fields this member may see: editable ones as inputs, visible-only ones
     disabled. `only` limits it to some keys (the inline edit of one field)."""
 
-    def __init__(self, data=None, *, org, policy, user, instance: Contact | None = None, only=None):
+    def __init__(
+        self,
+        data=None,
+        *,
+        org,
+        policy,
+        user,
+        instance: Contact | None = None,
+        only=None,
+        catalog=None,
+    ):
         self.org, self.policy, self.user = org, policy, user
+        self.catalog = catalog if catalog is not None else contact_field_catalog(org)
         specs = []
         self.levels = {}
-        for spec in contact_field_catalog(org):
+        for spec in self.catalog:
             if not spec.editable or (only is not None and spec.key not in only):
                 continue
             level = policy.field_level(spec.key)
@@ -187,7 +198,7 @@ class ContactForm(CatalogForm):
         if contact is None:
             return {"owner": self.user.public_id}
         initial = {}
-        for spec in contact_field_catalog(self.org):
+        for spec in self.catalog:
             name = form_name(spec.key)
             if spec.is_custom:
                 initial[name] = _custom_initial(

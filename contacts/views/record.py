@@ -16,10 +16,11 @@ from django.views.decorators.http import require_http_methods, require_POST
 from crm.permissions import policy_for
 
 from .. import services
-from ..fields import GROUPS, catalog_by_key, contact_field_catalog
+from ..fields import GROUPS, catalog_by_key
 from ..forms import ContactForm, NoteForm, QuickLogForm, TaskForm, form_name
 from ..models import Activity, Company, Contact, Note, Task
 from ..scoring import score_reasons
+from ..selectors import full_request_catalog
 from .common import (
     actor,
     can_edit_contact,
@@ -139,9 +140,7 @@ def _header_context(request, contact: Contact) -> dict:
     owner_editable = policy.can_edit_field("owner")
     mine = contact.owner_id == request.user.pk
     admin = services.is_contact_admin(policy)
-    visible = {
-        spec.key for spec in contact_field_catalog(request.org) if policy.can_see_field(spec.key)
-    }
+    visible = {spec.key for spec in full_request_catalog(request) if policy.can_see_field(spec.key)}
     return {
         "contact": contact,
         "name": display_name(contact, policy),
@@ -248,7 +247,7 @@ def _notes_context(request, contact: Contact) -> dict:
 
 def detail_context(request, contact: Contact, tab: str) -> dict:
     policy = policy_for(request)
-    specs = [s for s in contact_field_catalog(request.org) if policy.can_see_field(s.key)]
+    specs = [s for s in full_request_catalog(request) if policy.can_see_field(s.key)]
     tabs = [(key, label) for key, label in TABS if key != "tasks" or policy.can_access("tasks")]
     if tab not in dict(tabs):
         tab = "details"
@@ -285,7 +284,9 @@ def _contact_with_counts(request, public_id) -> Contact:
             note_count=_count(Note, contact=OuterRef("pk")),
         )
     )
-    return get_object_or_404(queryset, public_id=public_id)
+    contact = get_object_or_404(queryset, public_id=public_id)
+    contact.org = request.org  # the same row; saves a query wherever contact.org is read
+    return contact
 
 
 # Pages -----------------------------------------------------------------------------------
@@ -311,7 +312,13 @@ def contact_detail(request, public_id):
 @require_http_methods(["GET", "POST"])
 def contact_create(request):
     policy = policy_for(request)
-    form = ContactForm(request.POST or None, org=request.org, policy=policy, user=request.user)
+    form = ContactForm(
+        request.POST or None,
+        org=request.org,
+        policy=policy,
+        user=request.user,
+        catalog=full_request_catalog(request),
+    )
     if request.method == "POST" and form.is_valid():
         try:
             contact = services.contact_create(
@@ -361,7 +368,12 @@ def contact_edit(request, public_id):
     contact = get_contact(request, public_id)
     require_contact_edit(request, contact)
     form = ContactForm(
-        request.POST or None, org=request.org, policy=policy, user=request.user, instance=contact
+        request.POST or None,
+        org=request.org,
+        policy=policy,
+        user=request.user,
+        instance=contact,
+        catalog=full_request_catalog(request),
     )
     if request.method == "POST" and form.is_valid():
         try:
@@ -391,7 +403,7 @@ def _after_change_url(request, contact) -> str:
 def _field_spec(request, key: str):
     """The catalog spec for `key` if this member may see it; else 404 (a hidden field does
     not exist for them)."""
-    spec = catalog_by_key(contact_field_catalog(request.org)).get(key)
+    spec = catalog_by_key(full_request_catalog(request)).get(key)
     if spec is None or not policy_for(request).can_see_field(key):
         raise Http404("No such field.")
     return spec
@@ -439,6 +451,7 @@ def contact_field_edit(request, public_id, key):
         user=request.user,
         instance=contact,
         only=[key],
+        catalog=full_request_catalog(request),
     )
     if request.method == "POST" and form.is_valid():
         try:
