@@ -219,9 +219,12 @@ def field_label(key: str, catalog: dict, custom_labels: dict) -> str:
     return spec.label if spec else key.replace("_", " ").capitalize()
 
 
-def change_rows(changes: dict, *, catalog, custom_labels, users, companies) -> list[dict]:
+def change_rows(
+    changes: dict, *, catalog, custom_labels, users, companies, can_see=None
+) -> list[dict]:
     """{field: [before, after]} as rows a person can read: custom fields one per key, owner
-    and company ids as names."""
+    and company ids as names. `can_see(field_key)` drops fields hidden from the reader."""
+    can_see = can_see or (lambda key: True)
     rows = []
     for key, pair in changes.items():
         if not isinstance(pair, list) or len(pair) != 2:
@@ -230,6 +233,8 @@ def change_rows(changes: dict, *, catalog, custom_labels, users, companies) -> l
         if key == "custom":
             before, after = before or {}, after or {}
             for custom_key in sorted(set(before) | set(after)):
+                if not can_see(CUSTOM_PREFIX + custom_key):
+                    continue
                 if before.get(custom_key) != after.get(custom_key):
                     rows.append(
                         {
@@ -238,6 +243,8 @@ def change_rows(changes: dict, *, catalog, custom_labels, users, companies) -> l
                             "after": plain_text(after.get(custom_key)),
                         }
                     )
+            continue
+        if not can_see(key):
             continue
         if key == "company":
             before, after = companies.get(before, before), companies.get(after, after)

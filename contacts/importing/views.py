@@ -321,7 +321,11 @@ def import_preview(request, public_id):
             ]
         else:
             cells = None
-        rows.append({**row, "display": cells, "raw": " · ".join(c for c in row["cells"] if c)})
+        problem = row["problem"]
+        if cells is None and not problem:
+            problem = "Not a contact: a summary or footer line, skipped."
+        raw = " · ".join(c for c in row["cells"] if c)
+        rows.append({**row, "problem": problem, "display": cells, "raw": raw})
     context = {
         "job": job,
         "step": 3,
@@ -367,6 +371,7 @@ def _diff_context(request, job: ImportJob) -> dict:
     )
     catalog = catalog_by_key(contact_field_catalog(request.org))
     custom_labels = display.custom_field_labels(request.org)
+    policy = policy_for(request)
     rows = []
     for record in result.rows:
         contact = contacts.get(record.contact_id)
@@ -381,10 +386,17 @@ def _diff_context(request, job: ImportJob) -> dict:
                     custom_labels=custom_labels,
                     users=users,
                     companies=companies,
+                    can_see=policy.can_see_field,
                 ),
             }
         )
-    return {"show": show, "diff_page": result, "diff_rows": rows}
+    return {
+        "show": show,
+        "diff_page": result,
+        "diff_rows": rows,
+        "show_email": policy.can_see_field("email"),
+        "show_company": policy.can_see_field("company"),
+    }
 
 
 def _detail_context(request, job: ImportJob) -> dict:

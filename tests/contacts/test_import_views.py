@@ -524,3 +524,32 @@ def test_contact_list_offers_import_only_to_members_who_may_import(members, clie
     assert f'href="{url("import_start")}">Import</a>' in team_page
     assert f'href="{url("import_history")}"><small>Imports</small>' in team_page
     assert url("import_start") not in viewer_page
+
+
+def test_the_diff_leaves_out_fields_hidden_from_the_reader(owner, client_as):
+    from crm.permissions import _matrix
+    from tests.factories import MembershipFactory, custom_role
+
+    contact_services.contact_create(
+        org=owner.org,
+        actor=Actor.system("test"),
+        data={"email": "ada@example.com", "job_title": "Countess", "city": "London"},
+    )
+    job = finished(owner, "Email,Job Title,City\nada@example.com,Analyst,Paris\n")
+    role = custom_role(owner.org, permissions=_matrix("vced"), field_rules={"job_title": "hidden"})
+    reader = MembershipFactory(org=owner.org, role=role)
+
+    page = text_of(client_as(reader).get(url("import_detail", job, show="updated")))
+
+    assert "<ins>Paris</ins>" in page
+    assert "Analyst" not in page and "Countess" not in page
+
+
+def test_preview_marks_a_summary_line_as_skipped_without_counting_it(owner, client_as):
+    job = mapped(owner, PEOPLE + "Total: 2 contacts\n")
+
+    page = text_of(client_as(owner).get(url("import_preview", job)))
+
+    assert "Not a contact: a summary or footer line, skipped." in page
+    assert re.search(r'figure-value">2</span><span class="figure-label">will be created', page)
+    assert re.search(r'figure-value">0</span><span class="figure-label">rows? with errors', page)
