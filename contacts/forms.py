@@ -14,6 +14,7 @@ import zoneinfo
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db.models import Q
+from django.urls import reverse
 
 from crm.models import User
 
@@ -269,10 +270,21 @@ class ContactForm(CatalogForm):
                 **common,
             )
         if kind == "company":
+            attrs = {"list": "company-options", "autocomplete": "off"}
+            if self.policy.can("companies", "view"):
+                # Suggestions follow what is typed (the datalist is refilled by HTMX).
+                attrs.update(
+                    {
+                        "hx-get": reverse("contacts:company_options"),
+                        "hx-trigger": "input changed delay:250ms",
+                        "hx-target": "#company-options",
+                        "hx-swap": "innerHTML",
+                    }
+                )
             return forms.CharField(
                 max_length=200,
                 help_text="Pick a company or type a new name (or a domain) to add one.",
-                widget=forms.TextInput(attrs={"list": "company-options", "autocomplete": "off"}),
+                widget=forms.TextInput(attrs=attrs),
                 **common,
             )
         if kind == "tags":

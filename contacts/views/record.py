@@ -18,21 +18,20 @@ from crm.permissions import policy_for
 from .. import services
 from ..fields import GROUPS, catalog_by_key
 from ..forms import ContactForm, NoteForm, QuickLogForm, TaskForm, form_name
-from ..models import Activity, Company, Contact, Note, Task
+from ..models import Activity, Contact, Note, Task
 from ..scoring import score_reasons
 from ..selectors import full_request_catalog
 from .common import (
     actor,
     can_edit_contact,
     get_contact,
+    newest_first_page,
     redirect_or_refresh,
     require_contact_edit,
+    scoped_companies,
     scoped_contacts,
     scoped_tasks,
     workspace_view,
-)
-from .common import (
-    newest_first_page as keyset,
 )
 
 TABS = [("details", "Details"), ("timeline", "Timeline"), ("tasks", "Tasks"), ("notes", "Notes")]
@@ -186,7 +185,7 @@ def _details_context(request, contact: Contact, specs) -> dict:
 def _timeline_context(request, contact: Contact) -> dict:
     kind = request.GET.get("type", "")
     kind = kind if kind in TIMELINE_FILTERS else ""
-    rows, next_cursor = keyset(
+    rows, next_cursor = newest_first_page(
         _timeline_queryset(request, contact, kind),
         "occurred_at",
         request.GET.get("cursor"),
@@ -225,7 +224,7 @@ def _tasks_context(request, contact: Contact) -> dict:
 
 
 def _notes_context(request, contact: Contact) -> dict:
-    notes, next_cursor = keyset(
+    notes, next_cursor = newest_first_page(
         Note.objects.for_org(request.org).filter(contact=contact).select_related("author"),
         "created_at",
         request.GET.get("cursor"),
@@ -347,17 +346,22 @@ def _list_url() -> str:
 
 
 def _form_context(request, form, contact) -> dict:
-    companies = (
-        Company.objects.for_org(request.org)
-        .filter(is_archived=False)
-        .order_by("name")
-        .values_list("name", flat=True)[:50]
-    )
+    """The contact form's context; the company input suggests the companies this member may
+    see (the 50 first by name, then whatever matches what they type, via HTMX)."""
+    suggestions = []
+    if "company" in form.fields and policy_for(request).can("companies", "view"):
+        suggestions = list(
+            scoped_companies(request)
+            .filter(is_archived=False)
+            .order_by("name")
+            .values_list("name", "domain")[:50]
+        )
     return {
         "form": form,
         "contact": contact,
         "name": display_name(contact, policy_for(request)) if contact else "",
-        "company_suggestions": list(companies) if "company" in form.fields else [],
+        "has_company_field": "company" in form.fields,
+        "options": suggestions,
     }
 
 

@@ -1,4 +1,5 @@
 import datetime as dt
+import re
 
 import pytest
 from django.db import connection
@@ -498,3 +499,49 @@ def test_notes_render_paragraphs_and_links_but_never_html(client_as, owner, acme
     assert "<img src=x" not in html
     assert "&lt;img src=x onerror=alert(1)&gt;" in html
     assert acme_contact.activities.filter(type=Activity.Type.NOTE).exists()
+
+
+# Around the record ------------------------------------------------------------------------
+
+
+def test_dashboard_shows_contact_count_and_my_open_tasks(client_as, org, owner):
+    ContactFactory(org=org)
+    ContactFactory(org=org)
+    ContactFactory(org=org, is_archived=True)
+    TaskFactory(org=org, assignee=owner.user)
+    TaskFactory(org=org, assignee=owner.user, status="done")
+    TaskFactory(org=org, assignee=member(org, "team").user)
+
+    html = client_as(owner).get("/").content.decode()
+
+    figures = dict(
+        (label, value)
+        for value, label in re.findall(
+            r'<span class="figure-value">([^<]*)</span><span class="figure-label">([^<]*)</span>',
+            html,
+        )
+    )
+    assert figures["Contacts"] == "2"
+    assert figures["My open tasks"] == "1"
+
+
+def test_contact_form_suggests_companies_and_their_matches(client_as, org, owner):
+    CompanyFactory(org=org, name="Acme Rockets")
+    html = client_as(owner).get(reverse("contacts:contact_create")).content.decode()
+
+    assert '<datalist id="company-options">' in html
+    assert '<option value="Acme Rockets">' in html
+    assert f'hx-get="{reverse("contacts:company_options")}"' in html
+
+
+def test_member_without_companies_access_gets_no_company_suggestions(client_as, org):
+    role_ = role(org, "partner")  # contacts and companies, own scope
+    role_.permissions = {**role_.permissions, "companies": {"access": False}}
+    role_.save()
+    partner = member(org, "partner")
+    CompanyFactory(org=org, name="Secret Corp")
+
+    html = client_as(partner).get(reverse("contacts:contact_create")).content.decode()
+
+    assert "Secret Corp" not in html
+    assert "company_options" not in html and "/companies/options/" not in html
