@@ -333,3 +333,20 @@ def test_tag_panel_parameter_filters_by_tag(org, owner, make_request):
     ContactFactory(org=org, first_name="Plain")
     state = list_state_from_request(make_request(owner, {"tag": ["vip"]}))
     assert found(org, owner, filters=state.filters) == {"Tagged"}
+
+
+def test_search_gives_the_same_answer_below_and_above_the_id_list_cap(org, owner, monkeypatch):
+    from contacts import selectors
+
+    acme = CompanyFactory(org=org, name="Garnet Mining")
+    for i in range(3):
+        ContactFactory(org=org, first_name=f"Garth{i}", last_name="Stone")
+    ContactFactory(org=org, first_name="Mia", last_name="Miner", company=acme)
+    ContactFactory(org=org, first_name="Other", last_name="Person")
+    expected = {"Garth0", "Garth1", "Garth2", "Mia"}
+    assert found(org, owner, search="gar") == expected  # few matches: an id list
+    monkeypatch.setattr(selectors, "SEARCH_ID_CAP", 2)
+    assert found(org, owner, search="gar") == expected  # too many: a plain condition
+    monkeypatch.setattr(selectors, "COMPANY_ID_CAP", 0)
+    assert found(org, owner, search="gar") == expected
+    assert found(org, owner, search="ga") == expected  # short words: always a condition
