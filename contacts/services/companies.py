@@ -214,12 +214,13 @@ def company_restore(*, company: Company, actor: Actor, policy=None) -> Company:
     return _set_company_archived(company, actor, policy, False)
 
 
-def company_for(org, *, name: str = "", domain: str = "", actor: Actor | None = None):
+def company_for(org, *, name: str = "", domain: str = "", actor: Actor | None = None, policy=None):
     """The org's company for a domain (or, without one, a name), created when missing.
 
     Import and the contact form use this so "Acme", "acme.com" and "https://www.acme.com"
     land on one company. Returns None when both are empty; an invalid domain raises
-    ValidationError keyed "domain"."""
+    ValidationError keyed "domain". With a member's `policy` a new company needs their
+    companies "create" right and is theirs, so an own-scope member can still open it."""
     name = " ".join((name or "").split())
     try:
         domain = normalize.normalize_domain(domain)
@@ -241,6 +242,7 @@ def company_for(org, *, name: str = "", domain: str = "", actor: Actor | None = 
                 org=org,
                 actor=actor,
                 data={"name": name or domain, "domain": domain},
+                policy=policy,
             )
     except ValidationError:
         # Lost a race on the domain: the other writer's company is the one.

@@ -92,7 +92,7 @@ def _company_value(org, raw, *, actor, policy) -> Company | None:
         raise ValidationError(
             f"There is no company called “{text}”, and your role may not add companies."
         )
-    return company_for(org, name="" if domain else text, domain=domain, actor=actor)
+    return company_for(org, name="" if domain else text, domain=domain, actor=actor, policy=policy)
 
 
 def _clean_contact_input(

@@ -552,3 +552,9 @@ def test_members_without_settings_edit_cannot_define_fields(org, members):
 def test_factories_make_rows_in_the_org_they_are_given(db):
     org = OrganizationFactory()
     assert ContactFactory(org=org).org == org
+
+
+def test_company_created_through_a_contact_belongs_to_the_rep(org, members):
+    rep = members["team"]  # companies: own scope
+    contact = create(rep, first_name="Ada", company="Brand New Ltd")
+    assert contact.company.owner == rep.user

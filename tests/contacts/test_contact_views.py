@@ -514,13 +514,8 @@ def test_dashboard_shows_contact_count_and_my_open_tasks(client_as, org, owner):
 
     html = client_as(owner).get("/").content.decode()
 
-    figures = dict(
-        (label, value)
-        for value, label in re.findall(
-            r'<span class="figure-value">([^<]*)</span><span class="figure-label">([^<]*)</span>',
-            html,
-        )
-    )
+    pattern = r'<span class="figure-value">([^<]*)</span><span class="figure-label">([^<]*)</span>'
+    figures = {label: value for value, label in re.findall(pattern, html)}
     assert figures["Contacts"] == "2"
     assert figures["My open tasks"] == "1"
 
