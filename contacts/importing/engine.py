@@ -156,6 +156,35 @@ def build_plan(job: ImportJob, *, actor_user=None) -> Plan:
     )
 
 
+def _writable_owner_ids(job: ImportJob) -> list[int] | None:
+    """The owners whose contacts the job's author may change: None for all (scope "all", or
+    no author, as for a system import), else their own id and, for a team scope, their
+    teammates'. Mirrors Policy.owns_in_scope, set-based."""
+    from crm.permissions import Policy
+
+    if job.created_by_id is None:
+        return None
+    membership = (
+        Membership.objects.for_org(job.org)
+        .active()
+        .filter(user_id=job.created_by_id)
+        .select_related("role")
+        .first()
+    )
+    policy = Policy(membership)
+    scope = policy.scope("contacts") if policy.can_access("contacts") else "own"
+    if scope == "all" and membership is not None:
+        return None
+    ids = {job.created_by_id}
+    if scope == "team" and membership is not None and membership.team_id:
+        ids.update(
+            Membership.objects.filter(org_id=job.org_id, team_id=membership.team_id).values_list(
+                "user_id", flat=True
+            )
+        )
+    return sorted(ids)
+
+
 def _custom_key_for(job: ImportJob, header: str) -> str:
     """The custom field a "Store as custom field" column goes to (created at mapping time)."""
     key = (job.defaults or {}).get("custom_keys", {}).get(header)
@@ -204,6 +233,7 @@ class Importer:
         self.chunk_rows = chunk_rows
         self.plan = build_plan(job)
         self.width = len(job.headers)
+        self.writable_owner_ids = _writable_owner_ids(job)
 
     # Reading -----------------------------------------------------------------------------
     def records(self, fileobj, start: int = 0):
@@ -460,6 +490,20 @@ class Importer:
              WHERE d.row_number = s.row_number AND d.first_row <> s.row_number
             """
         )
+        # A member whose role reaches only their own (or their team's) contacts may not
+        # change anyone else's through a file either.
+        if self.writable_owner_ids is not None and self.job.policy != ImportJob.Policy.CREATE:
+            cur.execute(
+                """
+                UPDATE imp_stage s
+                   SET error = 'This contact exists but belongs to someone your role may '
+                               || 'not change contacts of.'
+                  FROM contacts_contact c
+                 WHERE c.id = s.contact_id AND s.error IS NULL
+                   AND (c.owner_id IS NULL OR NOT (c.owner_id = ANY(%s)))
+                """,
+                [self.writable_owner_ids],
+            )
 
     def _companies(self, cur, where: str) -> None:
         """Find or create the company of each staged row: by domain, else by name.

@@ -125,12 +125,17 @@ class MappingForm(forms.Form):
         targets: list[tuple[str, str, str]],
         can_create_custom: bool,
         mapping: dict | None = None,
+        suggested_owner: str = "",
         **kwargs,
     ):
         self.job = job
         defaults = job.defaults or {}
         initial = {
-            "default_owner": defaults.get("owner_public_id", ""),
+            # Until the mapping is first saved, suggest the owner the view proposes.
+            "default_owner": defaults.get(
+                "owner_public_id",
+                suggested_owner if job.status == ImportJob.Status.UPLOADED else "",
+            ),
             "default_source": defaults.get("source", ""),
             "default_tags": ", ".join(defaults.get("tags") or []),
             "default_consent_status": defaults.get("consent_status", ""),

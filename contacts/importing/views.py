@@ -183,7 +183,16 @@ def import_map(request, public_id):
     policy = policy_for(request)
     targets = services.import_targets(request.org, policy)
     can_create_custom = policy.can("settings", "edit")
-    form_kwargs = {"job": job, "targets": targets, "can_create_custom": can_create_custom}
+    form_kwargs = {
+        "job": job,
+        "targets": targets,
+        "can_create_custom": can_create_custom,
+        # A member who sees only their own (or their team's) contacts would lose sight of
+        # unassigned ones, so their imports are theirs unless they choose otherwise.
+        "suggested_owner": (
+            str(request.user.public_id) if policy.scope("contacts") != "all" else ""
+        ),
+    }
     detection_form = DetectionForm(job=job)
     mapping_form = None
     status = 200

@@ -201,6 +201,27 @@ def test_matching_falls_back_to_phone_when_the_row_has_no_email(org, owner):
     assert known.city == "Oslo"
 
 
+def test_a_member_limited_to_own_contacts_cannot_change_others_through_a_file(org, owner, members):
+    rep = members["team"]  # contacts scope "own"
+    theirs = existing_contact(org, email="theirs@example.com", job_title="CFO", owner=owner.user)
+    mine = existing_contact(org, email="mine@example.com", job_title="Intern", owner=rep.user)
+    content = rows_csv(
+        ["Email", "Job Title"],
+        [["theirs@example.com", "Hacked"], ["mine@example.com", "Analyst"], ["n@example.com", ""]],
+    )
+
+    job = import_file(rep, content)
+
+    assert (job.created_count, job.updated_count, job.error_count) == (1, 1, 1), job.failure
+    theirs.refresh_from_db()
+    mine.refresh_from_db()
+    assert theirs.job_title == "CFO"
+    assert mine.job_title == "Analyst"
+    error = ImportRowError.objects.get(job=job)
+    assert error.row_number == 2
+    assert "belongs to someone your role may not change" in error.message
+
+
 def test_blank_cells_keep_existing_values_unless_told_to_overwrite(org, owner):
     existing_contact(org, email="keep@example.com", job_title="CTO", city="Berlin")
     existing_contact(org, email="wipe@example.com", job_title="CTO", city="Berlin")

@@ -553,3 +553,13 @@ def test_preview_marks_a_summary_line_as_skipped_without_counting_it(owner, clie
     assert "Not a contact: a summary or footer line, skipped." in page
     assert re.search(r'figure-value">2</span><span class="figure-label">will be created', page)
     assert re.search(r'figure-value">0</span><span class="figure-label">rows? with errors', page)
+
+
+def test_a_member_who_sees_only_own_contacts_owns_the_import_by_default(members, client_as):
+    rep, admin = members["team"], members["admin"]
+
+    rep_form = client_as(rep).get(url("import_map", uploaded(rep))).context["form"]
+    admin_form = client_as(admin).get(url("import_map", uploaded(admin))).context["form"]
+
+    assert rep_form["default_owner"].value() == str(rep.user.public_id)
+    assert admin_form["default_owner"].value() == ""
