@@ -280,3 +280,26 @@ class TaskFactory(factory.django.DjangoModelFactory):
 
     org = factory.SubFactory(OrganizationFactory)
     title = factory.Sequence(lambda n: f"Follow up {n}")
+
+
+# Static lists and lead scoring --------------------------------------------------------------
+
+
+class ContactListFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = contacts_models.ContactList
+
+    org = factory.SubFactory(OrganizationFactory)
+    name = factory.Sequence(lambda n: f"List {n}")
+
+
+class ScoringRuleFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = contacts_models.ScoringRule
+
+    org = factory.SubFactory(OrganizationFactory)
+    name = factory.Sequence(lambda n: f"Rule {n}")
+    condition = factory.LazyFunction(
+        lambda: {"field": "job_title", "op": "contains", "value": "VP"}
+    )
+    points = 10
