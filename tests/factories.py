@@ -8,10 +8,13 @@ import factory
 from django.utils import timezone
 
 from contacts import models as contacts_models
+from contacts.importing.models import ImportJob, SavedMapping
 from crm.models import (
     AuditEvent,
+    BackgroundJob,
     Invitation,
     Membership,
+    Notification,
     Organization,
     OutboxEvent,
     Role,
@@ -49,6 +52,7 @@ class UserFactory(factory.django.DjangoModelFactory):
 class OrganizationFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Organization
+        skip_postgeneration_save = True
 
     name = factory.Sequence(lambda n: f"Org {n}")
     slug = factory.Sequence(lambda n: f"org-{n}")
@@ -204,6 +208,47 @@ FACTORY_FOR_MODEL.update(
         ListPreferenceFactory._meta.get_model_class(): ListPreferenceFactory,
     }
 )
+
+
+# Jobs, notifications and imports ------------------------------------------------------
+
+
+class BackgroundJobFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = BackgroundJob
+
+    org = factory.SubFactory(OrganizationFactory)
+    kind = "contacts.bulk"
+    total = 10
+
+
+class NotificationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Notification
+
+    org = factory.SubFactory(OrganizationFactory)
+    user = factory.LazyAttribute(lambda o: member(o.org, "team").user)
+    title = "Import finished"
+
+
+class ImportJobFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ImportJob
+
+    org = factory.SubFactory(OrganizationFactory)
+    file = factory.django.FileField(filename="people.csv", data=b"Email\na@example.com\n")
+    file_name = "people.csv"
+    headers = factory.LazyFunction(lambda: ["Email"])
+    mapping = factory.LazyFunction(lambda: {"Email": "email"})
+
+
+class SavedMappingFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = SavedMapping
+
+    org = factory.SubFactory(OrganizationFactory)
+    name = factory.Sequence(lambda n: f"Mapping {n}")
+    headers_signature = "0" * 64
 
 
 # Contacts, companies and what hangs off them ---------------------------------------------

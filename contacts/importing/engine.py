@@ -685,6 +685,17 @@ class Importer:
                 f"'other_emails', CASE WHEN c.other_emails IS DISTINCT FROM {other} "
                 f"THEN jsonb_build_array(c.other_emails, {other}) END"
             )
+        if "tags" in self.plan.converter.mapped_fields or self.plan.default_tags:
+            # Tags are only ever added; the record keeps which, so undo can take them off.
+            params["default_tags"] = self.plan.default_tags
+            diffs.append(
+                "'tags', (SELECT jsonb_build_array(NULL::jsonb, jsonb_agg(DISTINCT btrim(t.name)))"
+                " FROM unnest(coalesce(s.tags, '{}'::text[]) || %(default_tags)s::text[])"
+                " AS t(name) WHERE btrim(t.name) <> '' AND NOT EXISTS ("
+                "SELECT 1 FROM contacts_contact_tags ct JOIN contacts_tag tg ON tg.id = ct.tag_id"
+                " WHERE ct.contact_id = c.id AND lower(tg.name) = lower(btrim(t.name)))"
+                " HAVING count(*) > 0)"
+            )
         return sets, diffs
 
     @staticmethod
@@ -716,7 +727,7 @@ class Importer:
         self._companies(cur, "s.contact_id IS NOT NULL AND s.error IS NULL")
         params = {"job": job_id, "custom_keys": self.plan.custom_keys}
         sets, diffs = self._update_exprs(params)
-        if not sets:
+        if not diffs:
             return 0
         # Record what changes (before the update), then update only rows that change.
         cur.execute(
@@ -730,7 +741,7 @@ class Importer:
         changed = cur.rowcount
         cur.execute(
             f"""
-            UPDATE contacts_contact c SET {", ".join(sets)}, updated_at = now()
+            UPDATE contacts_contact c SET {", ".join([*sets, "updated_at = now()"])}
               FROM imp_stage s, contacts_importrecord r
              WHERE r.job_id = %(job)s AND r.contact_id = c.id AND r.row_number = s.row_number
                AND r.action = 'updated' AND s.contact_id = c.id

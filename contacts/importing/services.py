@@ -532,9 +532,10 @@ def _end(job: ImportJob, status: str, failure: str) -> None:
             ImportJob.Status.FAILED: f"Import of {job.file_name} failed",
             ImportJob.Status.CANCELLED: f"Import of {job.file_name} was cancelled",
         }[status]
+        errors = "1 error" if job.error_count == 1 else f"{job.error_count} errors"
         body = (
             f"{job.created_count} created, {job.updated_count} updated, "
-            f"{job.skipped_count} skipped, {job.error_count} errors."
+            f"{job.skipped_count} skipped, {errors}."
         )
         if failure:
             body = f"{failure}\n{body}"
@@ -726,6 +727,20 @@ def _restore_updated(cur, job, edited, actor, label) -> int:
             job.id,
             edited,
         ],
+    )
+    # Tags the import added come off again (it never removes tags, so there is nothing
+    # to put back).
+    cur.execute(
+        """
+        DELETE FROM contacts_contact_tags ct
+         USING contacts_importrecord r, contacts_tag t
+         WHERE r.job_id = %s AND r.action = 'updated' AND r.changes ? 'tags'
+           AND ct.contact_id = r.contact_id AND t.id = ct.tag_id AND t.org_id = %s
+           AND NOT (r.contact_id = ANY(%s))
+           AND lower(t.name) IN (SELECT lower(x)
+                                   FROM jsonb_array_elements_text(r.changes->'tags'->1) x)
+        """,
+        [job.id, job.org_id, edited],
     )
     cur.execute(
         f"""

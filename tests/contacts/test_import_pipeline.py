@@ -423,6 +423,26 @@ def test_undo_keeps_and_lists_contacts_edited_since_the_import(org, owner):
     assert not Contact.objects.filter(org=org, email="b@example.com").exists()
 
 
+def test_a_row_that_only_adds_tags_updates_the_contact_and_undo_takes_them_off(org, owner):
+    known = existing_contact(org, email="known@example.com", job_title="Founder")
+    contact_services.contact_update(
+        contact=known,
+        actor=Actor.for_user(owner.user),
+        data={"tags": "Existing"},
+        policy=Policy(owner),
+    )
+    job = import_file(owner, rows_csv(["Email", "Tags"], [["known@example.com", "VIP;existing"]]))
+
+    assert (job.created_count, job.updated_count, job.skipped_count) == (0, 1, 0)
+    assert sorted(known.tags.values_list("name", flat=True)) == ["Existing", "VIP"]
+    record = ImportRecord.objects.get(job=job)
+    assert record.changes == {"tags": [None, ["VIP"]]}
+
+    services.import_undo(job=job, actor=Actor.for_user(owner.user), policy=Policy(owner))
+
+    assert list(known.tags.values_list("name", flat=True)) == ["Existing"]
+
+
 def test_undo_needs_the_right_to_delete_contacts(org, owner, members):
     job = import_file(owner, rows_csv(["Email"], [["a@example.com"]]))
     team = members["team"]
