@@ -239,6 +239,20 @@
     });
   }
 
+  // The list form sends every panel input; leave the empty ones out so the pushed URL shows
+  // only what filters the list.
+  document.addEventListener("htmx:configRequest", function (event) {
+    if (!event.detail.elt || event.detail.elt.id !== "list-form") return;
+    var params = event.detail.parameters;
+    var names = params instanceof FormData ? Array.from(new Set(params.keys())) : Object.keys(params);
+    names.forEach(function (name) {
+      var values = params instanceof FormData ? params.getAll(name) : [].concat(params[name]);
+      if (values.every(function (v) { return v === ""; })) {
+        if (params instanceof FormData) params.delete(name); else delete params[name];
+      }
+    });
+  });
+
   document.addEventListener("DOMContentLoaded", function () { boot(document); });
   // Switching views swaps the list (builder included) in place.
   document.addEventListener("htmx:afterSettle", function (event) { boot(event.target); });

@@ -88,3 +88,15 @@ def test_build_save_and_switch_smart_views(page, login_as, owner, pipeline):
     assert row_names(page) == ["Quinn Ready"]
     assert f"view={saved.public_id}" in page.url
     assert page.evaluate("window.notReloaded") is True
+
+
+def test_searching_the_list_swaps_the_table_and_keeps_a_clean_url(page, login_as, owner, pipeline):
+    login_as(owner.user)
+    page.goto("/contacts/")
+    page.evaluate("window.notReloaded = true")
+    page.fill("#list-q", "lara")
+    expect(page.locator("#contact-table tbody tr")).to_have_count(1)
+    assert row_names(page) == ["Lara Lead"]
+    page.wait_for_url(re.compile(r"q=lara"))
+    assert "score_min" not in page.url and "company=" not in page.url
+    assert page.evaluate("window.notReloaded") is True
