@@ -253,6 +253,16 @@
     });
   });
 
+  // A filter applied through HTMX reports its error out of band: mark the condition it names.
+  document.addEventListener("htmx:oobAfterSwap", function (event) {
+    if (!event.detail.target || event.detail.target.id !== "builder-error") return;
+    var box = document.getElementById("builder-error");  // the swapped-in copy
+    var number = box.getAttribute("data-error-condition") || "";
+    document.querySelectorAll(".builder-condition").forEach(function (row) {
+      row.classList.toggle("is-invalid", number !== "" && row.getAttribute("data-condition") === number);
+    });
+  });
+
   document.addEventListener("DOMContentLoaded", function () { boot(document); });
   // Switching views swaps the list (builder included) in place.
   document.addEventListener("htmx:afterSettle", function (event) { boot(event.target); });

@@ -100,3 +100,18 @@ def test_searching_the_list_swaps_the_table_and_keeps_a_clean_url(page, login_as
     page.wait_for_url(re.compile(r"q=lara"))
     assert "score_min" not in page.url and "company=" not in page.url
     assert page.evaluate("window.notReloaded") is True
+
+
+def test_an_invalid_condition_is_reported_at_the_builder(page, login_as, owner, pipeline):
+    login_as(owner.user)
+    page.goto("/contacts/")
+    builder = page.locator(".filter-builder")
+    builder.locator("summary").click()
+    builder.locator("[data-builder-add]").click()
+    first = builder.locator('[data-condition="1"]')
+    first.locator("[data-builder-field]").select_option("lead_score")
+    first.locator("[data-builder-op]").select_option("gt")
+    builder.locator("[data-builder-apply]").click()  # no value given
+    expect(page.locator("#builder-error")).to_contain_text("Condition 1: 'Lead score' needs")
+    expect(first).to_have_class(re.compile("is-invalid"))
+    expect(page.locator("#contact-table tbody tr")).to_have_count(0)
