@@ -59,10 +59,14 @@ def scoped_tasks(request):
     return Task.objects.for_org(request.org).filter(policy.scope_filter("tasks", "assignee"))
 
 
+# Search vectors are for the database; a page never reads them, so they are not fetched.
+RECORD_DEFERRED = ("search_vector", "company__search_vector")
+
+
 def get_contact(request, public_id, *, for_update=False) -> Contact:
     """The contact with its header data loaded in one go, or 404 when it belongs to another
     org or lies outside the member's scope."""
-    queryset = scoped_contacts(request).select_related("company", "owner")
+    queryset = scoped_contacts(request).select_related("company", "owner").defer(*RECORD_DEFERRED)
     if not for_update:
         queryset = queryset.prefetch_related(
             Prefetch("tags", queryset=Tag.objects.order_by("name"))

@@ -22,6 +22,7 @@ from ..models import Activity, Contact, Note, Task
 from ..scoring import score_reasons
 from ..selectors import full_request_catalog
 from .common import (
+    RECORD_DEFERRED,
     actor,
     can_edit_contact,
     get_contact,
@@ -168,17 +169,40 @@ def _score_context(contact: Contact, policy, score_visible: bool) -> dict:
     }
 
 
-def _details_context(request, contact: Contact, specs) -> dict:
+_KEY_SLOT = "field-key-slot"
+
+
+def _field_items(contact: Contact, specs, editable_keys):
+    """One row per field for the details tab, URLs built once (a page shows ~50 fields)."""
+    row_base = reverse(
+        "contacts:contact_field", kwargs={"public_id": contact.public_id, "key": _KEY_SLOT}
+    )
+    edit_base = reverse(
+        "contacts:contact_field_edit", kwargs={"public_id": contact.public_id, "key": _KEY_SLOT}
+    )
+    return [
+        {
+            "spec": spec,
+            "editable": spec.key in editable_keys,
+            "dom_id": "field-" + form_name(spec.key),
+            "row_url": row_base.replace(_KEY_SLOT, spec.key),
+            "edit_url": edit_base.replace(_KEY_SLOT, spec.key),
+        }
+        for spec in specs
+    ]
+
+
+def _editable_keys(request, contact: Contact, specs) -> set[str]:
+    if not can_edit_contact(request, contact):
+        return set()
     policy = policy_for(request)
-    can_edit = can_edit_contact(request, contact)
+    return {spec.key for spec in specs if spec.editable and policy.can_edit_field(spec.key)}
+
+
+def _details_context(request, contact: Contact, specs) -> dict:
     grouped: dict[str, list] = {}
-    for spec in specs:
-        grouped.setdefault(spec.group, []).append(
-            {
-                "spec": spec,
-                "editable": can_edit and spec.editable and policy.can_edit_field(spec.key),
-            }
-        )
+    for item in _field_items(contact, specs, _editable_keys(request, contact, specs)):
+        grouped.setdefault(item["spec"].group, []).append(item)
     return {"groups": [(group, grouped[group]) for group in GROUPS if group in grouped]}
 
 
@@ -275,6 +299,7 @@ def _contact_with_counts(request, public_id) -> Contact:
     queryset = (
         scoped_contacts(request)
         .select_related("company", "owner")
+        .defer(*RECORD_DEFERRED)
         .prefetch_related("tags")
         .annotate(
             open_task_count=Subquery(
@@ -414,19 +439,10 @@ def _field_spec(request, key: str):
 
 
 def _field_row(request, contact, spec, *, form=None, oob_header=False):
-    policy = policy_for(request)
-    editable = (
-        can_edit_contact(request, contact) and spec.editable and policy.can_edit_field(spec.key)
-    )
-    context = {
-        "contact": contact,
-        "item": {"spec": spec, "editable": editable},
-        "form": form,
-        "oob_header": oob_header,
-    }
+    (item,) = _field_items(contact, [spec], _editable_keys(request, contact, [spec]))
+    context = {"contact": contact, "item": item, "form": form, "oob_header": oob_header}
     if oob_header:
         context.update(_header_context(request, contact))
-        context["item"] = {"spec": spec, "editable": editable}
     template = "contacts/partials/field_edit.html" if form else "contacts/partials/field_row.html"
     return render(request, template, context)
 
