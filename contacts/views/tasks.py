@@ -85,7 +85,13 @@ def _picker_contacts(request, text: str = ""):
     # last: that lets Postgres walk the (org, last_activity_at, id) index backwards and stop
     # after a handful of rows, at any number of contacts.
     recent = contacts.filter(last_activity_at__isnull=False).order_by("-last_activity_at", "-id")
-    return list(recent.only(*fields)[:PICKER_SIZE])
+    picked = list(recent.only(*fields)[:PICKER_SIZE])
+    if len(picked) < PICKER_SIZE:
+        # A young workspace has little activity yet: fill up with the newest contacts.
+        seen = [c.pk for c in picked]
+        newest = contacts.exclude(pk__in=seen).order_by("-created_at", "-id")
+        picked += list(newest.only(*fields)[: PICKER_SIZE - len(picked)])
+    return picked
 
 
 def _log_form(request, data=None) -> QuickLogForm | None:

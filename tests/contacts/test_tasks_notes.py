@@ -268,3 +268,17 @@ def test_only_the_inbox_is_the_current_sidebar_entry_on_the_inbox(client_as, own
     current = [line for line in html.splitlines() if 'class="nav-link is-active"' in line]
     assert len(current) == 1
     assert 'href="/contacts/inbox/"' in current[0]
+
+
+def test_contact_picker_starts_with_recently_active_then_newest_contacts(client_as, org, owner):
+    quiet = ContactFactory(org=org, first_name="Quiet", last_name="Newcomer")
+    busy = ContactFactory(org=org, first_name="Busy", last_name="Regular")
+    busy.last_activity_at = timezone.now()
+    busy.save()
+
+    html = client_as(owner).get(reverse("contacts:inbox")).content.decode()
+    select = html[
+        html.index('id="id_contact"') : html.index("</select>", html.index('id="id_contact"'))
+    ]
+
+    assert select.index(str(busy.public_id)) < select.index(str(quiet.public_id))
