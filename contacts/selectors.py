@@ -52,7 +52,7 @@ DEFAULT_COLUMNS = [
 ]
 MAX_COLUMNS = 20
 MAX_SEARCH_TERMS = 8
-SEARCH_ID_CAP = 2000  # up to this many matches, search hands the page query a list of ids
+SEARCH_ID_CAP = 5000  # up to this many matches, search hands the page query a list of ids
 MIN_SELECTIVE_TERM = 3  # a search whose words are all shorter is broad: no id look-up
 COMPANY_ID_CAP = 1000  # companies matching a search, handed over as a list up to this many
 
