@@ -284,12 +284,12 @@ def _list_context(request, state: ListState, *, size: int) -> dict:
     result = None
     rows = []
     if not state.error:
-        qs = contacts_for_state(request, state).select_related("owner", "company")
-        if "tags" in state.columns:
-            qs = qs.prefetch_related("tags")
         try:
+            qs = contacts_for_state(request, state).select_related("owner", "company")
+            if "tags" in state.columns:
+                qs = qs.prefetch_related("tags")
             result = page(qs, sort_order(state.sort, catalog), state.cursor or None, size)
-        except FilterError as exc:  # e.g. a view's field hidden since it was saved
+        except FilterError as exc:  # the state was checked already; this is a safety net
             state.error, state.error_condition = exc.message, exc.condition
         else:
             rows = _rows(result.rows, state.columns, fields, tz)
