@@ -79,7 +79,8 @@ def _picker_contacts(request, text: str = ""):
     contacts = scoped_contacts(request).filter(is_archived=False)
     fields = ("public_id", "first_name", "last_name", "email")
     if text:
-        matches = contacts.filter(search_q(request.org, text)).order_by("last_name", "id")
+        policy = policy_for(request)
+        matches = contacts.filter(search_q(request.org, text, policy)).order_by("last_name", "id")
         return list(matches.only(*fields)[:PICKER_SIZE])
     # The most recently active first. Rows without activity are left out rather than sorted
     # last: that lets Postgres walk the (org, last_activity_at, id) index backwards and stop

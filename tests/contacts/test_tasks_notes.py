@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from contacts.models import Activity, Note, Task
 from crm.models import AuditEvent
-from tests.factories import ContactFactory, NoteFactory, TaskFactory, member
+from tests.factories import ContactFactory, NoteFactory, TaskFactory, member, role
 
 INBOX = "/contacts/inbox/"
 
@@ -192,6 +192,20 @@ def test_contact_picker_searches_only_contacts_in_scope(client_as, org, members)
     html = client_as(rep).get(reverse("contacts:contact_picker"), {"q": "adal"}).content.decode()
 
     assert "Adalbert Mine" in html and "Theirs" not in html
+
+
+def test_contact_picker_does_not_match_on_an_email_the_member_may_not_see(client_as, org):
+    executive = role(org, "executive")
+    executive.field_rules = {"email": "hidden"}
+    executive.save()
+    ContactFactory(org=org, first_name="Quiet", last_name="Person", email="zebra@example.com")
+    client = client_as(member(org, "executive"))
+
+    by_email = client.get(reverse("contacts:contact_picker"), {"q": "zebra"}).content.decode()
+    by_name = client.get(reverse("contacts:contact_picker"), {"q": "quiet"}).content.decode()
+
+    assert "Quiet Person" not in by_email
+    assert "Quiet Person" in by_name and "zebra@example.com" not in by_name
 
 
 def test_quick_log_without_a_summary_is_a_form_error(client_as, org, owner):
