@@ -948,25 +948,30 @@ def _lease() -> float:
     return time.time() + LEASE_SECONDS
 
 
-def job_claim(job_id: int) -> BackgroundJob | None:
+def job_claim(job_id: int, holder: str = "") -> BackgroundJob | None:
     """Take the job: queued → running with a conditional UPDATE, so two workers handed the
-    same message do not both run it. A running job whose worker stopped reporting (its
-    lease ran out: the worker died) may be taken over and resumes from its stored cursor."""
+    same message do not both run it. A running job may be taken over when its worker
+    stopped reporting (the lease ran out: the worker died), or by the same task again
+    (`holder` is the Celery task id, which a retry keeps); either way it resumes from its
+    stored cursor."""
     now = timezone.now()
-    lease = Value({"lease_expires": _lease()}, output_field=JSONField())
+    lease = Value({"lease_expires": _lease(), "holder": holder}, output_field=JSONField())
     claimed = BackgroundJob.objects.filter(pk=job_id, status=BackgroundJob.Status.QUEUED).update(
         status=BackgroundJob.Status.RUNNING,
         started_at=now,
         result=JsonbMerge(F("result"), lease),
     )
     if not claimed:
-        claimed = BackgroundJob.objects.filter(
-            pk=job_id,
-            status=BackgroundJob.Status.RUNNING,
-            result__lease_expires__lt=time.time(),
-        ).update(
-            started_at=Coalesce(F("started_at"), Value(now)),
-            result=JsonbMerge(F("result"), lease),
+        takeover = Q(result__lease_expires__lt=time.time())
+        if holder:
+            takeover |= Q(result__holder=holder)
+        claimed = (
+            BackgroundJob.objects.filter(pk=job_id, status=BackgroundJob.Status.RUNNING)
+            .filter(takeover)
+            .update(
+                started_at=Coalesce(F("started_at"), Value(now)),
+                result=JsonbMerge(F("result"), lease),
+            )
         )
     if not claimed:
         return None
@@ -1002,19 +1007,49 @@ def job_run_chunks(
             job.result, job.done = locked.result, locked.done
 
 
-def job_finish(job: BackgroundJob, summary: str) -> None:
-    BackgroundJob.objects.filter(pk=job.pk, status=BackgroundJob.Status.RUNNING).update(
-        status=BackgroundJob.Status.DONE,
-        finished_at=timezone.now(),
-        done=F("total"),
-        result=JsonbMerge(F("result"), Value({"summary": summary}, output_field=JSONField())),
+def _tell_starter(job: BackgroundJob, title: str, body: str, level: str) -> None:
+    """An in-app notification for whoever started the job (they may have left the page)."""
+    if not job.created_by_id:
+        return
+    from django.urls import reverse
+
+    from crm.services.notifications import notify
+
+    notify(
+        org=job.org,
+        user=job.created_by,
+        title=title,
+        body=body,
+        url=reverse("crm:job_progress", args=[job.public_id]),
+        level=level,
     )
 
 
+def job_finish(job: BackgroundJob, summary: str, *, tell: bool = True) -> None:
+    with transaction.atomic():
+        finished = BackgroundJob.objects.filter(
+            pk=job.pk, status=BackgroundJob.Status.RUNNING
+        ).update(
+            status=BackgroundJob.Status.DONE,
+            finished_at=timezone.now(),
+            done=F("total"),
+            result=JsonbMerge(F("result"), Value({"summary": summary}, output_field=JSONField())),
+        )
+        if finished and tell:
+            title = (job.params or {}).get("title") or "Background job"
+            _tell_starter(job, f"Done: {title}", summary, "success")
+
+
 def job_fail(job: BackgroundJob, message: str) -> None:
-    BackgroundJob.objects.filter(pk=job.pk).exclude(
-        status__in=[BackgroundJob.Status.DONE, BackgroundJob.Status.CANCELLED]
-    ).update(status=BackgroundJob.Status.FAILED, finished_at=timezone.now(), error=message)
+    with transaction.atomic():
+        failed = (
+            BackgroundJob.objects.filter(pk=job.pk)
+            .exclude(status__in=[BackgroundJob.Status.DONE, BackgroundJob.Status.CANCELLED])
+            .update(status=BackgroundJob.Status.FAILED, finished_at=timezone.now(), error=message)
+        )
+        if failed:
+            title = (job.params or {}).get("title") or "Background job"
+            _tell_starter(job, f"Failed: {title}", message, "error")
 
 
 def job_member_policy(job: BackgroundJob) -> Policy | None:

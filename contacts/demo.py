@@ -685,7 +685,7 @@ def copy_contacts(
         for statement in restore:
             began = time.perf_counter()
             cursor.execute(statement)
-            if time.perf_counter() - began > 5:
+            if time.perf_counter() - began > 1:
                 step(f"slow: {statement[:90]}")
         if restore:
             cursor.execute("SET CONSTRAINTS ALL DEFERRED")

@@ -311,7 +311,8 @@ def run_rescore_job(job: BackgroundJob) -> None:
     )
     if finished:
         changed = int((BackgroundJob.objects.get(pk=job.pk).result or {}).get("changed") or 0)
-        job_finish(job, f"Lead scores recomputed: {changed:,} changed.")
+        # Rules are saved often; a notification per rescore would be noise.
+        job_finish(job, f"Lead scores recomputed: {changed:,} changed.", tell=False)
 
 
 def latest_rescore_job(org) -> BackgroundJob | None:

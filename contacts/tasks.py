@@ -7,19 +7,32 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
+from django.db import InterfaceError, OperationalError
 
 from .bulk import job_claim, job_fail, run_bulk_job
 from .scoring import run_rescore_job
 
 logger = logging.getLogger(__name__)
 
+# A lost or restarting database is worth another try; anything else is a bug to report.
+TRANSIENT_ERRORS = (OperationalError, InterfaceError)
+MAX_RETRIES = 5
 
-def _run(job_id: int, work) -> str:
-    job = job_claim(job_id)
+
+def _run(task, job_id: int, work) -> str:
+    job = job_claim(job_id, holder=task.request.id or "")
     if job is None:
         return "not claimed"
     try:
         work(job)
+    except TRANSIENT_ERRORS as exc:
+        if task.request.retries >= MAX_RETRIES:
+            job_fail(job, "The database stayed unreachable; the job stopped part-way.")
+            raise
+        # Completed chunks are committed with the job's cursor; the retry (same task id, so
+        # it may take the job over at once) resumes after them. Celery's Django fix-up
+        # replaces the broken connection before the retry runs.
+        raise task.retry(exc=exc, countdown=min(60, 5 * 2**task.request.retries)) from exc
     except Exception as exc:
         logger.exception("Background job %s failed", job_id)
         job_fail(job, f"The job stopped on an unexpected error ({exc.__class__.__name__}).")
@@ -27,11 +40,11 @@ def _run(job_id: int, work) -> str:
     return "ran"
 
 
-@shared_task(acks_late=True)
-def run_bulk_action(job_id: int) -> str:
-    return _run(job_id, run_bulk_job)
+@shared_task(bind=True, acks_late=True, max_retries=MAX_RETRIES)
+def run_bulk_action(self, job_id: int) -> str:
+    return _run(self, job_id, run_bulk_job)
 
 
-@shared_task(acks_late=True)
-def rescore_org_contacts(job_id: int) -> str:
-    return _run(job_id, run_rescore_job)
+@shared_task(bind=True, acks_late=True, max_retries=MAX_RETRIES)
+def rescore_org_contacts(self, job_id: int) -> str:
+    return _run(self, job_id, run_rescore_job)

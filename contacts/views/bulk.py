@@ -81,7 +81,7 @@ def _message(request, text: str, *, level: str = "error", status: int = 200):
 def bulk_actions(request):
     """The bar's action menu: only what this member may do, with the choices it needs."""
     policy = policy_for(request)
-    archived = request.GET.get("archived") in ("1", "true", "on")
+    archived = request.GET.get("bulk_archived") == "1"
     actions = available_actions(policy, archived=archived)
     keys = {action.key for action in actions}
     context = {

@@ -158,6 +158,13 @@
     });
   }, true);
 
+  // Running an action closes its menu: the answer shows in the dialog area below.
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var b = bar();
+    if (!b || !b.contains(event.target) || !event.target.matches("button[name=bulk_action]")) return;
+    b.querySelectorAll(".bulk-menu[open]").forEach(function (menu) { menu.removeAttribute("open"); });
+  });
+
   // A new page of rows (HTMX swap) starts with whatever is ticked on it.
   document.addEventListener("htmx:afterSettle", function (event) {
     var b = bar();

@@ -333,3 +333,14 @@ def test_director_all_matching_stays_within_the_team(org, members, client_as):
     out_of_team.refresh_from_db()
     assert in_team.lifecycle_stage == "customer"
     assert out_of_team.lifecycle_stage == "lead"
+
+
+def test_the_archived_list_offers_restore_instead_of_archive(members, client_as):
+    client = client_as(members["admin"])
+    url = reverse("contacts:bulk_actions")
+
+    active = client.get(url, HTTP_HX_REQUEST="true").content.decode()
+    archived = client.get(url, {"bulk_archived": "1"}, HTTP_HX_REQUEST="true").content.decode()
+
+    assert 'value="archive"' in active and 'value="restore"' not in active
+    assert 'value="restore"' in archived and 'value="archive"' not in archived

@@ -181,20 +181,71 @@ def test_only_the_jobs_starter_and_admins_follow_it(org, other_org, owner, clien
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_a_bulk_job_runs_through_a_real_celery_worker(org, owner, client_as, small_chunks):
+    import uuid
+
     from celery.contrib.testing.worker import start_worker
 
     from crm.celery import app
 
     contacts = ContactFactory.create_batch(9, org=org, lifecycle_stage="lead")
-    with start_worker(app, perform_ping_check=False, pool="solo", concurrency=1):
-        _, job = start_stage_job(client_as(owner), contacts)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            job.refresh_from_db()
-            if job.is_finished:
-                break
-            time.sleep(0.2)
+    # A queue of its own, so no other worker on the same broker takes this test's task.
+    default_queue = app.conf.task_default_queue
+    app.conf.task_default_queue = f"test-bulk-{uuid.uuid4().hex}"
+    try:
+        with start_worker(app, perform_ping_check=False, pool="solo", concurrency=1):
+            _, job = start_stage_job(client_as(owner), contacts)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                job.refresh_from_db()
+                if job.is_finished:
+                    break
+                time.sleep(0.2)
+    finally:
+        app.conf.task_default_queue = default_queue
 
     assert job.status == BackgroundJob.Status.DONE
     assert job.done == 9
     assert Contact.objects.filter(lifecycle_stage="customer").count() == 9
+
+
+def test_a_lost_database_connection_is_retried_from_where_the_job_stopped(
+    org, owner, client_as, small_chunks, monkeypatch, django_capture_on_commit_callbacks
+):
+    from django.db import OperationalError
+
+    contacts = ContactFactory.create_batch(12, org=org, lifecycle_stage="lead")
+    with django_capture_on_commit_callbacks(execute=False):
+        _, job = start_stage_job(client_as(owner), contacts)
+    process = bulk_service._process_chunk
+    calls = []
+
+    def drops_once(run, ids):
+        calls.append(ids)
+        if len(calls) == 2:
+            raise OperationalError("server closed the connection unexpectedly")
+        return process(run, ids)
+
+    monkeypatch.setattr(bulk_service, "_process_chunk", drops_once)
+    run_bulk_action.apply(args=[job.pk])
+
+    job.refresh_from_db()
+    assert job.status == BackgroundJob.Status.DONE
+    assert Contact.objects.filter(lifecycle_stage="customer").count() == 12
+    assert AuditEvent.objects.filter(verb="contact.updated").count() == 12
+
+
+def test_the_starter_is_notified_when_the_job_is_done(
+    org, owner, client_as, small_chunks, django_capture_on_commit_callbacks
+):
+    from crm.models import Notification
+
+    contacts = ContactFactory.create_batch(6, org=org)
+    with django_capture_on_commit_callbacks(execute=False):
+        _, job = start_stage_job(client_as(owner), contacts)
+
+    run_bulk_action.apply(args=[job.pk])
+
+    note = Notification.objects.get(user=owner.user)
+    assert note.title == "Done: Change stage 6 contacts"
+    assert note.body == "Changed the stage of 6 contacts to Customer."
+    assert note.url == reverse("crm:job_progress", args=[job.public_id])
