@@ -17,6 +17,7 @@ import datetime as dt
 import random
 import time
 import unicodedata
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -37,6 +38,7 @@ from .models import (
     Tag,
     Task,
 )
+from .scoring import has_active_rules
 
 demo.argument(
     "--contacts",
@@ -436,6 +438,7 @@ class ContactPlan:
     companies: list  # (id, domain)
     tag_ids: list
     custom_keys: set = field(default_factory=set)
+    tag_names: dict = field(default_factory=dict)  # id -> name, for scoring tag rules
     archived_share: float = 0.02
     tagged_share: float = 0.5
 
@@ -451,11 +454,17 @@ _UUID_SET = (0x4000 << 64) | (0x8000 << 48)
 
 
 def generate_contacts(
-    plan: ContactPlan, first_id: int, count: int, seq_start: int, rng: random.Random
-) -> Iterator[tuple[int, str]]:
-    """(contact id, COPY line) for `count` realistic contacts; `seq_start` numbers them for
-    unique emails. Written for speed (a million rows in seconds): weighted picks are index
-    look-ups into expanded pools, times are assembled from pre-formatted day strings."""
+    plan: ContactPlan,
+    first_id: int,
+    count: int,
+    seq_start: int,
+    rng: random.Random,
+    scorer: RowScorer | None = None,
+) -> Iterator[tuple[int, str, list]]:
+    """(contact id, COPY line, tag ids) for `count` realistic contacts; `seq_start` numbers
+    them for unique emails. With `scorer` the lead score follows the org's rules, else it is
+    random. Written for speed (a million rows in seconds): weighted picks are index look-ups
+    into expanded pools, times are assembled from pre-formatted day strings."""
     now = timezone.now().replace(microsecond=0)
     r = rng.random
     titles = _pool([((t, d), w) for t, d, w in TITLES])
@@ -468,6 +477,7 @@ def generate_contacts(
     countries = _pool([(c, c.weight) for c in COUNTRIES])
     owners = plan.owner_ids or [None]
     companies = plan.companies
+    tag_ids = plan.tag_ids
     free_mail = ("gmail.com", "outlook.com", "proton.me")
     days = [(now - dt.timedelta(days=n)).date().isoformat() for n in range(731)]
     clock = [f"{h:02d}:{m:02d}" for h in range(24) for m in range(60)]
@@ -507,80 +517,235 @@ def generate_contacts(
         contacted = activity if activity_day is not None and r() < 0.6 else NULL
         consent_status = consents[int(r() * len(consents))]
         opted_in = consent_status == "opted_in"
-        custom = []
+        custom: dict = {}
         if want_fit:
             fit = fits[int(r() * len(fits))]
             if fit:
-                custom.append(f'"industry_fit": "{fit}"')
+                custom["industry_fit"] = fit
         if want_budget and r() < 0.6:
-            custom.append(f'"annual_budget": {int(r() * 495 + 5) * 1000}')
+            custom["annual_budget"] = int(r() * 495 + 5) * 1000
         archived = r() < plan.archived_share
         owner = owners[int(r() * len(owners))]
         bits = (uuid_bits(128) & _UUID_CLEAR) | _UUID_SET
         created = stamp(created_day)
         updated = stamp(updated_day)
+        consent_date = stamp(created_day - 1 if created_day > 1 else 0) if opted_in else NULL
         if opted_in:
-            consent_fields = f"explicit\t{stamp(created_day - 1 if created_day > 1 else 0)}"
-            consent_fields += "\tWeb form\tconsent\tt\t" + ("t" if r() < 0.5 else "f")
-            consent_fields += "\t" + ("t" if r() < 0.4 else "f") + f"\t{NULL}\tt"
+            consent = ("explicit", consent_date, "Web form", "consent", "t")
+            consent_flags = ("t" if r() < 0.5 else "f", "t" if r() < 0.4 else "f", NULL, "t")
         else:
-            consent_type = "imported" if consent_status != "unknown" else ""
-            basis = "legitimate_interest" if r() < 0.4 else ""
-            email_consent = "f" if consent_status == "opted_out" else NULL
-            consent_fields = (
-                f"{consent_type}\t{NULL}\t\t{basis}\t{email_consent}\tf\t{NULL}\t{NULL}\t{NULL}"
+            consent = (
+                "imported" if consent_status != "unknown" else "",
+                NULL,
+                "",
+                "legitimate_interest" if r() < 0.4 else "",
+                "f" if consent_status == "opted_out" else NULL,
             )
-        line = "\t".join(
-            (
-                str(contact_id),
-                f"{bits:032x}",
-                created,
-                updated,
-                org_id,
-                first,
-                last,
-                email,
-                "[]",
-                country.phone(rng) if r() < 0.85 else "",
-                country.phone(rng) if r() < 0.5 else "",
-                job_title,
-                department,
-                str(company[0]) if company else NULL,
-                deal_roles[int(r() * len(deal_roles))],
-                statuses[int(r() * len(statuses))],
-                stages[int(r() * len(stages))],
-                str(int(r() * 101)),
-                sources[int(r() * len(sources))],
-                str(owner) if owner else NULL,
-                f"{int(r() * 399) + 1} {STREETS[int(r() * len(STREETS))]}",
-                city,
-                region,
-                f"{postal}{int(r() * 89) + 10}",
-                country.code,
-                country.language,
-                country.timezone,
-                f"https://www.linkedin.com/in/{local}-{number}" if r() < 0.6 else "",
-                f"{local[:12]}{number % 1000}" if r() < 0.25 else "",
-                consent_status,
-                consent_fields,
-                "{" + ", ".join(custom) + "}",
-                "t" if archived else "f",
-                updated if archived else NULL,
-                contacted,
-                activity,
+            consent_flags = ("f", NULL, NULL, NULL)
+        tags = []
+        if tag_ids and r() < plan.tagged_share:
+            tags = rng.sample(tag_ids, k=min(len(tag_ids), 1 + (r() < 0.3)))
+        values = [
+            str(contact_id),
+            f"{bits:032x}",
+            created,
+            updated,
+            org_id,
+            first,
+            last,
+            email,
+            "[]",
+            country.phone(rng) if r() < 0.85 else "",
+            country.phone(rng) if r() < 0.5 else "",
+            job_title,
+            department,
+            str(company[0]) if company else NULL,
+            deal_roles[int(r() * len(deal_roles))],
+            statuses[int(r() * len(statuses))],
+            stages[int(r() * len(stages))],
+            str(int(r() * 101)),
+            sources[int(r() * len(sources))],
+            str(owner) if owner else NULL,
+            f"{int(r() * 399) + 1} {STREETS[int(r() * len(STREETS))]}",
+            city,
+            region,
+            f"{postal}{int(r() * 89) + 10}",
+            country.code,
+            country.language,
+            country.timezone,
+            f"https://www.linkedin.com/in/{local}-{number}" if r() < 0.6 else "",
+            f"{local[:12]}{number % 1000}" if r() < 0.25 else "",
+            consent_status,
+            *consent,
+            *consent_flags,
+            # Only plain words and numbers go in: nothing to escape for JSON or COPY.
+            "{"
+            + ", ".join(
+                f'"{k}": ' + (f'"{v}"' if isinstance(v, str) else str(v)) for k, v in custom.items()
             )
-        )
-        yield contact_id, line + "\n"
+            + "}",
+            "t" if archived else "f",
+            updated if archived else NULL,
+            contacted,
+            activity,
+        ]
+        if scorer is not None:
+            row = dict(zip(COLUMNS, values, strict=True))
+            row["custom"] = custom
+            row["tags"] = [plan.tag_names.get(tag_id, "") for tag_id in tags]
+            values[_SCORE_COLUMN] = str(scorer(row))
+        yield contact_id, "\t".join(values) + "\n", tags
+
+
+_SCORE_COLUMN = COLUMNS.index("lead_score")
+
+
+# Scoring generated rows in Python ---------------------------------------------------------------
+# A million-row load cannot afford an UPDATE of every row afterwards (it doubles the table
+# before the indexes are built), so rules are evaluated on each generated row with the
+# semantics of contacts.filters. A rule this evaluator does not know makes the load fall back
+# to the SQL rescore; test_demo checks both give the same scores.
+
+_TEXT_TYPES = {"text", "email", "phone", "url"}
+_EXACT_TYPES = {"choice", "country"}
+_TIME_FIELDS = {"created_at", "updated_at", "last_activity_at", "last_contacted_at", "consent_date"}
+
+
+def _moment(value):
+    if value in (None, NULL, ""):
+        return None
+    return dt.datetime.fromisoformat(value)
+
+
+def _text_test(get, op, value, exact: bool):
+    """Tests for a text value: `get(row)` gives "" or None for "not set"."""
+
+    def norm(text):
+        return text if exact else text.lower()
+
+    if op == "is_empty":
+        return lambda row: not get(row)
+    if op == "is_not_empty":
+        return lambda row: bool(get(row))
+    if op == "any_of":
+        wanted = {norm(str(v)) for v in value}
+        return lambda row: bool(get(row)) and norm(str(get(row))) in wanted
+    wanted = norm(str(value))
+    if op == "eq":
+        return lambda row: get(row) is not None and norm(str(get(row))) == wanted
+    if op == "neq":
+        return lambda row: get(row) is None or norm(str(get(row))) != wanted
+    if op == "contains":
+        return lambda row: get(row) is not None and wanted in norm(str(get(row)))
+    if op == "starts_with":
+        return lambda row: get(row) is not None and norm(str(get(row))).startswith(wanted)
+    return None
+
+
+def _time_test(key, op, value, tz, now):
+    if op == "is_empty":
+        return lambda row: _moment(row[key]) is None
+    if op == "is_not_empty":
+        return lambda row: _moment(row[key]) is not None
+    if op == "in_last_days":
+        since = now - dt.timedelta(days=value)
+        return lambda row: (m := _moment(row[key])) is not None and since <= m <= now
+    day = dt.date.fromisoformat(value)
+    start = dt.datetime.combine(day, dt.time.min, tzinfo=tz)
+    end = start + dt.timedelta(days=1)
+    if op == "before":
+        return lambda row: (m := _moment(row[key])) is not None and m < start
+    if op == "after":
+        return lambda row: (m := _moment(row[key])) is not None and m >= end
+    if op == "eq":
+        return lambda row: (m := _moment(row[key])) is not None and start <= m < end
+    return None
+
+
+def _condition_test(condition: dict, spec, tz, now):
+    """A Python test for one parsed condition, or None when this evaluator cannot mirror it."""
+    op, value, key = condition["op"], condition["value"], spec.key
+    if spec.is_custom:
+        name = key.split(".", 1)[1]
+        if spec.type in ("text", "url", "choice"):
+            exact = spec.type == "choice"
+
+            def get(row):
+                found = row["custom"].get(name)
+                return None if found in (None, "") else found
+
+            return _text_test(get, op, value, exact)
+        return None
+    if spec.type == "tags":
+        if any(
+            _looks_like_uuid(v)
+            for v in (value if isinstance(value, list) else [value])
+            if v is not None
+        ):
+            return None
+        if op in ("eq", "any_of"):
+            wanted = {v.lower() for v in (value if op == "any_of" else [value])}
+            return lambda row: any(name.lower() in wanted for name in row["tags"])
+        if op == "neq":
+            return lambda row: all(name.lower() != value.lower() for name in row["tags"])
+        if op == "is_empty":
+            return lambda row: not row["tags"]
+        return lambda row: bool(row["tags"])
+    if key in _TIME_FIELDS:
+        return _time_test(key, op, value, tz, now)
+    if key in COLUMNS and (spec.type in _TEXT_TYPES or spec.type in _EXACT_TYPES):
+        return _text_test(lambda row: row[key] or "", op, value, spec.type in _EXACT_TYPES)
+    return None
+
+
+def _looks_like_uuid(text) -> bool:
+    try:
+        uuid.UUID(str(text))
+    except ValueError:
+        return False
+    return True
+
+
+@dataclass
+class RowScorer:
+    tests: list  # (test, points)
+
+    def __call__(self, row: dict) -> int:
+        total = sum(points for test, points in self.tests if test(row))
+        return max(0, min(100, total))
+
+
+def row_scorer(org) -> RowScorer | None:
+    """A Python scorer for generated rows of `org`, or None when a rule needs SQL."""
+    from crm.selectors import org_timezone
+
+    from .filters import FilterError, parse_condition
+    from .scoring import active_rules, rules_catalog
+
+    rules = active_rules(org)
+    catalog = rules_catalog(org, rules)
+    tz, now = org_timezone(org), timezone.now()
+    tests = []
+    for rule in rules:
+        try:
+            condition = parse_condition(rule.condition, catalog)
+        except FilterError:
+            continue  # a rule that no longer compiles scores nothing, in SQL too
+        test = _condition_test(condition, catalog[condition["field"]], tz, now)
+        if test is None:
+            return None
+        tests.append((test, rule.points))
+    return RowScorer(tests)
 
 
 LOAD_TABLES = ("contacts_contact", "contacts_contact_tags")
 
 
 def _drop_for_load(cursor, tables) -> list[str]:
-    """Drop the tables' secondary indexes and foreign keys; returns the statements that put
-    them back. Rebuilding an index once, and checking a foreign key with one join, is far
-    cheaper than maintaining them row by row through a million-row COPY."""
-    restore_indexes, restore_keys = [], []
+    """Drop the tables' secondary indexes, unique constraints and foreign keys; returns the
+    statements that put them back. Rebuilding an index once, and checking a foreign key with
+    one join, is far cheaper than maintaining them row by row through a million-row COPY."""
+    restore_indexes, restore_unique, restore_keys = [], [], []
     for table in tables:
         cursor.execute(
             """
@@ -595,15 +760,18 @@ def _drop_for_load(cursor, tables) -> list[str]:
         for name, statement in cursor.fetchall():
             cursor.execute(f'DROP INDEX "{name}"')
             restore_indexes.append(statement)
+        # Unique constraints (random UUIDs are the costliest index to grow row by row) come
+        # back before the foreign keys, which may rely on them.
         cursor.execute(
-            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
-            "WHERE conrelid = %s::regclass AND contype = 'f'",
+            "SELECT conname, pg_get_constraintdef(oid), contype FROM pg_constraint "
+            "WHERE conrelid = %s::regclass AND contype IN ('u', 'f') ORDER BY contype DESC",
             [table],
         )
-        for name, definition in cursor.fetchall():
+        for name, definition, kind in cursor.fetchall():
             cursor.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
-            restore_keys.append(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
-    return restore_indexes + restore_keys
+            statement = f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}'
+            (restore_unique if kind == "u" else restore_keys).append(statement)
+    return restore_indexes + restore_unique + restore_keys
 
 
 def _copy(cursor, table: str, columns: list[str], lines: Iterator[str]) -> None:
@@ -656,32 +824,34 @@ def copy_contacts(
             cursor.execute("SET LOCAL maintenance_work_mem = '512MB'")
             restore = _drop_for_load(cursor, LOAD_TABLES)
             step(f"dropped {len(restore)} indexes and foreign keys for the load")
+        # Scores follow the org's rules: computed on each generated row when the rules allow
+        # it, else by one UPDATE before the indexes come back (cheap without them).
+        scorer = None
+        if score and has_active_rules(plan.org):
+            scorer = row_scorer(plan.org)
+            if scorer is not None and not plan.tag_names:
+                plan.tag_names = dict(Tag.objects.for_org(plan.org).values_list("id", "name"))
         tag_links: list[str] = []
 
         def lines():
-            for contact_id, line in generate_contacts(plan, first_id, count, existing + 1, rng):
-                if plan.tag_ids and rng.random() < plan.tagged_share:
-                    for tag_id in rng.sample(
-                        plan.tag_ids, k=min(len(plan.tag_ids), 1 + (rng.random() < 0.3))
-                    ):
-                        tag_links.append(f"{contact_id}\t{tag_id}\n")
+            for contact_id, line, tags in generate_contacts(
+                plan, first_id, count, existing + 1, rng, scorer
+            ):
+                tag_links.extend(f"{contact_id}\t{tag_id}\n" for tag_id in tags)
                 yield line
 
         _copy(cursor, "contacts_contact", COLUMNS, lines())
-        step(f"copied {count:,} contacts")
+        step(f"copied {count:,} contacts" + (" (scored by the org's rules)" if scorer else ""))
         if tag_links:
             _copy(cursor, "contacts_contact_tags", ["contact_id", "tag_id"], iter(tag_links))
             step(f"copied {len(tag_links):,} tag links")
-        if score:
-            # Before the indexes come back: an UPDATE of a million rows is cheap without them.
+        if score and scorer is None and has_active_rules(plan.org):
             from .scoring import compile_rules, score_expression
 
-            compiled = compile_rules(plan.org)
-            if compiled:
-                Contact.objects.filter(org=plan.org, pk__gte=first_id, pk__lte=last_id).update(
-                    lead_score=score_expression(compiled)
-                )
-                step("scored them with the org's rules")
+            Contact.objects.filter(org=plan.org, pk__gte=first_id, pk__lte=last_id).update(
+                lead_score=score_expression(compile_rules(plan.org))
+            )
+            step("scored them with the org's rules in SQL")
         for statement in restore:
             began = time.perf_counter()
             cursor.execute(statement)

@@ -75,14 +75,18 @@ class Command(BaseCommand):
             Membership.objects.get_or_create(org=org, user=rep, defaults={"role": roles["team"]})
         return org
 
-    def _seed(self, slug: str, total: int) -> Organization:
-        rng = random.Random(total)
-        started = time.perf_counter()
-        org = self._org(slug, "Bench")
+    def _ensure_admin(self, org) -> None:
+        """The member the scenarios run as: an admin of the measured org."""
         admin = self._user(ADMIN_EMAIL, "Bench")
         Membership.objects.get_or_create(
             org=org, user=admin, defaults={"role": ensure_builtin_roles(org)["admin"]}
         )
+
+    def _seed(self, slug: str, total: int) -> Organization:
+        rng = random.Random(total)
+        started = time.perf_counter()
+        org = self._org(slug, "Bench")
+        self._ensure_admin(org)
         noise_each = max(1, total // 20)
         for noise_slug in NOISE_ORGS:
             noise = self._org(noise_slug, noise_slug.replace("-", " ").title())
@@ -187,6 +191,7 @@ class Command(BaseCommand):
         total, runs, slug = options["contacts"], options["runs"], options["org_slug"]
         if options["skip_seed"]:
             org = Organization.objects.get(slug=slug)
+            self._ensure_admin(org)
         else:
             org = self._seed(slug, total)
         have = Contact.objects.for_org(org).count()
