@@ -40,7 +40,7 @@ from django.utils import timezone
 
 from crm.models import AuditEvent, BackgroundJob, Membership, OutboxEvent, User
 from crm.permissions import Policy
-from crm.services import Actor, audit
+from crm.services import Actor, audit, emit_event
 
 from .models import Activity, Contact, ContactList, Tag
 
@@ -238,6 +238,7 @@ class Prepared:
     owner: User | None = None
     tag_names: list[str] = field(default_factory=list)
     contact_list: ContactList | None = None
+    new_list_name: str = ""  # "add to a new list": created when the action runs
     stage: str = ""
 
     def describe(self) -> str:
@@ -245,8 +246,9 @@ class Prepared:
             return f"to {self.owner}"
         if self.action.argument == "tags":
             return "with " + ", ".join(self.tag_names)
-        if self.action.argument == "list" and self.contact_list is not None:
-            return f"“{self.contact_list.name}”"
+        if self.action.argument == "list":
+            name = self.contact_list.name if self.contact_list else self.new_list_name
+            return f"“{name}”"
         if self.action.argument == "stage":
             return f"to {Contact.Stage(self.stage).label}"
         return ""
@@ -303,10 +305,16 @@ def prepare(org, policy: Policy, action_key: str, args: dict | None) -> Prepared
         prepared.args["tags"] = prepared.tag_names
     elif action.argument == "list":
         target = (args.get("list") or "").strip()
+        new_name = " ".join((args.get("new_list") or "").split())
         found = None
-        if clean_ids([target]):
+        if new_name and action.key == "add_to_list":
+            if len(new_name) > ContactList._meta.get_field("name").max_length:
+                raise BulkError("A list name has 120 characters at most.")
+            found = ContactList.objects.for_org(org).filter(name__iexact=new_name).first()
+            prepared.new_list_name = "" if found else new_name
+        elif clean_ids([target]):
             found = ContactList.objects.for_org(org).filter(public_id=target).first()
-        if found is None:
+        if found is None and not prepared.new_list_name:
             raise BulkError("Choose a list.")
         prepared.contact_list = found
     elif action.argument == "stage":
@@ -357,6 +365,8 @@ def change_q(org, policy: Policy, prepared: Prepared) -> Q:
         return Q(is_archived=False)
     if key == "restore":
         return Q(is_archived=True)
+    if key == "add_to_list" and prepared.contact_list is None:
+        return Q()  # a list about to be created has no members yet
     if key in {"add_to_list", "remove_from_list"}:
         member = Exists(
             ContactList.contacts.through.objects.filter(
@@ -814,6 +824,17 @@ def _ensure_tags(org, actor: Actor, names: list[str]) -> list[Tag]:
     ]
 
 
+def _ensure_list(org, actor: Actor, name: str) -> ContactList:
+    """The org's static list called `name` (ignoring case), created when missing."""
+    found = ContactList.objects.for_org(org).filter(name__iexact=name).first()
+    if found is not None:
+        return found
+    contact_list = ContactList.objects.create(org=org, name=name, created_by=actor.user)
+    audit(org=org, actor=actor, verb="contact_list.created", obj=contact_list)
+    emit_event(org=org, event_type="contact_list.created", payload={"list": contact_list.public_id})
+    return contact_list
+
+
 def _start_run(org, actor: Actor, policy: Policy, prepared: Prepared) -> _Run:
     from .scoring import compile_rules, score_expression
 
@@ -832,6 +853,9 @@ def _start_run(org, actor: Actor, policy: Policy, prepared: Prepared) -> _Run:
     if prepared.action.key == "add_tags":
         with transaction.atomic():
             run.tags = _ensure_tags(org, actor, prepared.tag_names)
+    if prepared.new_list_name:
+        with transaction.atomic():
+            prepared.contact_list = _ensure_list(org, actor, prepared.new_list_name)
     run.changes = change_q(org, policy, prepared)
     return run
 

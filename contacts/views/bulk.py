@@ -40,6 +40,7 @@ ARGUMENT_INPUTS = {
     "owner": "bulk_owner",
     "tags": "bulk_tags",
     "list": "bulk_list",
+    "new_list": "bulk_new_list",
     "stage": "bulk_stage",
 }
 

@@ -344,3 +344,18 @@ def test_the_archived_list_offers_restore_instead_of_archive(members, client_as)
 
     assert 'value="archive"' in active and 'value="restore"' not in active
     assert 'value="restore"' in archived and 'value="archive"' not in archived
+
+
+def test_add_to_a_new_list_creates_it_once(org, admin, client_as):
+    contacts = ContactFactory.create_batch(2, org=org)
+    client = client_as(admin)
+
+    first = bulk(client, "add_to_list", contacts[:1], bulk_new_list="  Webinar  follow-up ")
+    second = bulk(client, "add_to_list", contacts[1:], bulk_new_list="webinar follow-up")
+
+    assert first.status_code == second.status_code == 204
+    contact_list = ContactList.objects.get(org=org)
+    assert contact_list.name == "Webinar follow-up"
+    assert contact_list.created_by == admin.user
+    assert set(contact_list.contacts.values_list("pk", flat=True)) == {c.pk for c in contacts}
+    assert AuditEvent.objects.filter(verb="contact_list.created").count() == 1
