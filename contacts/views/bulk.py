@@ -88,7 +88,7 @@ def bulk_actions(request):
     context = {
         "actions": actions,
         "stages": Contact.Stage.choices,
-        "lists": ContactList.objects.for_org(request.org).only("public_id", "name")
+        "lists": list(ContactList.objects.for_org(request.org).only("public_id", "name"))
         if keys & {"add_to_list", "remove_from_list"}
         else [],
         "members": assignable_members(request.org) if "reassign" in keys else [],
