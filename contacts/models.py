@@ -114,6 +114,8 @@ class Contact(OrgScopedModel):
         LEGITIMATE_INTEREST = "legitimate_interest", "Legitimate Interest"
         CONTRACT = "contract", "Contract"
 
+    # Every index below starts with org, so the plain FK index would only slow writes.
+    org = models.ForeignKey("crm.Organization", on_delete=models.CASCADE, db_index=False)
     # Core
     first_name = models.CharField(max_length=150, blank=True)
     last_name = models.CharField(max_length=150, blank=True)
@@ -210,9 +212,11 @@ class Contact(OrgScopedModel):
             models.Index(fields=["org", "consent_status", "id"], name="contact_org_consent"),
             models.Index(fields=["org", "source", "id"], name="contact_org_source"),
             models.Index(fields=["org", "country", "id"], name="contact_org_country"),
-            models.Index(fields=["org", "is_archived", "id"], name="contact_org_archived"),
+            # Only archived rows: the Archived view stays fast, active inserts skip it.
+            models.Index(
+                fields=["org", "id"], name="contact_org_archived", condition=Q(is_archived=True)
+            ),
             models.Index(fields=["org", "phone"], name="contact_org_phone"),
-            models.Index(Lower("email"), "org", name="contact_email_lookup"),
             # Sorts the list page offers beyond the ones above (keyset: org, value, id).
             models.Index(
                 fields=["org", "first_name", "last_name", "id"], name="contact_org_first_name"
@@ -355,15 +359,34 @@ class Activity(OrgScopedModel):
         ARCHIVED = "archived", "Archived"
         RESTORED = "restored", "Restored"
 
+    # The timeline is the most written table (imports add a row per contact): only the
+    # composite indexes in Meta, which also serve the foreign keys' look-ups.
+    org = models.ForeignKey("crm.Organization", on_delete=models.CASCADE, db_index=False)
     type = models.CharField(max_length=30, choices=Type.choices)
     contact = models.ForeignKey(
-        Contact, null=True, blank=True, on_delete=models.CASCADE, related_name="activities"
+        Contact,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="activities",
+        db_index=False,
     )
     company = models.ForeignKey(
-        Company, null=True, blank=True, on_delete=models.CASCADE, related_name="activities"
+        Company,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="activities",
+        db_index=False,
     )
+    # Who acted; people are deactivated, never deleted, so nothing looks rows up by actor.
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
     )
     subject = models.CharField(max_length=300, blank=True)
     body = models.TextField(blank=True)
@@ -375,7 +398,11 @@ class Activity(OrgScopedModel):
         ordering = ["-occurred_at", "-id"]
         indexes = [
             models.Index(fields=["contact", "-occurred_at", "-id"], name="activity_contact_time"),
-            models.Index(fields=["company", "-occurred_at", "-id"], name="activity_company_time"),
+            models.Index(
+                fields=["company", "-occurred_at", "-id"],
+                name="activity_company_time",
+                condition=Q(company__isnull=False),
+            ),
             models.Index(fields=["org", "-occurred_at"], name="activity_org_time"),
         ]
 

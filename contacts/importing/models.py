@@ -80,7 +80,10 @@ class ImportRecord(models.Model):
         CREATED = "created", "Created"
         UPDATED = "updated", "Updated"
 
-    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="records")
+    # importrecord_job (job, action, row_number) serves the foreign key too.
+    job = models.ForeignKey(
+        ImportJob, on_delete=models.CASCADE, related_name="records", db_index=False
+    )
     contact_id = models.BigIntegerField()
     row_number = models.PositiveIntegerField()
     action = models.CharField(max_length=8, choices=Action.choices)

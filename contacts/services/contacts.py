@@ -8,6 +8,7 @@ import zoneinfo
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from crm.services import Actor, audit, diff, emit_event, snapshot
@@ -189,7 +190,15 @@ def _clean_contact_input(
 def _check_email_free(org, email: str, exclude_pk=None) -> None:
     if not email:
         return
-    taken = Contact.objects.for_org(org).filter(is_archived=False, email__iexact=email)
+    # Spelled like the partial unique index (org, lower(email)) WHERE active and non-empty,
+    # so this is one index probe at any number of contacts (iexact would scan them all).
+    taken = (
+        Contact.objects.for_org(org)
+        .filter(is_archived=False)
+        .exclude(email="")
+        .annotate(email_lower=Lower("email"))
+        .filter(email_lower=email.lower())
+    )
     if exclude_pk is not None:
         taken = taken.exclude(pk=exclude_pk)
     if taken.exists():

@@ -617,7 +617,7 @@ def test_finishing_an_import_notifies_its_author_in_the_app_and_by_email(
 
     note = Notification.objects.get(org=org, user=owner.user)
     assert note.title == "Import of people.csv finished"
-    assert "1 created" in note.body and "1 errors" in note.body
+    assert "1 created" in note.body and "1 error." in note.body
     assert note.url == reverse("contacts:import_detail", args=[job.public_id])
     assert len(mail.outbox) == 1
     assert mail.outbox[0].to == ["owner@example.com"]
