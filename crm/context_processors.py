@@ -1,7 +1,7 @@
 from django.conf import settings
 
 from .models import Membership, Notification, UserPreference
-from .navigation import settings_nav_for, sidebar_for
+from .navigation import navigation_for
 from .permissions import policy_for
 
 
@@ -14,13 +14,14 @@ def workspace(request):
             "google_login_enabled": settings.GOOGLE_LOGIN_ENABLED,
         }
     policy = policy_for(request)
+    sidebar, settings_nav = navigation_for(policy, request.path)
     pref = UserPreference.objects.filter(user=user).only("theme").first()
     return {
         "org": getattr(request, "org", None),
         "membership": getattr(request, "membership", None),
         "policy": policy,
-        "sidebar": sidebar_for(policy, request.path),
-        "settings_nav": settings_nav_for(policy, request.path),
+        "sidebar": sidebar,
+        "settings_nav": settings_nav,
         "my_memberships": Membership.objects.active()
         .filter(user=user)
         .select_related("org", "role")

@@ -35,7 +35,7 @@ SETTINGS_NAV = [
 ]
 
 
-def _visible(items, policy, current_path):
+def _visible(items, policy):
     out = []
     for item in items:
         if item.module is not None and not policy.can_access(item.module):
@@ -45,21 +45,26 @@ def _visible(items, policy, current_path):
         except NoReverseMatch:
             continue
         out.append({"label": item.label, "url": url, "icon": item.icon, "active": False})
-    # Only the closest match is active: /contacts/inbox/ is the Inbox, not also Contacts.
+    return out
+
+
+def _mark_active(entries, current_path) -> None:
+    """Only the closest match is active, across the sidebar and the settings menu together:
+    /contacts/inbox/ is the Inbox, not also Contacts; /contacts/settings/scoring/ is Lead
+    scoring, not also Contacts."""
     matches = [
         entry
-        for entry in out
+        for entry in entries
         if current_path == entry["url"]
         or (entry["url"] != "/" and current_path.startswith(entry["url"]))
     ]
     if matches:
         max(matches, key=lambda entry: len(entry["url"]))["active"] = True
-    return out
 
 
-def sidebar_for(policy, current_path):
-    return _visible(SIDEBAR, policy, current_path)
-
-
-def settings_nav_for(policy, current_path):
-    return _visible(SETTINGS_NAV, policy, current_path)
+def navigation_for(policy, current_path) -> tuple[list[dict], list[dict]]:
+    """(sidebar entries, settings entries) the member may see, with the current one marked."""
+    sidebar = _visible(SIDEBAR, policy)
+    settings_entries = _visible(SETTINGS_NAV, policy)
+    _mark_active([*sidebar, *settings_entries], current_path)
+    return sidebar, settings_entries

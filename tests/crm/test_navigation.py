@@ -1,0 +1,38 @@
+import pytest
+from django.urls import reverse
+
+from crm.navigation import navigation_for
+from crm.permissions import Policy
+
+from ..factories import member
+
+pytestmark = pytest.mark.django_db
+
+
+def active_labels(policy, path):
+    sidebar, settings_entries = navigation_for(policy, path)
+    return [e["label"] for e in [*sidebar, *settings_entries] if e["active"]]
+
+
+@pytest.mark.parametrize(
+    ("url_name", "expected"),
+    [
+        ("contacts:contact_list", ["Contacts"]),
+        ("contacts:inbox", ["Inbox"]),
+        ("contacts:scoring", ["Lead scoring"]),
+        ("contacts:custom_fields", ["Custom fields"]),
+        ("crm:roles", ["Roles & Permissions"]),
+        ("crm:dashboard", ["Dashboard"]),
+    ],
+)
+def test_exactly_one_entry_is_active_across_sidebar_and_settings(org, url_name, expected):
+    policy = Policy(member(org, "owner"))
+    assert active_labels(policy, reverse(url_name)) == expected
+
+
+def test_entries_follow_the_role(org):
+    viewer_sidebar, viewer_settings = navigation_for(Policy(member(org, "viewer")), "/")
+    board_sidebar, _ = navigation_for(Policy(member(org, "board")), "/")
+    assert [e["label"] for e in viewer_settings] == ["Customize"]
+    assert "Contacts" in [e["label"] for e in viewer_sidebar]
+    assert "Contacts" not in [e["label"] for e in board_sidebar]
