@@ -317,3 +317,25 @@ def run_rescore_job(job: BackgroundJob) -> None:
 
 def latest_rescore_job(org) -> BackgroundJob | None:
     return BackgroundJob.objects.for_org(org).filter(kind=JOB_KIND).order_by("-created_at").first()
+
+
+def orgs_with_time_based_rules():
+    """Organizations whose active rules say "in the last N days": their scores move as days
+    pass, without any contact changing."""
+    from crm.models import Organization
+
+    org_ids = (
+        ScoringRule.objects.filter(is_active=True, condition__op="in_last_days")
+        .values_list("org_id", flat=True)
+        .distinct()
+    )
+    return Organization.objects.filter(id__in=org_ids)
+
+
+def queue_nightly_rescores() -> int:
+    """Queue one rescore job per organization whose scores drift with time."""
+    queued = 0
+    for org in orgs_with_time_based_rules():
+        start_rescore_job(org, Actor.system("nightly lead score refresh"))
+        queued += 1
+    return queued

@@ -48,3 +48,12 @@ def run_bulk_action(self, job_id: int) -> str:
 @shared_task(bind=True, acks_late=True, max_retries=MAX_RETRIES)
 def rescore_org_contacts(self, job_id: int) -> str:
     return _run(self, job_id, run_rescore_job)
+
+
+@shared_task
+def nightly_rescore() -> int:
+    """Beat runs this once a night: rules like "last activity in the last 30 days" change
+    their answer as time passes, so those organizations are rescored."""
+    from .scoring import queue_nightly_rescores
+
+    return queue_nightly_rescores()

@@ -269,3 +269,26 @@ def test_the_scoring_page_needs_settings_rights(org, members, client_as):
     assert page.status_code == 200
     assert "Senior title" in page.content.decode()
     assert "Job title contains VP" in page.content.decode()
+
+
+def test_nightly_refresh_queues_a_rescore_only_where_rules_depend_on_time(org, other_org):
+    from contacts.scoring import queue_nightly_rescores
+    from crm.models import BackgroundJob
+    from tests.factories import ScoringRuleFactory
+
+    ScoringRuleFactory(
+        org=org,
+        name="Active lately",
+        condition={"field": "last_activity_at", "op": "in_last_days", "value": 30},
+        points=20,
+    )
+    ScoringRuleFactory(
+        org=other_org,
+        name="VP",
+        condition={"field": "job_title", "op": "contains", "value": "VP"},
+        points=20,
+    )
+
+    assert queue_nightly_rescores() == 1
+    assert BackgroundJob.objects.for_org(org).filter(kind="contacts.rescore").count() == 1
+    assert not BackgroundJob.objects.for_org(other_org).exists()
