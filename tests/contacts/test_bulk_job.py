@@ -181,27 +181,23 @@ def test_only_the_jobs_starter_and_admins_follow_it(org, other_org, owner, clien
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_a_bulk_job_runs_through_a_real_celery_worker(org, owner, client_as, small_chunks):
-    import uuid
-
     from celery.contrib.testing.worker import start_worker
 
     from crm.celery import app
 
     contacts = ContactFactory.create_batch(9, org=org, lifecycle_stage="lead")
-    # A queue of its own, so no other worker on the same broker takes this test's task.
-    default_queue = app.conf.task_default_queue
-    app.conf.task_default_queue = f"test-bulk-{uuid.uuid4().hex}"
-    try:
-        with start_worker(app, perform_ping_check=False, pool="solo", concurrency=1):
-            _, job = start_stage_job(client_as(owner), contacts)
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                job.refresh_from_db()
-                if job.is_finished:
-                    break
-                time.sleep(0.2)
-    finally:
-        app.conf.task_default_queue = default_queue
+    # Tasks left on this broker by earlier runs must not interfere. (Changing the app's default
+    # queue here instead would outlive the test: Celery caches its queue set, and later tests'
+    # workers would listen on the wrong queue.)
+    app.control.purge()
+    with start_worker(app, perform_ping_check=False, pool="solo", concurrency=1):
+        _, job = start_stage_job(client_as(owner), contacts)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            job.refresh_from_db()
+            if job.is_finished:
+                break
+            time.sleep(0.2)
 
     assert job.status == BackgroundJob.Status.DONE
     assert job.done == 9
