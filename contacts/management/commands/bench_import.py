@@ -89,7 +89,7 @@ CITIES = [
     ("Berlin", "DE", "+49 30 {:04d} {:04d}"),
     ("Austin", "US", "+1 512 55{:01d} {:04d}"),
     ("Lyon", "FR", "+33 4 72 {:02d} {:02d} {:02d}"),
-    ("Leeds", "GB", "+44 113 {:03d} {:04d}"),
+    ("Leeds", "GB", "+44 113 2{:02d} {:04d}"),
 ]
 STAGES = ["Lead", "Subscriber", "MQL", "Opportunity", "Customer", ""]
 FITS = ["Strong", "Medium", "Weak"]
@@ -117,7 +117,7 @@ def _phone(i: int, city) -> str:
     if name == "Austin":
         return pattern.format(i % 10, (i // 10) % 10000)
     if name == "Leeds":
-        return pattern.format(200 + i % 700, (i // 700) % 10000)
+        return pattern.format(i % 100, (i // 100) % 10000)
     return pattern.format(1000 + i % 9000, (i // 9000) % 10000)
 
 
