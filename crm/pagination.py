@@ -15,6 +15,8 @@ come last, in both directions, and each part is read with its own index-friendly
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import decimal
 import hashlib
@@ -24,6 +26,7 @@ from dataclasses import dataclass, field
 from django.core import signing
 from django.db.models import BooleanField, Expression, F, Q, Value
 from django.db.models.lookups import IsNull
+from django.utils.dateparse import parse_datetime
 
 _SALT = "crm.pagination.cursor"
 NEXT = "n"
@@ -266,3 +269,27 @@ def count_up_to(queryset, cap: int = 10_000) -> tuple[int, bool]:
     `cap` rows cost. `exact` is False when there are more than `cap`."""
     found = queryset.order_by().values("pk")[: cap + 1].count()
     return (found, True) if found <= cap else (cap, False)
+
+
+# Newest-first lists on (moment, id): the audit log, timelines, notes ----------------------------
+
+
+def encode_moment_cursor(moment, pk: int) -> str:
+    """An opaque token for a (timestamp, id) position in a newest-first list."""
+    raw = f"{moment.isoformat()}|{pk}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_moment_cursor(token: str | None):
+    """The (timestamp, id) inside a token; None for a missing or tampered one (first page)."""
+    if not token:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        stamp, _, pk = raw.partition("|")
+        moment = parse_datetime(stamp)
+        if moment is None or moment.tzinfo is None:
+            return None
+        return moment, int(pk)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 import zoneinfo
 from dataclasses import dataclass, field
 
 from django.db.models import Q, QuerySet
-from django.utils.dateparse import parse_datetime
 
 from .models import AuditEvent, Membership, Organization
+from .pagination import decode_moment_cursor, encode_moment_cursor
 
 
 def org_timezone(org: Organization) -> dt.tzinfo:
@@ -87,23 +85,10 @@ def org_members(org: Organization) -> QuerySet[Membership]:
 
 def encode_cursor(row) -> str:
     """An opaque token for the (created_at, id) position of `row`."""
-    raw = f"{row.created_at.isoformat()}|{row.pk}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return encode_moment_cursor(row.created_at, row.pk)
 
 
-def decode_cursor(token: str | None) -> tuple[dt.datetime, int] | None:
-    """The (created_at, id) inside a token, or None for a missing or tampered one."""
-    if not token:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-        stamp, _, pk = raw.partition("|")
-        moment = parse_datetime(stamp)
-        if moment is None or moment.tzinfo is None:
-            return None
-        return moment, int(pk)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        return None
+decode_cursor = decode_moment_cursor
 
 
 @dataclass

@@ -4,19 +4,16 @@ record is a 404), and small response helpers."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import datetime as dt
 from functools import wraps
 
 from django.db.models import Prefetch, Q
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from crm.decorators import member_required
+from crm.pagination import decode_moment_cursor, encode_moment_cursor
 from crm.permissions import policy_for
 from crm.selectors import org_timezone
 from crm.services import Actor
@@ -119,24 +116,8 @@ def full_page(request) -> bool:
 # Keyset cursors on (moment, id) -----------------------------------------------------------
 
 
-def encode_cursor(moment: dt.datetime, pk: int) -> str:
-    raw = f"{moment.isoformat()}|{pk}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(token: str | None) -> tuple[dt.datetime, int] | None:
-    """The (moment, id) in a cursor; None for a missing or tampered one (first page)."""
-    if not token:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-        stamp, _, pk = raw.partition("|")
-        moment = parse_datetime(stamp)
-        if moment is None or moment.tzinfo is None:
-            return None
-        return moment, int(pk)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        return None
+encode_cursor = encode_moment_cursor
+decode_cursor = decode_moment_cursor
 
 
 def newest_first_page(queryset, field: str, cursor: str | None, size: int):
