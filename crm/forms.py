@@ -171,11 +171,9 @@ def _role_queryset(org, may_grant_owner: bool):
     return roles
 
 
-class InvitationForm(forms.Form):
-    email = forms.EmailField(
-        label="Email address",
-        widget=forms.EmailInput(attrs={"autocomplete": "off", "placeholder": "name@company.com"}),
-    )
+class MemberUpdateForm(forms.Form):
+    """Role and team of a member; the invitation form adds the email."""
+
     role = forms.ModelChoiceField(
         queryset=Role.objects.none(), label="Role", empty_label=None, to_field_name="public_id"
     )
@@ -191,29 +189,23 @@ class InvitationForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["role"].queryset = _role_queryset(org, may_grant_owner)
         self.fields["team"].queryset = Team.objects.for_org(org)
+
+
+class InvitationForm(MemberUpdateForm):
+    email = forms.EmailField(
+        label="Email address",
+        widget=forms.EmailInput(attrs={"autocomplete": "off", "placeholder": "name@company.com"}),
+    )
+
+    field_order = ["email", "role", "team"]
+
+    def __init__(self, *args, org, may_grant_owner: bool, **kwargs):
+        super().__init__(*args, org=org, may_grant_owner=may_grant_owner, **kwargs)
         if not self.is_bound:
             self.fields["role"].initial = (
                 self.fields["role"].queryset.filter(key="team").first()
                 or self.fields["role"].queryset.first()
             )
-
-
-class MemberUpdateForm(forms.Form):
-    role = forms.ModelChoiceField(
-        queryset=Role.objects.none(), label="Role", empty_label=None, to_field_name="public_id"
-    )
-    team = forms.ModelChoiceField(
-        queryset=Team.objects.none(),
-        label="Team",
-        required=False,
-        empty_label="No team",
-        to_field_name="public_id",
-    )
-
-    def __init__(self, *args, org, may_grant_owner: bool, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["role"].queryset = _role_queryset(org, may_grant_owner)
-        self.fields["team"].queryset = Team.objects.for_org(org)
 
 
 class TeamForm(forms.Form):
