@@ -8,8 +8,6 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, OuterRef, Subquery
 from django.http import Http404
 from django.shortcuts import get_object_or_404, render
-from django.template import TemplateDoesNotExist
-from django.template.loader import get_template
 from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -19,7 +17,6 @@ from .. import services
 from ..fields import GROUPS, catalog_by_key
 from ..forms import ContactForm, NoteForm, QuickLogForm, TaskForm, form_name
 from ..models import Activity, Contact, Note, Task
-from ..scoring import score_reasons
 from ..selectors import full_request_catalog
 from .common import (
     RECORD_DEFERRED,
@@ -92,14 +89,6 @@ def _merge_url(contact) -> str | None:
         return None
 
 
-def _has_score_reasons() -> bool:
-    try:
-        get_template(SCORE_REASONS_TEMPLATE)
-    except TemplateDoesNotExist:
-        return False
-    return True
-
-
 def display_name(contact: Contact, policy) -> str:
     """The contact's name for this viewer: the email stands in for a missing name only
     when the viewer may see emails, so a hidden field never leaks through the title."""
@@ -155,17 +144,8 @@ def _header_context(request, contact: Contact) -> dict:
         and (mine or admin),
         "is_mine": mine,
         "merge_url": _merge_url(contact) if can_edit else None,
-        **_score_context(contact, policy, "lead_score" in visible),
-    }
-
-
-def _score_context(contact: Contact, policy, score_visible: bool) -> dict:
-    """The lead-score reasons partial (contacts.scoring provides it) with its reasons."""
-    if not score_visible or not _has_score_reasons():
-        return {"score_reasons_template": None}
-    return {
-        "score_reasons_template": SCORE_REASONS_TEMPLATE,
-        "score_reasons": score_reasons(contact, policy),
+        # "Why 72?" loads its reasons over HTMX when opened: the page runs no scoring query.
+        "score_reasons_template": SCORE_REASONS_TEMPLATE if "lead_score" in visible else None,
     }
 
 
