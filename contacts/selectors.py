@@ -53,7 +53,11 @@ DEFAULT_COLUMNS = [
 MAX_COLUMNS = 20
 MAX_SEARCH_TERMS = 8
 SEARCH_ID_CAP = 5000  # up to this many matches, search hands the page query a list of ids
-MIN_SELECTIVE_TERM = 3  # a search whose words are all shorter is broad: no id look-up
+# A search whose words are all shorter is broad: no id look-up. Three-letter prefixes ("oli")
+# often match tens of thousands of contacts, and reading them all out of the full-text index
+# costs more than letting the planner walk the sorted index (or pick the full-text index itself
+# when its statistics say the prefix is rare).
+MIN_SELECTIVE_TERM = 4
 COMPANY_ID_CAP = 1000  # companies matching a search, handed over as a list up to this many
 
 # Sort keys with their own multi-column order (the rest sort on (field, id)).
