@@ -1,6 +1,6 @@
 from django.conf import settings
 
-from .models import Membership, Notification, UserPreference
+from .models import Notification, UserPreference
 from .navigation import navigation_for
 from .permissions import policy_for
 
@@ -22,10 +22,9 @@ def workspace(request):
         "policy": policy,
         "sidebar": sidebar,
         "settings_nav": settings_nav,
-        "my_memberships": Membership.objects.active()
-        .filter(user=user)
-        .select_related("org", "role")
-        .order_by("org__name"),
+        "my_memberships": sorted(
+            getattr(request, "memberships", []), key=lambda m: m.org.name.casefold()
+        ),
         "theme": pref.theme if pref else UserPreference.DEFAULT_THEME,
         "themes": UserPreference.THEMES,
         "google_login_enabled": settings.GOOGLE_LOGIN_ENABLED,

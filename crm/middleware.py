@@ -8,24 +8,29 @@ SESSION_ORG_KEY = "active_org_id"
 
 
 def _resolve_membership(request):
+    """The membership this request works in, chosen among the user's active ones (read in
+    one query and kept on `request.memberships` for the org switcher)."""
     user = request.user
+    request.memberships = []
     if not user.is_authenticated:
         return None
-    memberships = Membership.objects.active().select_related("org", "role", "team")
+    memberships = list(
+        Membership.objects.active()
+        .filter(user=user)
+        .select_related("org", "role", "team")
+        .order_by("created_at")
+    )
+    request.memberships = memberships
+    if not memberships:
+        return None
+    by_org = {m.org_id: m for m in memberships}
     wanted = request.session.get(SESSION_ORG_KEY)
-    if wanted:
-        found = memberships.filter(user=user, org_id=wanted).first()
-        if found:
-            return found
+    if wanted in by_org:
+        return by_org[wanted]
     pref = getattr(user, "preference", None) if hasattr(user, "preference") else None
-    if pref is not None and pref.last_org_id:
-        found = memberships.filter(user=user, org_id=pref.last_org_id).first()
-        if found:
-            request.session[SESSION_ORG_KEY] = found.org_id
-            return found
-    found = memberships.filter(user=user).order_by("created_at").first()
-    if found:
-        request.session[SESSION_ORG_KEY] = found.org_id
+    found = by_org.get(pref.last_org_id) if pref is not None else None
+    found = found or memberships[0]
+    request.session[SESSION_ORG_KEY] = found.org_id
     return found
 
 
