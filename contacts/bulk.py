@@ -955,7 +955,7 @@ def bulk_start(
         from .tasks import run_bulk_action
 
         job_pk = job.pk
-        transaction.on_commit(lambda: run_bulk_action.delay(job_pk))
+        transaction.on_commit(lambda: run_bulk_action.delay(org.id, job_pk))
     return Started(job=job, summary=f"{job.params['title']}: running in the background.")
 
 
@@ -974,7 +974,7 @@ def _lease() -> float:
     return time.time() + LEASE_SECONDS
 
 
-def job_claim(job_id: int, holder: str = "") -> BackgroundJob | None:
+def job_claim(org_id: int, job_id: int, holder: str = "") -> BackgroundJob | None:
     """Take the job: queued → running with a conditional UPDATE, so two workers handed the
     same message do not both run it. A running job may be taken over when its worker
     stopped reporting (the lease ran out: the worker died), or by the same task again
@@ -982,7 +982,9 @@ def job_claim(job_id: int, holder: str = "") -> BackgroundJob | None:
     stored cursor."""
     now = timezone.now()
     lease = Value({"lease_expires": _lease(), "holder": holder}, output_field=JSONField())
-    claimed = BackgroundJob.objects.filter(pk=job_id, status=BackgroundJob.Status.QUEUED).update(
+    claimed = BackgroundJob.objects.filter(
+        pk=job_id, org_id=org_id, status=BackgroundJob.Status.QUEUED
+    ).update(
         status=BackgroundJob.Status.RUNNING,
         started_at=now,
         result=JsonbMerge(F("result"), lease),
@@ -992,7 +994,9 @@ def job_claim(job_id: int, holder: str = "") -> BackgroundJob | None:
         if holder:
             takeover |= Q(result__holder=holder)
         claimed = (
-            BackgroundJob.objects.filter(pk=job_id, status=BackgroundJob.Status.RUNNING)
+            BackgroundJob.objects.filter(
+                pk=job_id, org_id=org_id, status=BackgroundJob.Status.RUNNING
+            )
             .filter(takeover)
             .update(
                 started_at=Coalesce(F("started_at"), Value(now)),
@@ -1001,7 +1005,7 @@ def job_claim(job_id: int, holder: str = "") -> BackgroundJob | None:
         )
     if not claimed:
         return None
-    return BackgroundJob.objects.select_related("org", "created_by").get(pk=job_id)
+    return BackgroundJob.objects.select_related("org", "created_by").get(pk=job_id, org_id=org_id)
 
 
 def job_run_chunks(

@@ -294,7 +294,7 @@ def start_rescore_job(org, actor: Actor) -> BackgroundJob:
         )
         audit(org=org, actor=actor, verb="job.queued", obj=job, object_repr="Rescore contacts")
         job_pk = job.pk
-        transaction.on_commit(lambda: rescore_org_contacts.delay(job_pk))
+        transaction.on_commit(lambda: rescore_org_contacts.delay(org.id, job_pk))
     return job
 
 

@@ -19,8 +19,8 @@ TRANSIENT_ERRORS = (OperationalError, InterfaceError)
 MAX_RETRIES = 5
 
 
-def _run(task, job_id: int, work) -> str:
-    job = job_claim(job_id, holder=task.request.id or "")
+def _run(task, org_id: int, job_id: int, work) -> str:
+    job = job_claim(org_id, job_id, holder=task.request.id or "")
     if job is None:
         return "not claimed"
     try:
@@ -41,13 +41,13 @@ def _run(task, job_id: int, work) -> str:
 
 
 @shared_task(bind=True, acks_late=True, max_retries=MAX_RETRIES)
-def run_bulk_action(self, job_id: int) -> str:
-    return _run(self, job_id, run_bulk_job)
+def run_bulk_action(self, org_id: int, job_id: int) -> str:
+    return _run(self, org_id, job_id, run_bulk_job)
 
 
 @shared_task(bind=True, acks_late=True, max_retries=MAX_RETRIES)
-def rescore_org_contacts(self, job_id: int) -> str:
-    return _run(self, job_id, run_rescore_job)
+def rescore_org_contacts(self, org_id: int, job_id: int) -> str:
+    return _run(self, org_id, job_id, run_rescore_job)
 
 
 @shared_task

@@ -62,7 +62,7 @@ def test_a_big_selection_becomes_a_job_that_reaches_100_percent(
         return process(run, ids)
 
     monkeypatch.setattr(bulk_service, "_process_chunk", watching)
-    assert run_bulk_action.apply(args=[job.pk]).get() == "ran"
+    assert run_bulk_action.apply(args=[job.org_id, job.pk]).get() == "ran"
 
     job.refresh_from_db()
     assert job.status == BackgroundJob.Status.DONE
@@ -92,7 +92,7 @@ def test_a_job_resumed_after_its_worker_died_does_not_apply_twice(
 
     monkeypatch.setattr(bulk_service, "_process_chunk", dies_on_third_chunk)
     with pytest.raises(WorkerDied):
-        run_bulk_action.apply(args=[job.pk], throw=True)
+        run_bulk_action.apply(args=[job.org_id, job.pk], throw=True)
 
     job.refresh_from_db()
     assert job.status == BackgroundJob.Status.RUNNING
@@ -101,10 +101,10 @@ def test_a_job_resumed_after_its_worker_died_does_not_apply_twice(
 
     # Re-delivered while the dead worker's lease still holds: nobody may take it yet.
     monkeypatch.setattr(bulk_service, "_process_chunk", process)
-    assert run_bulk_action.apply(args=[job.pk]).get() == "not claimed"
+    assert run_bulk_action.apply(args=[job.org_id, job.pk]).get() == "not claimed"
 
     BackgroundJob.objects.filter(pk=job.pk).update(result={**job.result, "lease_expires": 0})
-    assert run_bulk_action.apply(args=[job.pk]).get() == "ran"
+    assert run_bulk_action.apply(args=[job.org_id, job.pk]).get() == "ran"
 
     job.refresh_from_db()
     assert job.status == BackgroundJob.Status.DONE
@@ -123,10 +123,23 @@ def test_a_finished_job_is_not_run_again(
     contacts = ContactFactory.create_batch(6, org=org)
     with django_capture_on_commit_callbacks(execute=False):
         _, job = start_stage_job(client_as(owner), contacts)
-    run_bulk_action.apply(args=[job.pk])
+    run_bulk_action.apply(args=[job.org_id, job.pk])
 
-    assert run_bulk_action.apply(args=[job.pk]).get() == "not claimed"
+    assert run_bulk_action.apply(args=[job.org_id, job.pk]).get() == "not claimed"
     assert AuditEvent.objects.filter(verb="contact.updated").count() == 6
+
+
+def test_a_job_is_only_claimed_under_its_own_organization(
+    org, other_org, owner, client_as, small_chunks, django_capture_on_commit_callbacks
+):
+    contacts = ContactFactory.create_batch(6, org=org)
+    with django_capture_on_commit_callbacks(execute=False):
+        _, job = start_stage_job(client_as(owner), contacts)
+
+    assert run_bulk_action.apply(args=[other_org.pk, job.pk]).get() == "not claimed"
+    job.refresh_from_db()
+    assert job.status == BackgroundJob.Status.QUEUED
+    assert run_bulk_action.apply(args=[org.pk, job.pk]).get() == "ran"
 
 
 def test_a_job_fails_cleanly_when_its_member_lost_the_right(
@@ -139,7 +152,7 @@ def test_a_job_fails_cleanly_when_its_member_lost_the_right(
     admin.role = members["viewer"].role
     admin.save(update_fields=["role"])
 
-    run_bulk_action.apply(args=[job.pk])
+    run_bulk_action.apply(args=[job.org_id, job.pk])
 
     job.refresh_from_db()
     assert job.status == BackgroundJob.Status.FAILED
@@ -158,7 +171,7 @@ def test_the_progress_page_polls_until_the_job_has_finished(
 
     running = client.get(url)
     page = client_as(owner).get(url)
-    run_bulk_action.apply(args=[job.pk])
+    run_bulk_action.apply(args=[job.org_id, job.pk])
     finished = client.get(url)
 
     assert 'hx-trigger="every 1s"' in running.content.decode()
@@ -222,7 +235,7 @@ def test_a_lost_database_connection_is_retried_from_where_the_job_stopped(
         return process(run, ids)
 
     monkeypatch.setattr(bulk_service, "_process_chunk", drops_once)
-    run_bulk_action.apply(args=[job.pk])
+    run_bulk_action.apply(args=[job.org_id, job.pk])
 
     job.refresh_from_db()
     assert job.status == BackgroundJob.Status.DONE
@@ -239,7 +252,7 @@ def test_the_starter_is_notified_when_the_job_is_done(
     with django_capture_on_commit_callbacks(execute=False):
         _, job = start_stage_job(client_as(owner), contacts)
 
-    run_bulk_action.apply(args=[job.pk])
+    run_bulk_action.apply(args=[job.org_id, job.pk])
 
     note = Notification.objects.get(user=owner.user)
     assert note.title == "Done: Change stage 6 contacts"
