@@ -1,13 +1,8 @@
-from allauth.account.adapter import DefaultAccountAdapter
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
 from django.conf import settings
 from django.db import transaction
 
 from .forms import _pending_invitation, join_or_found_organization
-
-
-class AccountAdapter(DefaultAccountAdapter):
-    """Email login with verification; sign-up itself lives in crm.forms.SignupForm."""
 
 
 class SocialAccountAdapter(DefaultSocialAccountAdapter):

@@ -88,9 +88,6 @@ def encode_cursor(row) -> str:
     return encode_moment_cursor(row.created_at, row.pk)
 
 
-decode_cursor = decode_moment_cursor
-
-
 @dataclass
 class KeysetPage:
     rows: list = field(default_factory=list)
@@ -118,8 +115,8 @@ def keyset_page(
     `before` asks for the rows older than a cursor, `after` for the rows newer than one; with
     neither, the newest page. Seeking on the (org, created_at) index keeps every page as fast
     as the first, unlike OFFSET, and rows written meanwhile never shift a page."""
-    older_than = decode_cursor(before)
-    newer_than = decode_cursor(after) if older_than is None else None
+    older_than = decode_moment_cursor(before)
+    newer_than = decode_moment_cursor(after) if older_than is None else None
 
     if newer_than is not None:
         moment, pk = newer_than

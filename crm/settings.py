@@ -146,7 +146,6 @@ ACCOUNT_EMAIL_VERIFICATION = env("ACCOUNT_EMAIL_VERIFICATION", default="mandator
 ACCOUNT_CONFIRM_EMAIL_ON_GET = False
 ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
-ACCOUNT_ADAPTER = "crm.adapters.AccountAdapter"
 SOCIALACCOUNT_ADAPTER = "crm.adapters.SocialAccountAdapter"
 ACCOUNT_FORMS = {"signup": "crm.forms.SignupForm"}
 SOCIALACCOUNT_FORMS = {"signup": "crm.forms.SocialSignupForm"}

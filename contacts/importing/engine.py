@@ -119,7 +119,7 @@ def _model_default(name: str):
     return "" if value is None and name not in NULLABLE else value
 
 
-def build_plan(job: ImportJob, *, actor_user=None) -> Plan:
+def build_plan(job: ImportJob) -> Plan:
     org = job.org
     members = dict(Membership.objects.for_org(org).active().values_list("user__email", "user_id"))
     custom_for_columns = {}

@@ -191,10 +191,6 @@ def import_detection(job: ImportJob):
     return found
 
 
-def sample_rows(job: ImportJob, limit: int = 200) -> list[list[str]]:
-    return import_detection(job).sample_rows[:limit]
-
-
 def _editable(job: ImportJob) -> None:
     if job.status not in (ImportJob.Status.UPLOADED, ImportJob.Status.MAPPED):
         raise ValidationError("This import has already started; its settings can't change.")

@@ -116,15 +116,11 @@ def full_page(request) -> bool:
 # Keyset cursors on (moment, id) -----------------------------------------------------------
 
 
-encode_cursor = encode_moment_cursor
-decode_cursor = decode_moment_cursor
-
-
 def newest_first_page(queryset, field: str, cursor: str | None, size: int):
     """Rows ordered by (field, id) newest first after `cursor`, and the next page's cursor.
 
     Seeks on the index instead of OFFSET, so the hundredth page costs what the first does."""
-    position = decode_cursor(cursor)
+    position = decode_moment_cursor(cursor)
     queryset = queryset.order_by(f"-{field}", "-id")
     if position is not None:
         moment, pk = position
@@ -134,7 +130,7 @@ def newest_first_page(queryset, field: str, cursor: str | None, size: int):
     rows = list(queryset[: size + 1])
     more = len(rows) > size
     rows = rows[:size]
-    next_cursor = encode_cursor(getattr(rows[-1], field), rows[-1].pk) if more else None
+    next_cursor = encode_moment_cursor(getattr(rows[-1], field), rows[-1].pk) if more else None
     return rows, next_cursor
 
 
