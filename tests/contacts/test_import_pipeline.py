@@ -313,7 +313,7 @@ def test_defaults_fill_what_the_file_leaves_empty(org, owner, members):
 
 
 def test_timeline_says_imported_from_the_file_and_each_record_is_audited(org, owner):
-    existing_contact(org, email="old@example.com", job_title="Intern")
+    old = existing_contact(org, email="old@example.com", job_title="Intern")
     content = rows_csv(["Email", "Job Title"], [["old@example.com", "CEO"], ["n@example.com", ""]])
 
     job = import_file(owner, content, name="crm-export.csv")
@@ -322,11 +322,32 @@ def test_timeline_says_imported_from_the_file_and_each_record_is_audited(org, ow
     entries = Activity.objects.filter(org=org, type="imported")
     assert entries.count() == 2
     assert set(entries.values_list("subject", flat=True)) == {"Imported from crm-export.csv"}
-    imported = AuditEvent.objects.filter(org=org, changes__import="crm-export.csv")
-    assert sorted(imported.values_list("verb", flat=True)) == ["contact.created", "contact.updated"]
-    updated = imported.get(verb="contact.updated")
-    assert updated.changes["job_title"] == ["Intern", "CEO"]
-    assert updated.actor_user_id == owner.user_id
+    # The audit log gets one event per chunk, naming the rows; each record's before/after
+    # is the import's own record of it.
+    (event,) = AuditEvent.objects.filter(org=org, verb="import.rows_written")
+    assert event.actor_user_id == owner.user_id
+    assert (event.object_type, event.object_id) == ("importjob", str(job.public_id))
+    assert event.object_repr == "crm-export.csv, rows 2–3"
+    assert event.changes == {"created": 1, "updated": 1, "rows": "2–3"}
+    updated = ImportRecord.objects.get(job=job, action="updated")
+    assert (updated.contact_id, updated.changes) == (old.id, {"job_title": ["Intern", "CEO"]})
+    created = ImportRecord.objects.get(job=job, action="created")
+    assert Contact.objects.get(pk=created.contact_id).email == "n@example.com"
+
+
+def test_a_chunked_import_audits_each_chunk_and_the_log_links_to_its_changes(
+    org, owner, client_as
+):
+    content = rows_csv(["Email"], [[f"c{i}@example.com"] for i in range(25)])
+    upload_job = map_job(upload(owner, content), owner)
+    services.import_start(job=upload_job, actor=Actor.for_user(owner.user), policy=Policy(owner))
+    services.run_import(upload_job.pk, org.pk, chunk_rows=10)
+
+    events = AuditEvent.objects.filter(org=org, verb="import.rows_written").order_by("id")
+    assert [e.changes["rows"] for e in events] == ["2–11", "12–21", "22–26"]
+    assert sum(e.changes["created"] for e in events) == 25
+    page = client_as(owner).get(reverse("crm:audit_log"))
+    assert reverse("contacts:import_detail", args=[upload_job.public_id]) in page.text
 
 
 # The error report ---------------------------------------------------------------------------
