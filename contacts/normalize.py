@@ -7,16 +7,50 @@ Each function raises django's ValidationError with a message fit to show next to
 
 from __future__ import annotations
 
+import importlib.util
 import re
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import idna
 import phonenumbers
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from phonenumbers.geodata.locale import LOCALE_DATA
+
+
+def _region_names() -> dict[str, dict[str, str]]:
+    """phonenumbers' names of regions ({"DE": {"en": "Germany", ...}}).
+
+    The usual import (phonenumbers.geodata.locale) first runs the geodata package, which loads
+    the geocoder's prefix tables: about 100 MB in every process, web and import workers alike,
+    for a 2 MB table of names. The module needs only phonenumbers.util, so it is loaded on its
+    own; should a release move it, the usual import still works."""
+    path = Path(phonenumbers.__file__).parent / "geodata" / "locale.py"
+    try:
+        spec = importlib.util.spec_from_file_location("crm_phonenumbers_regions", path)
+        module = importlib.util.module_from_spec(spec)
+        module.__package__ = "phonenumbers.geodata"  # for its `from ..util import u`
+        spec.loader.exec_module(module)
+        return module.LOCALE_DATA
+    except (OSError, ImportError, AttributeError):
+        from phonenumbers.geodata.locale import LOCALE_DATA
+
+        return LOCALE_DATA
+
+
+LOCALE_DATA = _region_names()
 
 # Emails -----------------------------------------------------------------------------------
+
+
+# The common shape of an address (dot-atom local part, ASCII host names): a strict subset of
+# what Django's validator accepts, checked by one regex. Anything else (quoted local parts,
+# IDN hosts, odd lengths) goes through the full validator. Imports check millions of these.
+_PLAIN_EMAIL = re.compile(
+    r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}"
+)
+EMAIL_MAX_LENGTH = 254  # the column's length, and RFC 5321's limit for a path
 
 
 def normalize_email(value) -> str:
@@ -24,6 +58,12 @@ def normalize_email(value) -> str:
     text = (value or "").strip().lower()
     if not text:
         return ""
+    if len(text) > EMAIL_MAX_LENGTH:
+        raise ValidationError(
+            f"An email address has at most {EMAIL_MAX_LENGTH} characters.", code="invalid_email"
+        )
+    if _PLAIN_EMAIL.fullmatch(text):
+        return text
     try:
         validate_email(text)
     except ValidationError:

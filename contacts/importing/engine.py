@@ -8,12 +8,16 @@ died resumes at the first unfinished chunk and nothing is written twice.
 
 from __future__ import annotations
 
+import collections
 import functools
+import itertools
+import multiprocessing
 import queue
 import threading
 import time
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
@@ -28,7 +32,8 @@ from .models import ImportJob, ImportRowError
 from .reader import is_data_row, iter_records
 from .values import RowConverter, dumps
 
-CHUNK_ROWS = 20_000
+CHUNK_ROWS = 10_000
+FIRST_CHUNK_ROWS = 2_000
 
 # Staging columns that map 1:1 onto contact columns, with their SQL types.
 CONTACT_COLUMNS: dict[str, str] = {
@@ -85,6 +90,7 @@ EXTRA_COLUMNS = {
     "company_key": "text",  # domain, else lower-case name: what identifies the company
 }
 COPY_COLUMNS = ["row_number", *CONTACT_COLUMNS, *EXTRA_COLUMNS]
+TAGS_AT = COPY_COLUMNS.index("tags")
 
 
 def field_for_column(column: str) -> str:
@@ -215,7 +221,7 @@ def _row_tuple(row_number: int, converted, plan: Plan) -> tuple:
         tags = [t for t in tags if not ((k := t.lower()) in seen or seen.add(k))]
     return (
         row_number,
-        *(values.get(col) for col in CONTACT_COLUMNS),
+        *map(values.get, CONTACT_COLUMNS),
         dumps(custom) if custom else None,
         dumps(converted.other_emails) if converted.other_emails else None,
         tags or None,
@@ -225,6 +231,18 @@ def _row_tuple(row_number: int, converted, plan: Plan) -> tuple:
         converted.external_id or None,
         domain or (converted.company_name.lower() if converted.company_name else None),
     )
+
+
+_worker_importer = None
+
+
+def _init_worker(importer) -> None:
+    global _worker_importer
+    _worker_importer = importer
+
+
+def _convert_in_worker(rows):
+    return _worker_importer.convert_chunk(rows)
 
 
 class Importer:
@@ -238,6 +256,7 @@ class Importer:
         self.plan = build_plan(job)
         self.width = len(job.headers)
         self.writable_owner_ids = _writable_owner_ids(job)
+        self.known_tags: set[str] = set()  # lower-case names known to exist in the org
 
     # Reading -----------------------------------------------------------------------------
     def records(self, fileobj, start: int = 0):
@@ -271,35 +290,78 @@ class Importer:
 
     # Writing -----------------------------------------------------------------------------
     def run(self, fileobj, *, on_progress=None) -> None:
-        """Import every record after `job.rows_done`.
+        """Import every record after `job.rows_done`, one transaction per chunk.
 
-        A reader thread parses and converts the next chunk while this thread waits on
-        PostgreSQL for the current one (psycopg releases the GIL while it waits), so both
-        cores work. The queue holds at most two chunks, which bounds memory."""
-        job = self.job
+        Converting rows (phone numbers, emails, dates, custom fields) is pure Python and
+        costs about as much as PostgreSQL's share, so it runs beside the database work:
+        in worker processes when the job has more than one chunk (no GIL between them and
+        the merge), else in a thread. Either way at most a few chunks are in flight, which
+        bounds memory whatever the file size."""
+        processes = getattr(settings, "IMPORT_CONVERT_PROCESSES", 2)
+        if processes > 0 and self.job.total_rows - self.job.rows_done > self.chunk_rows:
+            self._run_with_processes(fileobj, processes, on_progress)
+        else:
+            self._run_with_thread(fileobj, on_progress)
+
+    def _chunks(self, fileobj):
+        """(raw records, rows consumed so far) per chunk. The first chunk is small so the
+        database has work while the workers convert the first full one."""
+        consumed = self.job.rows_done
+        size = min(FIRST_CHUNK_ROWS, self.chunk_rows)
+        chunk: list = []
+        for record in self.records(fileobj, start=consumed):
+            chunk.append(record)
+            if len(chunk) >= size:
+                consumed += len(chunk)
+                yield chunk, consumed
+                chunk, size = [], self.chunk_rows
+        if chunk:
+            yield chunk, consumed + len(chunk)
+
+    def _after_chunk(self, started: float, on_progress) -> None:
+        if on_progress:
+            on_progress(self.job, time.monotonic() - started)
+        if ImportJob.objects.filter(pk=self.job.pk, cancel_requested=True).exists():
+            raise ImportCancelled
+
+    def _run_with_processes(self, fileobj, processes: int, on_progress) -> None:
+        started = time.monotonic()
+        # fork: the workers inherit this importer (mapping, custom fields, members) as it
+        # is, and never touch the database connection they inherit with it.
+        context = multiprocessing.get_context("fork")
+        pool = context.Pool(processes, initializer=_init_worker, initargs=(self,))
+        in_flight: collections.deque = collections.deque()
+        try:
+            chunks = self._chunks(fileobj)
+            for raw, consumed in itertools.islice(chunks, processes):
+                in_flight.append((pool.apply_async(_convert_in_worker, (raw,)), consumed))
+            while in_flight:
+                pending, consumed = in_flight.popleft()
+                good, bad = pending.get()
+                nxt = next(chunks, None)
+                if nxt is not None:
+                    in_flight.append((pool.apply_async(_convert_in_worker, (nxt[0],)), nxt[1]))
+                self._commit_chunk(good, bad, consumed)
+                self._after_chunk(started, on_progress)
+        finally:
+            pool.terminate()
+            pool.join()
+
+    def _run_with_thread(self, fileobj, on_progress) -> None:
         started = time.monotonic()
         chunks: queue.Queue = queue.Queue(maxsize=2)
         stop = threading.Event()
 
         def produce():
             try:
-                chunk: list = []
-                consumed = job.rows_done
-                for record in self.records(fileobj, start=job.rows_done):
-                    chunk.append(record)
-                    if len(chunk) >= self.chunk_rows:
-                        consumed += len(chunk)
-                        if not self._put(chunks, (self.convert_chunk(chunk), consumed), stop):
-                            return
-                        chunk = []
-                if chunk:
-                    consumed += len(chunk)
-                    self._put(chunks, (self.convert_chunk(chunk), consumed), stop)
+                for raw, consumed in self._chunks(fileobj):
+                    if not self._put(chunks, (self.convert_chunk(raw), consumed), stop):
+                        return
                 self._put(chunks, None, stop)
             except BaseException as exc:  # handed to the main thread, which re-raises it
                 self._put(chunks, exc, stop)
 
-        reader = threading.Thread(target=produce, name=f"import-{job.pk}-reader", daemon=True)
+        reader = threading.Thread(target=produce, name=f"import-{self.job.pk}-reader", daemon=True)
         reader.start()
         try:
             while True:
@@ -310,10 +372,7 @@ class Importer:
                     raise item
                 (good, bad), consumed = item
                 self._commit_chunk(good, bad, consumed)
-                if on_progress:
-                    on_progress(job, time.monotonic() - started)
-                if ImportJob.objects.filter(pk=job.pk, cancel_requested=True).exists():
-                    raise ImportCancelled
+                self._after_chunk(started, on_progress)
         finally:
             stop.set()
             reader.join(timeout=30)
@@ -405,7 +464,7 @@ class Importer:
                 changed = self._update_matched(cur)
                 result.updated = changed
                 result.skipped += matched_rows - changed
-            self._tags(cur)
+            self._tags(cur, {t.lower() for row, _ in good if row[TAGS_AT] for t in row[TAGS_AT]})
             self._timeline_and_audit(cur)
             cur.execute("DROP TABLE imp_co")
             cur.execute("DROP TABLE imp_stage")
@@ -783,27 +842,38 @@ class Importer:
         )
         return changed
 
-    def _tags(self, cur) -> None:
+    def _tags(self, cur, names: set[str]) -> None:
         """Tags of the written rows: missing ones created, then linked. Rows carry their tags
-        (the file's and the job's defaults) trimmed and de-duplicated already."""
+        (the file's and the job's defaults) trimmed and de-duplicated already; `names` are
+        the chunk's, lower-cased. Files repeat a few tags, so after the first chunk the
+        creating statement is usually known to have nothing to do and is skipped."""
+        if not names:
+            return
         written = (
             "s.tags IS NOT NULL AND (s.new_id IS NOT NULL OR (s.contact_id IS NOT NULL"
             " AND s.error IS NULL AND EXISTS (SELECT 1 FROM contacts_importrecord r"
             " WHERE r.job_id = %(job)s AND r.row_number = s.row_number)))"
         )
-        params = {"org": self.org.id, "job": self.job.id}
-        cur.execute(
-            f"""
-            INSERT INTO contacts_tag (org_id, public_id, created_at, name, color)
-            SELECT DISTINCT ON (lower(t.name)) %(org)s, gen_random_uuid(), now(), t.name,
-                   '#6d8cff'
-              FROM imp_stage s CROSS JOIN LATERAL unnest(s.tags) AS t(name)
-             WHERE {written}
-             ORDER BY lower(t.name)
-            ON CONFLICT DO NOTHING
-            """,
-            params,
-        )
+        params = {"org": self.org.id, "job": self.job.id, "names": sorted(names)}
+        if not names <= self.known_tags:
+            cur.execute(
+                f"""
+                INSERT INTO contacts_tag (org_id, public_id, created_at, name, color)
+                SELECT DISTINCT ON (lower(t.name)) %(org)s, gen_random_uuid(), now(), t.name,
+                       '#6d8cff'
+                  FROM imp_stage s CROSS JOIN LATERAL unnest(s.tags) AS t(name)
+                 WHERE {written}
+                 ORDER BY lower(t.name)
+                ON CONFLICT DO NOTHING
+                """,
+                params,
+            )
+            cur.execute(
+                "SELECT lower(name) FROM contacts_tag"
+                " WHERE org_id = %(org)s AND lower(name) = ANY(%(names)s)",
+                params,
+            )
+            self.known_tags.update(name for (name,) in cur.fetchall())
         cur.execute(
             f"""
             INSERT INTO contacts_contact_tags (contact_id, tag_id)

@@ -39,6 +39,53 @@ def test_invalid_email_is_refused_with_the_value_in_the_message(bad):
     assert "not a valid email address" in exc.value.messages[0]
 
 
+@pytest.mark.parametrize(
+    "address",
+    [
+        "jo@example.com",
+        "jo.smith+crm@mail.example.co.uk",
+        "o'brien@example.ie",
+        "x@localhost",
+        "jo..smith@example.com",
+        ".jo@example.com",
+        "jo.@example.com",
+        "jo@-example.com",
+        "jo@example-.com",
+        "jo@example.c",
+        "jo@exa_mple.com",
+        "jo@example.com.",
+        '"jo smith"@example.com',
+        "jo@bücher.de",
+        "jo@[127.0.0.1]",
+        "jo@xn--bcher-kva.de",
+        "jo@example.123",
+        "a" * 64 + "@" + "b" * 63 + ".com",
+    ],
+)
+def test_the_fast_email_check_agrees_with_djangos_validator(address):
+    from django.core.validators import validate_email
+
+    try:
+        validate_email(address)
+        expected = True
+    except ValidationError:
+        expected = False
+    try:
+        normalize_email(address)
+        accepted = True
+    except ValidationError:
+        accepted = False
+    assert accepted == expected
+
+
+def test_an_email_longer_than_the_column_is_refused():
+    address = "a" * 64 + "@" + ".".join(["b" * 60] * 4) + ".com"
+    assert len(address) > 254
+    with pytest.raises(ValidationError) as exc:
+        normalize_email(address)
+    assert "at most 254 characters" in exc.value.messages[0]
+
+
 def test_email_lists_split_on_commas_and_drop_duplicates():
     assert normalize_email_list("A@x.io, b@x.io; a@X.io\nc@x.io") == ["a@x.io", "b@x.io", "c@x.io"]
 
