@@ -335,9 +335,7 @@ def test_timeline_says_imported_from_the_file_and_each_record_is_audited(org, ow
     assert Contact.objects.get(pk=created.contact_id).email == "n@example.com"
 
 
-def test_a_chunked_import_audits_each_chunk_and_the_log_links_to_its_changes(
-    org, owner, client_as
-):
+def test_a_chunked_import_audits_each_chunk_and_the_log_links_to_its_changes(org, owner, client_as):
     content = rows_csv(["Email"], [[f"c{i}@example.com"] for i in range(25)])
     upload_job = map_job(upload(owner, content), owner)
     services.import_start(job=upload_job, actor=Actor.for_user(owner.user), policy=Policy(owner))
