@@ -9,6 +9,7 @@ died resumes at the first unfinished chunk and nothing is written twice.
 from __future__ import annotations
 
 import collections
+import contextlib
 import functools
 import itertools
 import multiprocessing
@@ -236,6 +237,21 @@ def _row_tuple(row_number: int, converted, plan: Plan) -> tuple:
 _worker_importer = None
 
 
+@contextlib.contextmanager
+def _children_allowed():
+    """Celery's prefork pool runs tasks in daemonic processes, and multiprocessing refuses to
+    start children from those (it could not stop them if the daemon were killed). Ours are
+    stopped in a finally block, and a worker whose parent died reads end-of-file on its task
+    pipe and exits, so the refusal is lifted while the pool starts its workers."""
+    process = multiprocessing.current_process()
+    daemonic = process._config.get("daemon", False)
+    process._config["daemon"] = False
+    try:
+        yield
+    finally:
+        process._config["daemon"] = daemonic
+
+
 def _init_worker(importer) -> None:
     global _worker_importer
     _worker_importer = importer
@@ -329,7 +345,8 @@ class Importer:
         # fork: the workers inherit this importer (mapping, custom fields, members) as it
         # is, and never touch the database connection they inherit with it.
         context = multiprocessing.get_context("fork")
-        pool = context.Pool(processes, initializer=_init_worker, initargs=(self,))
+        with _children_allowed():
+            pool = context.Pool(processes, initializer=_init_worker, initargs=(self,))
         in_flight: collections.deque = collections.deque()
         try:
             chunks = self._chunks(fileobj)

@@ -5,6 +5,7 @@ dead worker's job, a real Celery worker, encodings and workbooks, and the end no
 import csv
 import datetime as dt
 import io
+import multiprocessing
 import time
 
 import pytest
@@ -522,6 +523,48 @@ def test_a_job_whose_worker_died_resumes_after_its_last_chunk_without_duplicates
     assert len(set(emails)) == 25
     assert ImportRecord.objects.filter(job=job).count() == 25
     assert Activity.objects.filter(org=org, type="imported").count() == 25
+
+
+@pytest.mark.parametrize("daemonic", [False, True], ids=["command", "celery-prefork-child"])
+def test_a_multi_chunk_import_converts_in_worker_processes(org, owner, monkeypatch, daemonic):
+    # Celery's prefork pool runs tasks in daemonic processes, which multiprocessing would
+    # not let start children.
+    process = multiprocessing.current_process()
+    monkeypatch.setitem(process._config, "daemon", daemonic)
+    paths = []
+    for name in ("_run_with_processes", "_run_with_thread"):
+        real = getattr(Importer, name)
+        monkeypatch.setattr(
+            Importer, name, lambda self, *a, _r=real, _n=name: paths.append(_n) or _r(self, *a)
+        )
+    rows = [
+        [f"p{i}@example.com", f"+49 30 1234 56{i:02d}", "bad" if i == 17 else ""] for i in range(25)
+    ]
+    contact_services.customfield_create(
+        org=org,
+        actor=Actor.system("test"),
+        data={"label": "Score", "key": "score", "field_type": "number"},
+    )
+    job = import_file(
+        owner,
+        rows_csv(["Email", "Phone", "Score"], rows),
+        chunk_rows=10,
+        mapping={"Email": "email", "Phone": "phone", "Score": "custom.score"},
+    )
+
+    assert paths == ["_run_with_processes"]
+    assert process._config["daemon"] is daemonic
+    assert (job.status, job.created_count, job.error_count) == (ImportJob.Status.DONE, 24, 1)
+    assert ImportRowError.objects.get(job=job).row_number == 19
+    assert Contact.objects.get(org=org, email="p3@example.com").phone == "+4930123456" + "03"
+
+
+def test_a_single_chunk_import_converts_in_a_thread(org, owner, monkeypatch):
+    monkeypatch.setattr(
+        Importer, "_run_with_processes", lambda *a: pytest.fail("no pool for one chunk")
+    )
+    job = import_file(owner, rows_csv(["Email"], [["one@example.com"]]))
+    assert (job.status, job.created_count) == (ImportJob.Status.DONE, 1)
 
 
 def test_claim_refuses_a_job_that_a_live_worker_holds(org, owner):
