@@ -125,8 +125,16 @@ class Contact(OrgScopedModel):
     mobile = models.CharField(max_length=32, blank=True)  # E.164
     job_title = models.CharField(max_length=200, blank=True)
     department = models.CharField(max_length=120, blank=True)
+    # contact_org_company and contact_org_owner (org first) serve every lookup by company
+    # or owner, which always comes with the org; an index of their own would only be paid
+    # for on every write (companies and users are archived or deactivated, not deleted).
     company = models.ForeignKey(
-        Company, null=True, blank=True, on_delete=models.SET_NULL, related_name="contacts"
+        Company,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="contacts",
+        db_index=False,
     )
     deal_role = models.CharField(max_length=20, choices=DealRole.choices, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)
@@ -136,7 +144,12 @@ class Contact(OrgScopedModel):
     )
     source = models.CharField(max_length=120, blank=True)
     owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
     )
     tags = models.ManyToManyField(Tag, blank=True, related_name="contacts")
     # Address and locale

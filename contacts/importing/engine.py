@@ -33,7 +33,7 @@ from .models import ImportJob, ImportRowError
 from .reader import is_data_row, iter_records
 from .values import RowConverter, dumps
 
-CHUNK_ROWS = 10_000
+CHUNK_ROWS = 20_000
 FIRST_CHUNK_ROWS = 2_000
 
 # Staging columns that map 1:1 onto contact columns, with their SQL types.
