@@ -187,6 +187,8 @@ INVITATION_TTL_DAYS = env.int("INVITATION_TTL_DAYS", default=7)
 IMPORT_MAX_UPLOAD_MB = env.int("IMPORT_MAX_UPLOAD_MB", default=200)
 # Worker processes that convert rows beside the database work (0: a thread instead).
 IMPORT_CONVERT_PROCESSES = env.int("IMPORT_CONVERT_PROCESSES", default=2)
+# Connections that merge an import's rows in parallel, each on its own share of the rows.
+IMPORT_MERGE_LANES = env.int("IMPORT_MERGE_LANES", default=2)
 FILE_UPLOAD_MAX_MEMORY_SIZE = env.int("FILE_UPLOAD_MAX_MEMORY_SIZE", default=2_621_440)
 FILE_UPLOAD_TEMP_DIR = env("FILE_UPLOAD_TEMP_DIR", default=None)
 

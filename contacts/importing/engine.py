@@ -12,16 +12,18 @@ import collections
 import contextlib
 import functools
 import itertools
+import logging
 import multiprocessing
 import queue
 import threading
 import time
+import zlib
 from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
-from django.utils import timezone
+from django.db import OperationalError, connection, transaction
+from psycopg.errors import DeadlockDetected
 
 from crm.models import Membership
 from crm.services.audit import Actor, audit, emit_event
@@ -32,6 +34,8 @@ from .mapper import CUSTOM
 from .models import ImportJob, ImportRowError
 from .reader import is_data_row, iter_records
 from .values import RowConverter, dumps
+
+log = logging.getLogger(__name__)
 
 CHUNK_ROWS = 20_000
 FIRST_CHUNK_ROWS = 2_000
@@ -92,6 +96,13 @@ EXTRA_COLUMNS = {
 }
 COPY_COLUMNS = ["row_number", *CONTACT_COLUMNS, *EXTRA_COLUMNS]
 TAGS_AT = COPY_COLUMNS.index("tags")
+EMAIL_AT = COPY_COLUMNS.index("email")
+PHONE_AT = COPY_COLUMNS.index("phone")
+MOBILE_AT = COPY_COLUMNS.index("mobile")
+EXTERNAL_ID_AT = COPY_COLUMNS.index("external_id")
+DEADLOCK_ATTEMPTS = 4
+# pg_advisory_xact_lock(COMPANY_LOCK, org id) serialises creating companies per org.
+COMPANY_LOCK = 0x494D50
 
 
 def field_for_column(column: str) -> str:
@@ -257,8 +268,23 @@ def _init_worker(importer) -> None:
     _worker_importer = importer
 
 
-def _convert_in_worker(rows):
-    return _worker_importer.convert_chunk(rows)
+def _convert_in_worker(rows, lanes):
+    return _worker_importer.convert_parts(rows, lanes)
+
+
+def _lane_of(key: str, lanes: int) -> int:
+    return zlib.crc32(key.encode()) % lanes
+
+
+def _put(target: queue.Queue, item, stop: threading.Event) -> bool:
+    """Put `item`, unless `stop` is set while waiting for room."""
+    while not stop.is_set():
+        try:
+            target.put(item, timeout=0.5)
+            return True
+        except queue.Full:
+            continue
+    return False
 
 
 class Importer:
@@ -272,7 +298,11 @@ class Importer:
         self.plan = build_plan(job)
         self.width = len(job.headers)
         self.writable_owner_ids = _writable_owner_ids(job)
-        self.known_tags: set[str] = set()  # lower-case names known to exist in the org
+        self.lanes = 1
+        self.done: set[int] = set()
+        self._counting = threading.Lock()
+        # Per merging thread: tags known to be committed, and those its open part saw.
+        self._local = threading.local()
 
     # Reading -----------------------------------------------------------------------------
     def records(self, fileobj, start: int = 0):
@@ -304,132 +334,246 @@ class Importer:
                 bad.append((number, cells, " ".join(exc.messages)))
         return good, bad
 
-    # Writing -----------------------------------------------------------------------------
-    def run(self, fileobj, *, on_progress=None) -> None:
-        """Import every record after `job.rows_done`, one transaction per chunk.
+    def convert_parts(self, raw, lanes: list[int]) -> dict:
+        """Convert a chunk and split it into merge lanes: {lane: (good, bad, records)} for
+        the lanes asked for. A row's lane follows from its match key (email, else phone,
+        else external id), so two rows that could be one contact always share a lane;
+        blank and footer records count towards lane 0."""
+        good, bad = self.convert_chunk(raw)
+        if self.lanes == 1:
+            return {0: (good, bad, len(raw))}
+        parts = {lane: ([], []) for lane in range(self.lanes)}
+        for item in good:
+            row = item[0]
+            key = row[EMAIL_AT] or row[PHONE_AT] or row[MOBILE_AT] or row[EXTERNAL_ID_AT]
+            parts[_lane_of(key or str(row[0]), self.lanes)][0].append(item)
+        for item in bad:
+            parts[_lane_of(str(item[0]), self.lanes)][1].append(item)
+        counts = {lane: len(g) + len(b) for lane, (g, b) in parts.items()}
+        counts[0] += len(raw) - sum(counts.values())
+        return {lane: (*parts[lane], counts[lane]) for lane in lanes}
+
+    # Running -----------------------------------------------------------------------------
+    def run(self, fileobj) -> None:
+        """Import every part of the file that is not committed yet.
+
+        Chunks are numbered from the top of the file and each is split into merge lanes
+        (see convert_parts); each part is merged in one transaction that also lists it as
+        done on the job, so a job whose worker died resumes with exactly the missing parts.
 
         Converting rows (phone numbers, emails, dates, custom fields) is pure Python and
-        costs about as much as PostgreSQL's share, so it runs beside the database work:
-        in worker processes when the job has more than one chunk (no GIL between them and
-        the merge), else in a thread. Either way at most a few chunks are in flight, which
-        bounds memory whatever the file size."""
-        processes = getattr(settings, "IMPORT_CONVERT_PROCESSES", 2)
-        if processes > 0 and self.job.total_rows - self.job.rows_done > self.chunk_rows:
-            self._run_with_processes(fileobj, processes, on_progress)
+        runs beside the database work: in worker processes when the job has more than one
+        chunk, else in a thread. The lanes merge in parallel, each on its own connection
+        (PostgreSQL runs one statement on one core); inside an outer transaction, where a
+        second connection could not see this one's rows, they take turns. At most a few
+        chunks are in flight, which bounds memory whatever the file size."""
+        job = self.job
+        if not job.chunk_rows:
+            lanes = 1 if connection.in_atomic_block else settings.IMPORT_MERGE_LANES
+            job.chunk_rows, job.merge_lanes = self.chunk_rows, max(1, lanes)
+            ImportJob.objects.filter(pk=job.pk).update(
+                chunk_rows=job.chunk_rows, merge_lanes=job.merge_lanes
+            )
+        self.chunk_rows, self.lanes = job.chunk_rows, job.merge_lanes
+        self.done = set(job.chunks_done)
+        several = job.total_rows - job.rows_done > self.chunk_rows
+        processes = settings.IMPORT_CONVERT_PROCESSES
+        if processes > 0 and several:
+            converted = self._converted_in_processes(fileobj, processes)
         else:
-            self._run_with_thread(fileobj, on_progress)
+            converted = self._converted_in_thread(fileobj)
+        try:
+            if self.lanes > 1 and several and not connection.in_atomic_block:
+                self._merge_in_lanes(converted)
+            else:
+                for number, parts in converted:
+                    for lane, part in parts.items():
+                        self._commit_part(number, lane, *part)
+                    self._check_cancel()
+        finally:
+            converted.close()
 
     def _chunks(self, fileobj):
-        """(raw records, rows consumed so far) per chunk. The first chunk is small so the
-        database has work while the workers convert the first full one."""
-        consumed = self.job.rows_done
-        size = min(FIRST_CHUNK_ROWS, self.chunk_rows)
-        chunk: list = []
-        for record in self.records(fileobj, start=consumed):
+        """(number, records, lanes still to do) for every chunk with work left. The first
+        chunk is small so the database has work while the first full one converts."""
+        number, size, chunk = 0, min(FIRST_CHUNK_ROWS, self.chunk_rows), []
+        for record in self.records(fileobj):
             chunk.append(record)
             if len(chunk) >= size:
-                consumed += len(chunk)
-                yield chunk, consumed
-                chunk, size = [], self.chunk_rows
+                yield from self._with_lanes_to_do(number, chunk)
+                number, size, chunk = number + 1, self.chunk_rows, []
         if chunk:
-            yield chunk, consumed + len(chunk)
+            yield from self._with_lanes_to_do(number, chunk)
 
-    def _after_chunk(self, started: float, on_progress) -> None:
-        if on_progress:
-            on_progress(self.job, time.monotonic() - started)
+    def _with_lanes_to_do(self, number: int, chunk: list):
+        lanes = [lane for lane in range(self.lanes) if number * self.lanes + lane not in self.done]
+        if lanes:
+            yield number, chunk, lanes
+
+    def _check_cancel(self) -> None:
         if ImportJob.objects.filter(pk=self.job.pk, cancel_requested=True).exists():
             raise ImportCancelled
 
-    def _run_with_processes(self, fileobj, processes: int, on_progress) -> None:
-        started = time.monotonic()
+    def _converted_in_processes(self, fileobj, processes: int):
+        """(number, parts) per chunk, converted by a pool of forked workers."""
         # fork: the workers inherit this importer (mapping, custom fields, members) as it
         # is, and never touch the database connection they inherit with it.
         context = multiprocessing.get_context("fork")
         with _children_allowed():
             pool = context.Pool(processes, initializer=_init_worker, initargs=(self,))
         in_flight: collections.deque = collections.deque()
+
+        def submit(item) -> None:
+            number, raw, lanes = item
+            in_flight.append((number, pool.apply_async(_convert_in_worker, (raw, lanes))))
+
         try:
             chunks = self._chunks(fileobj)
-            for raw, consumed in itertools.islice(chunks, processes):
-                in_flight.append((pool.apply_async(_convert_in_worker, (raw,)), consumed))
+            for item in itertools.islice(chunks, processes):
+                submit(item)
             while in_flight:
-                pending, consumed = in_flight.popleft()
-                good, bad = pending.get()
-                nxt = next(chunks, None)
-                if nxt is not None:
-                    in_flight.append((pool.apply_async(_convert_in_worker, (nxt[0],)), nxt[1]))
-                self._commit_chunk(good, bad, consumed)
-                self._after_chunk(started, on_progress)
+                number, pending = in_flight.popleft()
+                parts = pending.get()
+                if (item := next(chunks, None)) is not None:
+                    submit(item)
+                yield number, parts
         finally:
             pool.terminate()
             pool.join()
 
-    def _run_with_thread(self, fileobj, on_progress) -> None:
-        started = time.monotonic()
-        chunks: queue.Queue = queue.Queue(maxsize=2)
+    def _converted_in_thread(self, fileobj):
+        """(number, parts) per chunk, converted by a thread one chunk ahead."""
+        chunks: queue.Queue = queue.Queue(maxsize=1)
         stop = threading.Event()
 
         def produce():
             try:
-                for raw, consumed in self._chunks(fileobj):
-                    if not self._put(chunks, (self.convert_chunk(raw), consumed), stop):
+                for number, raw, lanes in self._chunks(fileobj):
+                    if not _put(chunks, (number, self.convert_parts(raw, lanes)), stop):
                         return
-                self._put(chunks, None, stop)
-            except BaseException as exc:  # handed to the main thread, which re-raises it
-                self._put(chunks, exc, stop)
+                _put(chunks, None, stop)
+            except BaseException as exc:  # handed to the consumer, which re-raises it
+                _put(chunks, exc, stop)
 
         reader = threading.Thread(target=produce, name=f"import-{self.job.pk}-reader", daemon=True)
         reader.start()
         try:
-            while True:
-                item = chunks.get()
-                if item is None:
-                    break
+            while (item := chunks.get()) is not None:
                 if isinstance(item, BaseException):
                     raise item
-                (good, bad), consumed = item
-                self._commit_chunk(good, bad, consumed)
-                self._after_chunk(started, on_progress)
+                yield item
         finally:
             stop.set()
             reader.join(timeout=30)
 
-    @staticmethod
-    def _put(chunks: queue.Queue, item, stop: threading.Event) -> bool:
-        while not stop.is_set():
-            try:
-                chunks.put(item, timeout=0.5)
-                return True
-            except queue.Full:
-                continue
-        return False
+    def _merge_in_lanes(self, converted) -> None:
+        """Hand each chunk's parts to one thread per lane; each thread merges its parts in
+        order on its own connection. The first failure stops the others after their
+        current part."""
+        queues = [queue.Queue(maxsize=1) for _ in range(self.lanes)]
+        stop = threading.Event()
+        failures: list[BaseException] = []
 
-    def _commit_chunk(self, good, bad, consumed: int) -> None:
-        with transaction.atomic():
-            result = self.merge(good, bad, dry_run=False)
+        def merge_lane(lane: int) -> None:
+            try:
+                while not stop.is_set():
+                    try:
+                        item = queues[lane].get(timeout=0.5)
+                    except queue.Empty:
+                        continue
+                    if item is None:
+                        return
+                    number, part = item
+                    self._commit_part(number, lane, *part)
+            except BaseException as exc:  # re-raised by the dispatching thread
+                failures.append(exc)
+                stop.set()
+            finally:
+                connection.close()  # this thread's own connection
+
+        threads = [
+            threading.Thread(target=merge_lane, args=(lane,), name=f"import-lane-{lane}")
+            for lane in range(self.lanes)
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            for number, parts in converted:
+                for lane, part in parts.items():
+                    _put(queues[lane], (number, part), stop)
+                if stop.is_set():
+                    break
+                self._check_cancel()
+        except BaseException:
+            stop.set()
+            raise
+        finally:
+            for lane_queue in queues:
+                _put(lane_queue, None, stop)
+            for thread in threads:
+                thread.join()
+        if failures:
+            raise failures[0]
+
+    def _commit_part(self, number: int, lane: int, good, bad, records: int) -> None:
+        """Merge one part in one transaction that also marks it done. Lanes never share a
+        match key, but two of them can still meet on a contact matched by different keys
+        or on a new company; PostgreSQL then ends one transaction as a deadlock, which is
+        retried from the start."""
+        part = number * self.lanes + lane
+        for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
+            try:
+                with transaction.atomic():
+                    result = self.merge(good, bad, dry_run=False)
+                    with connection.cursor() as cur:
+                        cur.execute(
+                            """
+                            UPDATE contacts_importjob
+                               SET rows_done = rows_done + %s,
+                                   created_count = created_count + %s,
+                                   updated_count = updated_count + %s,
+                                   skipped_count = skipped_count + %s,
+                                   error_count = error_count + %s,
+                                   chunks_done = array_append(chunks_done, %s),
+                                   heartbeat_at = now()
+                             WHERE id = %s
+                            """,
+                            [
+                                records,
+                                result.created,
+                                result.updated,
+                                result.skipped,
+                                result.errors,
+                                part,
+                                self.job.pk,
+                            ],
+                        )
+                break
+            except OperationalError as exc:
+                retry = isinstance(exc.__cause__, DeadlockDetected)
+                if not retry or attempt == DEADLOCK_ATTEMPTS or connection.in_atomic_block:
+                    raise
+                log.warning("import %s part %s: deadlock, attempt %s", self.job.pk, part, attempt)
+                time.sleep(0.2 * attempt)
+        self._known_tags().update(self._local.tags_seen)
+        with self._counting:
             job = self.job
-            ImportJob.objects.filter(pk=job.pk).update(
-                rows_done=consumed,
-                created_count=job.created_count + result.created,
-                updated_count=job.updated_count + result.updated,
-                skipped_count=job.skipped_count + result.skipped,
-                error_count=job.error_count + result.errors,
-                heartbeat_at=timezone.now(),
-            )
-            job.rows_done = consumed
+            job.rows_done += records
             job.created_count += result.created
             job.updated_count += result.updated
             job.skipped_count += result.skipped
             job.error_count += result.errors
+            job.chunks_done.append(part)
 
     def merge(self, good, bad, *, dry_run: bool) -> ChunkResult:
         """Stage, match and (unless dry_run) write one chunk. Must run inside a transaction."""
         result = ChunkResult()
+        self._local.tags_seen = set()
         cells_by_row = {t[0]: cells for t, cells in good}
         errors = [(n, cells, msg) for n, cells, msg in bad]
         with connection.cursor() as cur:
             self._stage(cur, [t for t, _ in good])
-            self._match(cur)
+            self._match(cur, lock=not dry_run)
             cur.execute("SELECT row_number, error FROM imp_stage WHERE error IS NOT NULL")
             for number, message in cur.fetchall():
                 errors.append((number, cells_by_row[number], message))
@@ -473,8 +617,8 @@ class Importer:
                 return result
             self._companies(cur, self._written_rows_sql(policy))
             if policy != ImportJob.Policy.UPDATE:
-                result.created = self._insert_new(cur, expected=new_rows)
-                for number, message in self.raced_rows:
+                result.created, raced = self._insert_new(cur, expected=new_rows)
+                for number, message in raced:
                     errors.append((number, cells_by_row[number], message))
                 result.errors = len(errors)
             if policy != ImportJob.Policy.CREATE:
@@ -524,7 +668,7 @@ class Importer:
             "ANALYZE imp_stage (row_number, email, phone, mobile, external_id, company_key)"
         )
 
-    def _match(self, cur) -> None:
+    def _match(self, cur, *, lock: bool) -> None:
         org_id, job_id = self.org.id, self.job.id
         # The same email twice in the chunk: the first row wins, the others are errors.
         cur.execute(
@@ -577,6 +721,19 @@ class Importer:
             """,
             [org_id],
         )
+        if lock and self.job.policy != ImportJob.Policy.CREATE:
+            # The contacts this part will update, locked in id order. Another lane that
+            # reached one of them first (by another key) commits before this goes on, so
+            # the check below sees its record.
+            cur.execute(
+                """
+                SELECT c.id FROM contacts_contact c
+                 WHERE c.id IN (SELECT contact_id FROM imp_stage
+                                 WHERE contact_id IS NOT NULL AND error IS NULL)
+                 ORDER BY c.id
+                   FOR UPDATE OF c
+                """
+            )
         # A contact this import already wrote in an earlier chunk: a duplicate in the file.
         cur.execute(
             """
@@ -641,27 +798,15 @@ class Importer:
             """
         )
         cur.execute("ANALYZE imp_co")
-        cur.execute(
-            """
-            UPDATE imp_co k SET company_id = c.id
-              FROM contacts_company c
-             WHERE c.org_id = %s AND c.domain <> '' AND c.domain = k.domain
-            """,
-            [org_id],
-        )
-        cur.execute(
-            """
-            UPDATE imp_co k SET company_id = m.id
-              FROM (SELECT DISTINCT ON (lower(c.name)) lower(c.name) AS lname, c.id
-                      FROM contacts_company c
-                     WHERE c.org_id = %s
-                       AND lower(c.name) IN (SELECT lname FROM imp_co
-                                              WHERE domain IS NULL AND lname IS NOT NULL)
-                     ORDER BY lower(c.name), c.is_archived, c.id) m
-             WHERE k.domain IS NULL AND k.company_id IS NULL AND k.lname = m.lname
-            """,
-            [org_id],
-        )
+        self._find_companies(cur)
+        cur.execute("SELECT EXISTS (SELECT 1 FROM imp_co WHERE company_id IS NULL)")
+        if not cur.fetchone()[0]:
+            cur.execute("ANALYZE imp_co")
+            return
+        # Creating is serialised per org (another lane may be creating the same company,
+        # and names are not unique), so look again once the lock is ours.
+        cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", [COMPANY_LOCK, org_id % 2**31])
+        self._find_companies(cur)
         cur.execute(
             """
             WITH created AS (
@@ -684,6 +829,33 @@ class Importer:
         )
         cur.execute("ANALYZE imp_co")
 
+    def _find_companies(self, cur) -> None:
+        """Fill imp_co.company_id from existing companies: by domain, else by name."""
+        org_id = self.org.id
+        cur.execute(
+            """
+            UPDATE imp_co k SET company_id = c.id
+              FROM contacts_company c
+             WHERE c.org_id = %s AND c.domain <> '' AND c.domain = k.domain
+               AND k.company_id IS NULL
+            """,
+            [org_id],
+        )
+        cur.execute(
+            """
+            UPDATE imp_co k SET company_id = m.id
+              FROM (SELECT DISTINCT ON (lower(c.name)) lower(c.name) AS lname, c.id
+                      FROM contacts_company c
+                     WHERE c.org_id = %s
+                       AND lower(c.name) IN (SELECT lname FROM imp_co
+                                              WHERE domain IS NULL AND company_id IS NULL
+                                                AND lname IS NOT NULL)
+                     ORDER BY lower(c.name), c.is_archived, c.id) m
+             WHERE k.domain IS NULL AND k.company_id IS NULL AND k.lname = m.lname
+            """,
+            [org_id],
+        )
+
     def _value_expr(self, col: str, *, for_insert: bool, params: dict) -> str:
         """The SQL for a contact column's new value from the staged row `s` (and `c`);
         defaults travel as query parameters."""
@@ -697,7 +869,9 @@ class Importer:
             return f"coalesce(s.{col}, %(b_{col})s::{sql_type})"
         return f"coalesce(s.{col}, c.{col})"
 
-    def _insert_new(self, cur, *, expected: int) -> int:
+    def _insert_new(self, cur, *, expected: int) -> tuple[int, list]:
+        """Insert the new rows; returns how many, and (row, message) for rows that lost a
+        race with a contact created meanwhile."""
         org_id, job_id = self.org.id, self.job.id
         cols = list(CONTACT_COLUMNS)
         params = {"org": org_id}
@@ -722,7 +896,7 @@ class Importer:
         )
         inserted = cur.rowcount
         # Rows that lost a race with a contact created meanwhile are reported, not lost.
-        self.raced_rows = []
+        raced = []
         if inserted < expected:
             cur.execute(
                 """
@@ -733,7 +907,7 @@ class Importer:
                 RETURNING s.row_number, s.error
                 """
             )
-            self.raced_rows = cur.fetchall()
+            raced = cur.fetchall()
         cur.execute(
             """
             INSERT INTO contacts_importrecord (job_id, contact_id, row_number, action, changes,
@@ -743,7 +917,7 @@ class Importer:
             """,
             [job_id],
         )
-        return cur.rowcount
+        return cur.rowcount, raced
 
     def _update_exprs(self, params: dict) -> tuple[list[str], list[str]]:
         """The SET clauses of an update and the jsonb_build_object arguments that describe
@@ -859,6 +1033,11 @@ class Importer:
         )
         return changed
 
+    def _known_tags(self) -> set[str]:
+        if not hasattr(self._local, "known_tags"):
+            self._local.known_tags = set()
+        return self._local.known_tags
+
     def _tags(self, cur, names: set[str]) -> None:
         """Tags of the written rows: missing ones created, then linked. Rows carry their tags
         (the file's and the job's defaults) trimmed and de-duplicated already; `names` are
@@ -872,7 +1051,7 @@ class Importer:
             " WHERE r.job_id = %(job)s AND r.row_number = s.row_number)))"
         )
         params = {"org": self.org.id, "job": self.job.id, "names": sorted(names)}
-        if not names <= self.known_tags:
+        if not names <= self._known_tags():
             cur.execute(
                 f"""
                 INSERT INTO contacts_tag (org_id, public_id, created_at, name, color)
@@ -890,7 +1069,8 @@ class Importer:
                 " WHERE org_id = %(org)s AND lower(name) = ANY(%(names)s)",
                 params,
             )
-            self.known_tags.update(name for (name,) in cur.fetchall())
+            # Committed with this part; until then only this transaction may rely on them.
+            self._local.tags_seen.update(name for (name,) in cur.fetchall())
         cur.execute(
             f"""
             INSERT INTO contacts_contact_tags (contact_id, tag_id)

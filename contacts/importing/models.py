@@ -2,6 +2,7 @@
 (so the diff view and Undo are exact) and saved column mappings."""
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models.functions import Lower
 
@@ -56,6 +57,12 @@ class ImportJob(OrgScopedModel):
     updated_count = models.PositiveIntegerField(default=0)
     skipped_count = models.PositiveIntegerField(default=0)
     error_count = models.PositiveIntegerField(default=0)
+    # How the file is cut, fixed on the first run so a resumed job cuts it the same way:
+    # chunk N (numbered from the top) is split into merge lanes, and part N * lanes + L is
+    # listed in chunks_done by the transaction that wrote it.
+    chunk_rows = models.PositiveIntegerField(default=0)
+    merge_lanes = models.PositiveSmallIntegerField(default=0)
+    chunks_done = ArrayField(models.PositiveIntegerField(), default=list, blank=True)
     cancel_requested = models.BooleanField(default=False)
     # A running job's worker touches this between chunks; a stale one may be re-claimed.
     heartbeat_at = models.DateTimeField(null=True, blank=True)

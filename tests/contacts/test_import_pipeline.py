@@ -6,6 +6,7 @@ import csv
 import datetime as dt
 import io
 import multiprocessing
+import threading
 import time
 
 import pytest
@@ -532,7 +533,7 @@ def test_a_multi_chunk_import_converts_in_worker_processes(org, owner, monkeypat
     process = multiprocessing.current_process()
     monkeypatch.setitem(process._config, "daemon", daemonic)
     paths = []
-    for name in ("_run_with_processes", "_run_with_thread"):
+    for name in ("_converted_in_processes", "_converted_in_thread"):
         real = getattr(Importer, name)
         monkeypatch.setattr(
             Importer, name, lambda self, *a, _r=real, _n=name: paths.append(_n) or _r(self, *a)
@@ -552,7 +553,7 @@ def test_a_multi_chunk_import_converts_in_worker_processes(org, owner, monkeypat
         mapping={"Email": "email", "Phone": "phone", "Score": "custom.score"},
     )
 
-    assert paths == ["_run_with_processes"]
+    assert paths == ["_converted_in_processes"]
     assert process._config["daemon"] is daemonic
     assert (job.status, job.created_count, job.error_count) == (ImportJob.Status.DONE, 24, 1)
     assert ImportRowError.objects.get(job=job).row_number == 19
@@ -561,7 +562,7 @@ def test_a_multi_chunk_import_converts_in_worker_processes(org, owner, monkeypat
 
 def test_a_single_chunk_import_converts_in_a_thread(org, owner, monkeypatch):
     monkeypatch.setattr(
-        Importer, "_run_with_processes", lambda *a: pytest.fail("no pool for one chunk")
+        Importer, "_converted_in_processes", lambda *a: pytest.fail("no pool for one chunk")
     )
     job = import_file(owner, rows_csv(["Email"], [["one@example.com"]]))
     assert (job.status, job.created_count) == (ImportJob.Status.DONE, 1)
@@ -610,6 +611,125 @@ def test_a_real_celery_worker_runs_a_started_import(transactional_db):
     assert job.status == ImportJob.Status.DONE, job.failure
     assert job.created_count == 2
     assert Contact.objects.filter(org=org).count() == 2
+
+
+# Parallel merge lanes (real commits, so each lane's connection sees the others' work) --------
+
+
+def lanes_file(org):
+    """45 rows in five chunks of ten: five existing contacts updated, a company without a
+    domain and one with, and a tag on every row; row 30 repeats row 14's email and row 40
+    reaches row 6's existing contact by phone instead of email (so by another lane)."""
+    for i in range(5):
+        existing_contact(org, email=f"old{i}@example.com", phone=f"+4930123450{i:02d}")
+    rows = []
+    for i in range(45):
+        email, phone = f"n{i}@example.com", ""
+        if i < 5:
+            email = f"old{i}@example.com"
+        if i == 28:
+            email = "n12@example.com"
+        if i == 38:
+            email, phone = "", "+49 30 1234 5004"
+        company = "Initech" if i % 2 else "Globex Corp"
+        website = "" if i % 2 else "https://globex.example"
+        rows.append([f"Name{i}", email, phone, f"Title {i}", company, website, "vip"])
+    return rows_csv(
+        ["First Name", "Email", "Phone", "Job Title", "Company", "Website", "Tags"], rows
+    )
+
+
+def run_in_lanes(owner, content, monkeypatch, *, importer=Importer):
+    threads = set()
+    real = Importer._commit_part
+
+    def recording(self, *args):
+        threads.add(threading.current_thread().name)
+        return real(self, *args)
+
+    monkeypatch.setattr(Importer, "_commit_part", recording)
+    monkeypatch.setattr(services, "Importer", importer)
+    job = map_job(upload(owner, content), owner)
+    services.import_start(job=job, actor=Actor.for_user(owner.user), policy=Policy(owner))
+    services.run_import(job.pk, owner.org_id, chunk_rows=10)
+    job.refresh_from_db()
+    return job, threads
+
+
+def assert_lanes_result(org, job):
+    assert job.merge_lanes == 2
+    assert sorted(job.chunks_done) == list(range(10))
+    assert (job.rows_done, job.created_count, job.updated_count, job.error_count) == (
+        45,
+        38,
+        5,
+        2,
+    )
+    errors = dict(ImportRowError.objects.filter(job=job).values_list("row_number", "message"))
+    assert errors == {
+        30: "Duplicate inside the file: same contact as row 14",
+        40: "Duplicate inside the file: same contact as row 6",
+    }
+    assert Contact.objects.filter(org=org).count() == 43
+    assert Company.objects.filter(org=org, name="Initech").count() == 1
+    assert Company.objects.filter(org=org, domain="globex.example").count() == 1
+    assert Contact.objects.filter(org=org, company__name="Initech").count() == 22
+    records = ImportRecord.objects.filter(job=job)
+    assert records.count() == 43
+    assert records.values("contact_id").distinct().count() == 43
+    vip = Contact.objects.filter(org=org, tags__name="vip")
+    assert vip.count() == 43
+
+
+def test_lanes_merge_in_parallel_to_the_same_result_as_one_connection(
+    transactional_db, monkeypatch
+):
+    org = OrganizationFactory()
+    owner = member(org, "owner")
+
+    job, threads = run_in_lanes(owner, lanes_file(org), monkeypatch)
+
+    assert job.status == ImportJob.Status.DONE, job.failure
+    assert threads == {"import-lane-0", "import-lane-1"}
+    assert_lanes_result(org, job)
+
+
+class LaneDiesAfterThreeParts(Importer):
+    parts_written = 0
+
+    def merge(self, good, bad, *, dry_run):
+        if not dry_run:
+            with _parts_lock:
+                if LaneDiesAfterThreeParts.parts_written >= 3:
+                    raise WorkerKilled
+                LaneDiesAfterThreeParts.parts_written += 1
+        return super().merge(good, bad, dry_run=dry_run)
+
+
+_parts_lock = threading.Lock()
+
+
+def test_a_job_whose_lanes_died_resumes_with_exactly_the_missing_parts(
+    transactional_db, monkeypatch
+):
+    org = OrganizationFactory()
+    owner = member(org, "owner")
+    monkeypatch.setattr(LaneDiesAfterThreeParts, "parts_written", 0)
+
+    with pytest.raises(WorkerKilled):
+        run_in_lanes(owner, lanes_file(org), monkeypatch, importer=LaneDiesAfterThreeParts)
+    job = ImportJob.objects.get(org=org)
+    assert job.status == ImportJob.Status.RUNNING
+    assert len(job.chunks_done) == 3
+    stale = timezone.now() - dt.timedelta(seconds=services.STALE_AFTER_SECONDS + 5)
+    ImportJob.objects.filter(pk=job.pk).update(heartbeat_at=stale)
+    monkeypatch.setattr(services, "Importer", Importer)
+
+    services.run_import(job.pk, org.pk, chunk_rows=10)
+
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.DONE, job.failure
+    assert_lanes_result(org, job)
 
 
 # Files: encodings, delimiters, workbooks ---------------------------------------------------------
