@@ -8,10 +8,10 @@ died resumes at the first unfinished chunk and nothing is written twice.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import functools
-import itertools
+import gc
+import json
 import logging
 import multiprocessing
 import queue
@@ -276,6 +276,21 @@ def _lane_of(key: str, lanes: int) -> int:
     return zlib.crc32(key.encode()) % lanes
 
 
+def _joined_parts(slices: list[dict]) -> dict:
+    """The parts of consecutive slices of one chunk, joined lane by lane in row order."""
+    if len(slices) == 1:
+        return slices[0]
+    joined = {}
+    for lane in slices[0]:
+        good, bad, records = [], [], 0
+        for part in slices:
+            good += part[lane][0]
+            bad += part[lane][1]
+            records += part[lane][2]
+        joined[lane] = (good, bad, records)
+    return joined
+
+
 def _put(target: queue.Queue, item, stop: threading.Event) -> bool:
     """Put `item`, unless `stop` is set while waiting for room."""
     while not stop.is_set():
@@ -329,7 +344,9 @@ class Importer:
                 continue
             try:
                 converted = self.plan.converter.convert(cells)
-                good.append((_row_tuple(number, converted, self.plan), cells))
+                # The cells are kept for the error report, in case the merge refuses the
+                # row; one string instead of a list of them is a third of the memory.
+                good.append((_row_tuple(number, converted, self.plan), dumps(cells)))
             except ValidationError as exc:
                 bad.append((number, cells, " ".join(exc.messages)))
         return good, bad
@@ -415,28 +432,35 @@ class Importer:
             raise ImportCancelled
 
     def _converted_in_processes(self, fileobj, processes: int):
-        """(number, parts) per chunk, converted by a pool of forked workers."""
+        """(number, parts) per chunk, converted by a pool of forked workers. Each chunk is
+        cut into one slice per worker, so a chunk converts in a fraction of the time and
+        only the next chunk is in the pool while the lanes merge the current one."""
         # fork: the workers inherit this importer (mapping, custom fields, members) as it
         # is, and never touch the database connection they inherit with it.
         context = multiprocessing.get_context("fork")
-        with _children_allowed():
-            pool = context.Pool(processes, initializer=_init_worker, initargs=(self,))
-        in_flight: collections.deque = collections.deque()
+        # Objects the collector never visits stay shared with the workers instead of being
+        # copied into each of them on its first collection.
+        gc.freeze()
+        try:
+            with _children_allowed():
+                pool = context.Pool(processes, initializer=_init_worker, initargs=(self,))
+        finally:
+            gc.unfreeze()
 
-        def submit(item) -> None:
+        def submit(item):
             number, raw, lanes = item
-            in_flight.append((number, pool.apply_async(_convert_in_worker, (raw, lanes))))
+            step = -(-len(raw) // processes)
+            slices = [raw[i : i + step] for i in range(0, len(raw), step)]
+            return number, [pool.apply_async(_convert_in_worker, (s, lanes)) for s in slices]
 
         try:
             chunks = self._chunks(fileobj)
-            for item in itertools.islice(chunks, processes):
-                submit(item)
-            while in_flight:
-                number, pending = in_flight.popleft()
-                parts = pending.get()
-                if (item := next(chunks, None)) is not None:
-                    submit(item)
-                yield number, parts
+            pending = submit(item) if (item := next(chunks, None)) is not None else None
+            while pending is not None:
+                number, results = pending
+                slices = [result.get() for result in results]
+                pending = submit(item) if (item := next(chunks, None)) is not None else None
+                yield number, _joined_parts(slices)
         finally:
             pool.terminate()
             pool.join()
@@ -576,7 +600,7 @@ class Importer:
             self._match(cur, lock=not dry_run)
             cur.execute("SELECT row_number, error FROM imp_stage WHERE error IS NOT NULL")
             for number, message in cur.fetchall():
-                errors.append((number, cells_by_row[number], message))
+                errors.append((number, json.loads(cells_by_row[number]), message))
             policy = self.job.policy
             cur.execute(
                 """
@@ -619,7 +643,7 @@ class Importer:
             if policy != ImportJob.Policy.UPDATE:
                 result.created, raced = self._insert_new(cur, expected=new_rows)
                 for number, message in raced:
-                    errors.append((number, cells_by_row[number], message))
+                    errors.append((number, json.loads(cells_by_row[number]), message))
                 result.errors = len(errors)
             if policy != ImportJob.Policy.CREATE:
                 changed = self._update_matched(cur)
