@@ -395,11 +395,13 @@ class Importer:
         self.done = set(job.chunks_done)
         several = job.total_rows - job.rows_done > self.chunk_rows
         processes = settings.IMPORT_CONVERT_PROCESSES
-        if processes > 0 and several:
-            converted = self._converted_in_processes(fileobj, processes)
-        else:
-            converted = self._converted_in_thread(fileobj)
-        try:
+        with contextlib.ExitStack() as stack:
+            if processes > 0 and several:
+                pool = stack.enter_context(self._conversion_pool(processes))
+                converted = self._converted_in_processes(pool, fileobj, processes)
+            else:
+                converted = self._converted_in_thread(fileobj)
+            stack.callback(converted.close)
             if self.lanes > 1 and several and not connection.in_atomic_block:
                 self._merge_in_lanes(converted)
             else:
@@ -407,8 +409,6 @@ class Importer:
                     for lane, part in parts.items():
                         self._commit_part(number, lane, *part)
                     self._check_cancel()
-        finally:
-            converted.close()
 
     def _chunks(self, fileobj):
         """(number, records, lanes still to do) for every chunk with work left. The first
@@ -431,12 +431,11 @@ class Importer:
         if ImportJob.objects.filter(pk=self.job.pk, cancel_requested=True).exists():
             raise ImportCancelled
 
-    def _converted_in_processes(self, fileobj, processes: int):
-        """(number, parts) per chunk, converted by a pool of forked workers. Each chunk is
-        cut into one slice per worker, so a chunk converts in a fraction of the time and
-        only the next chunk is in the pool while the lanes merge the current one."""
-        # fork: the workers inherit this importer (mapping, custom fields, members) as it
-        # is, and never touch the database connection they inherit with it.
+    @contextlib.contextmanager
+    def _conversion_pool(self, processes: int):
+        """Forked workers that inherit this importer (mapping, custom fields, members) as it
+        is and never touch the database connection they inherit with it. Started before any
+        thread of the import, since forking beside running threads can copy a held lock."""
         context = multiprocessing.get_context("fork")
         # Objects the collector never visits stay shared with the workers instead of being
         # copied into each of them on its first collection.
@@ -446,6 +445,16 @@ class Importer:
                 pool = context.Pool(processes, initializer=_init_worker, initargs=(self,))
         finally:
             gc.unfreeze()
+        try:
+            yield pool
+        finally:
+            pool.terminate()
+            pool.join()
+
+    def _converted_in_processes(self, pool, fileobj, processes: int):
+        """(number, parts) per chunk, converted by the pool. Each chunk is cut into one slice
+        per worker, so a chunk converts in a fraction of the time and only the next chunk
+        is in the pool while the lanes merge the current one."""
 
         def submit(item):
             number, raw, lanes = item
@@ -453,17 +462,13 @@ class Importer:
             slices = [raw[i : i + step] for i in range(0, len(raw), step)]
             return number, [pool.apply_async(_convert_in_worker, (s, lanes)) for s in slices]
 
-        try:
-            chunks = self._chunks(fileobj)
+        chunks = self._chunks(fileobj)
+        pending = submit(item) if (item := next(chunks, None)) is not None else None
+        while pending is not None:
+            number, results = pending
+            slices = [result.get() for result in results]
             pending = submit(item) if (item := next(chunks, None)) is not None else None
-            while pending is not None:
-                number, results = pending
-                slices = [result.get() for result in results]
-                pending = submit(item) if (item := next(chunks, None)) is not None else None
-                yield number, _joined_parts(slices)
-        finally:
-            pool.terminate()
-            pool.join()
+            yield number, _joined_parts(slices)
 
     def _converted_in_thread(self, fileobj):
         """(number, parts) per chunk, converted by a thread one chunk ahead."""
