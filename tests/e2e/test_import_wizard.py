@@ -32,8 +32,8 @@ class PacedImporter(Importer):
         kwargs["chunk_rows"] = CHUNK_ROWS
         super().__init__(job, **kwargs)
 
-    def _commit_chunk(self, *args, **kwargs):
-        super()._commit_chunk(*args, **kwargs)
+    def _commit_part(self, *args, **kwargs):
+        super()._commit_part(*args, **kwargs)
         time.sleep(0.5)
 
 
