@@ -15,6 +15,7 @@ import json
 import logging
 import multiprocessing
 import queue
+import signal
 import threading
 import time
 import zlib
@@ -101,6 +102,7 @@ PHONE_AT = COPY_COLUMNS.index("phone")
 MOBILE_AT = COPY_COLUMNS.index("mobile")
 EXTERNAL_ID_AT = COPY_COLUMNS.index("external_id")
 DEADLOCK_ATTEMPTS = 4
+WORKER_TIMEOUT = 300  # seconds a converting worker may take for one slice (~2 s is usual)
 # pg_advisory_xact_lock(COMPANY_LOCK, org id) serialises creating companies per org.
 COMPANY_LOCK = 0x494D50
 
@@ -264,6 +266,11 @@ def _children_allowed():
 
 
 def _init_worker(importer) -> None:
+    # Forked from a Celery worker, this process would keep its signal handlers (billiard
+    # turns SIGTERM into SystemExit wherever the code happens to be); stopping the pool
+    # must simply end it, and Ctrl+C in a terminal is the parent's to handle.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     global _worker_importer
     _worker_importer = importer
 
@@ -447,9 +454,12 @@ class Importer:
             gc.unfreeze()
         try:
             yield pool
-        finally:
+        except BaseException:
             pool.terminate()
             pool.join()
+            raise
+        pool.close()
+        pool.join()
 
     def _converted_in_processes(self, pool, fileobj, processes: int):
         """(number, parts) per chunk, converted by the pool. Each chunk is cut into one slice
@@ -463,12 +473,21 @@ class Importer:
             return number, [pool.apply_async(_convert_in_worker, (s, lanes)) for s in slices]
 
         chunks = self._chunks(fileobj)
-        pending = submit(item) if (item := next(chunks, None)) is not None else None
-        while pending is not None:
-            number, results = pending
-            slices = [result.get() for result in results]
+        try:
             pending = submit(item) if (item := next(chunks, None)) is not None else None
-            yield number, _joined_parts(slices)
+            while pending is not None:
+                number, results = pending
+                try:
+                    slices = [result.get(timeout=WORKER_TIMEOUT) for result in results]
+                except multiprocessing.TimeoutError:
+                    # A worker that died (killed for memory, say) never answers.
+                    raise RuntimeError(
+                        f"A converting worker stopped answering within {WORKER_TIMEOUT} s."
+                    ) from None
+                pending = submit(item) if (item := next(chunks, None)) is not None else None
+                yield number, _joined_parts(slices)
+        finally:
+            chunks.close()  # its reader lets go of the file before the file is closed
 
     def _converted_in_thread(self, fileobj):
         """(number, parts) per chunk, converted by a thread one chunk ahead."""
@@ -476,13 +495,16 @@ class Importer:
         stop = threading.Event()
 
         def produce():
+            records = self._chunks(fileobj)
             try:
-                for number, raw, lanes in self._chunks(fileobj):
+                for number, raw, lanes in records:
                     if not _put(chunks, (number, self.convert_parts(raw, lanes)), stop):
                         return
                 _put(chunks, None, stop)
             except BaseException as exc:  # handed to the consumer, which re-raises it
                 _put(chunks, exc, stop)
+            finally:
+                records.close()
 
         reader = threading.Thread(target=produce, name=f"import-{self.job.pk}-reader", daemon=True)
         reader.start()

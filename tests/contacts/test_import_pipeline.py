@@ -6,6 +6,7 @@ import csv
 import datetime as dt
 import io
 import multiprocessing
+import os
 import threading
 import time
 
@@ -558,6 +559,24 @@ def test_a_multi_chunk_import_converts_in_worker_processes(org, owner, monkeypat
     assert (job.status, job.created_count, job.error_count) == (ImportJob.Status.DONE, 24, 1)
     assert ImportRowError.objects.get(job=job).row_number == 19
     assert Contact.objects.get(org=org, email="p3@example.com").phone == "+4930123456" + "03"
+
+
+def _dies(rows, lanes):
+    os._exit(1)  # a converting worker killed mid-chunk (for memory, say)
+
+
+def test_a_converting_worker_that_dies_fails_the_job_instead_of_hanging_it(org, owner, monkeypatch):
+    from contacts.importing import engine
+
+    monkeypatch.setattr(engine, "_convert_in_worker", _dies)
+    monkeypatch.setattr(engine, "WORKER_TIMEOUT", 2)
+    content = rows_csv(["Email"], [[f"d{i}@example.com"] for i in range(25)])
+
+    job = import_file(owner, content, chunk_rows=10)
+
+    assert job.status == ImportJob.Status.FAILED
+    assert "A converting worker stopped answering within 2 s." in job.failure
+    assert not Contact.objects.filter(org=org).exists()
 
 
 def test_a_single_chunk_import_converts_in_a_thread(org, owner, monkeypatch):
