@@ -463,8 +463,8 @@ class Importer:
 
     def _converted_in_processes(self, pool, fileobj, processes: int):
         """(number, parts) per chunk, converted by the pool. Each chunk is cut into one slice
-        per worker, so a chunk converts in a fraction of the time and only the next chunk
-        is in the pool while the lanes merge the current one."""
+        per worker, so a chunk converts in a fraction of the time the lanes take to merge
+        one, and only one chunk is in the pool at a time."""
 
         def submit(item):
             number, raw, lanes = item
@@ -484,8 +484,10 @@ class Importer:
                     raise RuntimeError(
                         f"A converting worker stopped answering within {WORKER_TIMEOUT} s."
                     ) from None
-                pending = submit(item) if (item := next(chunks, None)) is not None else None
+                # The next chunk goes to the pool once the lanes have taken this one (the
+                # consumer resumes us then): three chunks in flight, not four.
                 yield number, _joined_parts(slices)
+                pending = submit(item) if (item := next(chunks, None)) is not None else None
         finally:
             chunks.close()  # its reader lets go of the file before the file is closed
 
