@@ -1,9 +1,11 @@
 # ruff: noqa: S608 -- SQL here is assembled only from this module's own column names.
-"""The import itself: rows are converted in Python, copied into a temporary staging table
-with COPY, and merged into contacts with a handful of set-based statements per chunk.
+"""The import itself: rows are converted in Python (in worker processes for big files),
+copied into a temporary staging table with COPY, and merged into contacts with a handful of
+set-based statements per chunk, in parallel lanes on their own connections.
 
-Each chunk is one transaction that also advances the job's `rows_done`, so a job whose worker
-died resumes at the first unfinished chunk and nothing is written twice.
+Each lane's part of a chunk is one transaction that also lists the part as done on the job,
+so a job whose worker died resumes with exactly the missing parts and nothing is written
+twice.
 """
 
 from __future__ import annotations
@@ -327,22 +329,20 @@ class Importer:
         self._local = threading.local()
 
     # Reading -----------------------------------------------------------------------------
-    def records(self, fileobj, start: int = 0):
-        """(row_number, cells) for every record after `start` records; row numbers are the
-        spreadsheet's (the header is row header_row + 1)."""
-        first_number = self.job.header_row + 2
-        for index, row in enumerate(
-            iter_records(
-                fileobj,
-                kind=self.job.file_kind,
-                encoding=self.job.encoding or "utf-8",
-                delimiter=self.job.delimiter or ",",
-                header_row=self.job.header_row,
-            )
-        ):
-            if index < start:
-                continue
-            yield first_number + index, row
+    def records(self, fileobj):
+        """(row_number, cells) for every record; row numbers are the spreadsheet's (the
+        header is row header_row + 1)."""
+        rows = iter_records(
+            fileobj,
+            kind=self.job.file_kind,
+            encoding=self.job.encoding or "utf-8",
+            delimiter=self.job.delimiter or ",",
+            header_row=self.job.header_row,
+        )
+        try:
+            yield from enumerate(rows, start=self.job.header_row + 2)
+        finally:
+            rows.close()  # the reader lets go of the file before the caller closes it
 
     def convert_chunk(self, rows):
         good, bad = [], []
