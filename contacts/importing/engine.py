@@ -107,6 +107,8 @@ DEADLOCK_ATTEMPTS = 4
 WORKER_TIMEOUT = 300  # seconds a converting worker may take for one slice (~2 s is usual)
 # pg_advisory_xact_lock(COMPANY_LOCK, org id) serialises creating companies per org.
 COMPANY_LOCK = 0x494D50
+# The staged rows a chunk wrote: created (they keep their new id) or updated (marked).
+WRITTEN = "(s.new_id IS NOT NULL OR s.updated)"
 
 
 def field_for_column(column: str) -> str:
@@ -256,8 +258,8 @@ _worker_importer = None
 def _children_allowed():
     """Celery's prefork pool runs tasks in daemonic processes, and multiprocessing refuses to
     start children from those (it could not stop them if the daemon were killed). Ours are
-    stopped in a finally block, and a worker whose parent died reads end-of-file on its task
-    pipe and exits, so the refusal is lifted while the pool starts its workers."""
+    stopped however the import ends, and a worker whose parent died reads end-of-file on its
+    task pipe and exits, so the refusal is lifted while the pool starts its workers."""
     process = multiprocessing.current_process()
     daemonic = process._config.get("daemon", False)
     process._config["daemon"] = False
@@ -699,7 +701,8 @@ class Importer:
             f"""
             CREATE TEMP TABLE imp_stage (
                 row_number integer PRIMARY KEY, {cols},
-                contact_id bigint, new_id bigint, error text
+                contact_id bigint, new_id bigint, error text,
+                updated boolean NOT NULL DEFAULT false
             ) ON COMMIT DROP
             """
         )
@@ -1063,13 +1066,22 @@ class Importer:
         sets, diffs = self._update_exprs(params)
         if not diffs:
             return 0
-        # Record what changes (before the update), then update only rows that change.
+        # Record what changes (before the update) and mark those rows staged as `updated`,
+        # then update only them. The later steps read the mark, not the job's records, which
+        # a million-row import would scan once per chunk.
         cur.execute(
             """
-            INSERT INTO contacts_importrecord (job_id, contact_id, row_number, action, changes,
-                                               written_at)
+            WITH recorded AS (
+                INSERT INTO contacts_importrecord (job_id, contact_id, row_number, action,
+                                                   changes, written_at)
             """
-            + self._changes_sql("%(job)s, c.id, s.row_number, 'updated', d.changes, now()", diffs),
+            + self._changes_sql("%(job)s, c.id, s.row_number, 'updated', d.changes, now()", diffs)
+            + """
+                RETURNING row_number
+            )
+            UPDATE imp_stage s SET updated = true
+              FROM recorded WHERE s.row_number = recorded.row_number
+            """,
             params,
         )
         changed = cur.rowcount
@@ -1078,9 +1090,7 @@ class Importer:
             UPDATE contacts_contact c SET {", ".join([*sets, "updated_at = now()"])}
               FROM imp_stage s
               LEFT JOIN imp_co k ON k.ckey = s.company_key
-              JOIN contacts_importrecord r
-                ON r.job_id = %(job)s AND r.row_number = s.row_number AND r.action = 'updated'
-             WHERE r.contact_id = c.id AND s.contact_id = c.id
+             WHERE s.updated AND c.id = s.contact_id
             """,
             params,
         )
@@ -1098,12 +1108,8 @@ class Importer:
         creating statement is usually known to have nothing to do and is skipped."""
         if not names:
             return
-        written = (
-            "s.tags IS NOT NULL AND (s.new_id IS NOT NULL OR (s.contact_id IS NOT NULL"
-            " AND s.error IS NULL AND EXISTS (SELECT 1 FROM contacts_importrecord r"
-            " WHERE r.job_id = %(job)s AND r.row_number = s.row_number)))"
-        )
-        params = {"org": self.org.id, "job": self.job.id, "names": sorted(names)}
+        written = f"s.tags IS NOT NULL AND {WRITTEN}"
+        params = {"org": self.org.id, "names": sorted(names)}
         if not names <= self._known_tags():
             cur.execute(
                 f"""
@@ -1142,37 +1148,31 @@ class Importer:
         subject = f"Imported from {job.file_name}"[:300]
         data = dumps({"import": str(job.public_id), "file": job.file_name})
         cur.execute(
-            """
+            f"""
             INSERT INTO contacts_activity (org_id, public_id, created_at, type, contact_id,
                                            actor_id, subject, body, data, occurred_at)
-            SELECT %s, gen_random_uuid(), now(), 'imported', r.contact_id, %s, %s, '',
-                   %s::jsonb, now()
-              FROM contacts_importrecord r JOIN imp_stage s ON s.row_number = r.row_number
-             WHERE r.job_id = %s
+            SELECT %s, gen_random_uuid(), now(), 'imported', coalesce(s.new_id, s.contact_id),
+                   %s, %s, '', %s::jsonb, now()
+              FROM imp_stage s WHERE {WRITTEN}
             """,
-            [org_id, user_id, subject, data, job.id],
+            [org_id, user_id, subject, data],
         )
         cur.execute(
-            """
+            f"""
             INSERT INTO contacts_note (org_id, public_id, created_at, updated_at, contact_id,
                                        author_id, body)
             SELECT %s, gen_random_uuid(), now(), now(), coalesce(s.new_id, s.contact_id), %s,
                    s.note
-              FROM imp_stage s
-              JOIN contacts_importrecord r ON r.job_id = %s AND r.row_number = s.row_number
-             WHERE s.note IS NOT NULL
+              FROM imp_stage s WHERE s.note IS NOT NULL AND {WRITTEN}
             """,
-            [org_id, user_id, job.id],
+            [org_id, user_id],
         )
         cur.execute(
+            f"""
+            SELECT min(s.row_number), max(s.row_number),
+                   count(*) FILTER (WHERE s.new_id IS NOT NULL), count(*) FILTER (WHERE s.updated)
+              FROM imp_stage s WHERE {WRITTEN}
             """
-            SELECT min(r.row_number), max(r.row_number),
-                   count(*) FILTER (WHERE r.action = 'created'),
-                   count(*) FILTER (WHERE r.action = 'updated')
-              FROM contacts_importrecord r JOIN imp_stage s ON s.row_number = r.row_number
-             WHERE r.job_id = %s
-            """,
-            [job.id],
         )
         first, last, created, updated = cur.fetchone()
         if not (created or updated):
