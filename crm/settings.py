@@ -185,12 +185,12 @@ INVITATION_TTL_DAYS = env.int("INVITATION_TTL_DAYS", default=7)
 # FILE_UPLOAD_MAX_MEMORY_SIZE are streamed to a temporary file instead of being held in memory;
 # DATA_UPLOAD_MAX_MEMORY_SIZE limits only the non-file form fields and stays at Django's default.
 IMPORT_MAX_UPLOAD_MB = env.int("IMPORT_MAX_UPLOAD_MB", default=200)
-# Worker processes that convert rows beside the database work (0: a thread instead).
+FILE_UPLOAD_MAX_MEMORY_SIZE = env.int("FILE_UPLOAD_MAX_MEMORY_SIZE", default=2_621_440)
+FILE_UPLOAD_TEMP_DIR = env("FILE_UPLOAD_TEMP_DIR", default=None)
+# Worker processes that convert an import's rows beside the database work (0: a thread).
 IMPORT_CONVERT_PROCESSES = env.int("IMPORT_CONVERT_PROCESSES", default=2)
 # Connections that merge an import's rows in parallel, each on its own share of the rows.
 IMPORT_MERGE_LANES = env.int("IMPORT_MERGE_LANES", default=2)
-FILE_UPLOAD_MAX_MEMORY_SIZE = env.int("FILE_UPLOAD_MAX_MEMORY_SIZE", default=2_621_440)
-FILE_UPLOAD_TEMP_DIR = env("FILE_UPLOAD_TEMP_DIR", default=None)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
