@@ -115,7 +115,7 @@ def display_value(key: str, value, *, users: dict, custom_labels: dict) -> str:
         return "; ".join(
             f"{custom_labels.get(k, k)}: {v}" for k, v in value.items() if v not in (None, "")
         )
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         return ", ".join(str(v) for v in value)
     if isinstance(value, dt.datetime):
         return date_format(timezone.localtime(value), "DATETIME_FORMAT")

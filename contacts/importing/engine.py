@@ -11,16 +11,13 @@ twice.
 from __future__ import annotations
 
 import contextlib
-import functools
 import gc
-import json
 import logging
 import multiprocessing
 import queue
 import signal
 import threading
 import time
-import zlib
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -32,10 +29,10 @@ from crm.models import Membership
 from crm.services.audit import Actor, audit, emit_event
 
 from ..models import Contact, CustomFieldDefinition
-from ..normalize import normalize_domain
+from .convert import COMPANY_TARGETS, ChunkConverter, Converted, copy_parts
 from .mapper import CUSTOM
 from .models import ImportJob, ImportRowError
-from .reader import is_data_row, iter_records
+from .reader import iter_records
 from .values import RowConverter, dumps
 
 log = logging.getLogger(__name__)
@@ -87,22 +84,8 @@ NULLABLE = {
     "consent_whatsapp",
     "consent_data_processing",
 }
-EXTRA_COLUMNS = {
-    "custom": "jsonb",
-    "other_emails": "jsonb",
-    "tags": "text[]",
-    "company_name": "text",
-    "company_domain": "text",
-    "note": "text",
-    "external_id": "text",
-    "company_key": "text",  # domain, else lower-case name: what identifies the company
-}
-COPY_COLUMNS = ["row_number", *CONTACT_COLUMNS, *EXTRA_COLUMNS]
-TAGS_AT = COPY_COLUMNS.index("tags")
-EMAIL_AT = COPY_COLUMNS.index("email")
-PHONE_AT = COPY_COLUMNS.index("phone")
-MOBILE_AT = COPY_COLUMNS.index("mobile")
-EXTERNAL_ID_AT = COPY_COLUMNS.index("external_id")
+# Staged whatever the mapping: the keys rows are matched on.
+MATCH_COLUMNS = ("email", "phone", "mobile")
 DEADLOCK_ATTEMPTS = 4
 WORKER_TIMEOUT = 300  # seconds a converting worker may take for one slice (~2 s is usual)
 # pg_advisory_xact_lock(COMPANY_LOCK, org id) serialises creating companies per org.
@@ -132,6 +115,29 @@ class Plan:
     defaults: dict
     default_tags: list[str]
     custom_keys: list[str] = field(default_factory=list)
+    # The staging table's columns after row_number, with their SQL types: the mapped
+    # contact columns, the match keys, and what the mapping feeds besides.
+    stage_types: dict[str, str] = field(default_factory=dict)
+
+    def staged(self, column: str) -> bool:
+        return column in self.stage_types
+
+
+def _stage_types(converter: RowConverter, mapped: set[str], default_tags: list) -> dict:
+    targets = converter.mapped_fields
+    types = {c: t for c, t in CONTACT_COLUMNS.items() if c in mapped or c in MATCH_COLUMNS}
+    types["external_id"] = "text"
+    if any(t.startswith("custom.") for t in targets):
+        types["custom"] = "jsonb"
+    if "email" in targets or "other_emails" in targets:
+        types["other_emails"] = "jsonb"
+    if "tags" in targets or default_tags:
+        types["tags"] = "text[]"
+    if COMPANY_TARGETS & targets:
+        types.update(company_name="text", company_domain="text", company_key="text")
+    if "note" in targets:
+        types["note"] = "text"
+    return types
 
 
 class ImportCancelled(Exception):
@@ -169,14 +175,16 @@ def build_plan(job: ImportJob) -> Plan:
             defaults[key] = d[key]
     defaults.setdefault("consent_type", Contact.ConsentType.IMPORTED)
     defaults.setdefault("lifecycle_stage", Contact.Stage.STAGE)
+    default_tags = [t.strip()[:60] for t in (d.get("tags") or []) if t.strip()]
     return Plan(
         converter=converter,
         mapped=mapped,
         defaults=defaults,
-        default_tags=[t.strip()[:60] for t in (d.get("tags") or []) if t.strip()],
+        default_tags=default_tags,
         custom_keys=sorted(
             t[len("custom.") :] for t in converter.mapped_fields if t.startswith("custom.")
         ),
+        stage_types=_stage_types(converter, mapped, default_tags),
     )
 
 
@@ -223,34 +231,6 @@ def _custom_key_for(job: ImportJob, header: str) -> str:
     return key
 
 
-@functools.lru_cache(maxsize=50_000)
-def _domain(value: str) -> str:
-    """Company domains repeat across rows; IDNA checks are worth doing once each."""
-    return normalize_domain(value)
-
-
-def _row_tuple(row_number: int, converted, plan: Plan) -> tuple:
-    values = converted.values
-    domain = _domain(converted.company_domain) if converted.company_domain else ""
-    custom = converted.custom
-    tags = converted.tags + plan.default_tags if plan.default_tags else converted.tags
-    if tags:
-        seen: set[str] = set()
-        tags = [t for t in tags if not ((k := t.lower()) in seen or seen.add(k))]
-    return (
-        row_number,
-        *map(values.get, CONTACT_COLUMNS),
-        dumps(custom) if custom else None,
-        dumps(converted.other_emails) if converted.other_emails else None,
-        tags or None,
-        converted.company_name or (domain if domain else None),
-        domain or None,
-        converted.note or None,
-        converted.external_id or None,
-        domain or (converted.company_name.lower() if converted.company_name else None),
-    )
-
-
 _worker_importer = None
 
 
@@ -280,26 +260,35 @@ def _init_worker(importer) -> None:
 
 
 def _convert_in_worker(rows, lanes):
-    return _worker_importer.convert_parts(rows, lanes)
+    return _worker_importer.convert_slice(rows, lanes)
 
 
-def _lane_of(key: str, lanes: int) -> int:
-    return zlib.crc32(key.encode()) % lanes
+class ChunkCells:
+    """The cells of a chunk's records by row number (a chunk's numbers are consecutive):
+    what the error report shows of a row the merge refuses."""
+
+    __slots__ = ("first", "records")
+
+    def __init__(self, records: list):
+        self.first = records[0][0] if records else 0
+        self.records = records
+
+    def __call__(self, number: int) -> list[str]:
+        return self.records[number - self.first][1]
 
 
-def _joined_parts(slices: list[dict]) -> dict:
-    """The parts of consecutive slices of one chunk, joined lane by lane in row order."""
-    if len(slices) == 1:
-        return slices[0]
-    joined = {}
-    for lane in slices[0]:
-        good, bad, records = [], [], 0
-        for part in slices:
-            good += part[lane][0]
-            bad += part[lane][1]
-            records += part[lane][2]
-        joined[lane] = (good, bad, records)
-    return joined
+@dataclass
+class Part:
+    """One merge lane's share of one chunk, converted: the COPY text of its good rows; the
+    rows refused while converting and the chunk's blank records (lane 0 takes those);
+    how many of the chunk's records it accounts for; and the chunk's cells."""
+
+    copy: bytes
+    rows: int
+    bad: list[tuple[int, str]]
+    records: int
+    cells: ChunkCells
+    tags: set[str] = field(default_factory=set)  # its rows' tags, lower-cased
 
 
 def _put(target: queue.Queue, item, stop: threading.Event) -> bool:
@@ -326,6 +315,13 @@ class Importer:
         self.writable_owner_ids = _writable_owner_ids(job)
         self.lanes = 1
         self.done: set[int] = set()
+        self.chunks = ChunkConverter(
+            self.plan.converter,
+            stage_fields=list(self.plan.stage_types),
+            default_tags=self.plan.default_tags,
+            lanes=1,
+        )
+        self._sequence = None
         self._counting = threading.Lock()
         # Per merging thread: tags known to be committed, and those its open part saw.
         self._local = threading.local()
@@ -346,53 +342,59 @@ class Importer:
         finally:
             rows.close()  # the reader lets go of the file before the caller closes it
 
-    def convert_chunk(self, rows):
-        good, bad = [], []
-        for number, cells in rows:
-            if not is_data_row(cells, self.width):
-                continue
-            try:
-                converted = self.plan.converter.convert(cells)
-                # The cells are kept for the error report, in case the merge refuses the
-                # row; one string instead of a list of them is a third of the memory.
-                good.append((_row_tuple(number, converted, self.plan), dumps(cells)))
-            except ValidationError as exc:
-                bad.append((number, cells, " ".join(exc.messages)))
-        return good, bad
+    # Converting --------------------------------------------------------------------------
+    def convert_slice(self, raw, lanes: list[int]) -> tuple[dict, list, int, set]:
+        """Convert records and write them out as COPY text per merge lane: ({lane: (text,
+        rows)} for the lanes asked for, the refused rows, the number of good rows and their
+        tags). A row's lane follows from its match key (email, else phone, else external
+        id), so two rows that could be one contact always share a lane."""
+        converted = self.chunks.convert(raw)
+        copies = copy_parts(converted, self.plan.stage_types, lanes)
+        return copies, converted.bad, len(converted.numbers), converted.tag_names
 
-    def convert_parts(self, raw, lanes: list[int]) -> dict:
-        """Convert a chunk and split it into merge lanes: {lane: (good, bad, records)} for
-        the lanes asked for. A row's lane follows from its match key (email, else phone,
-        else external id), so two rows that could be one contact always share a lane;
-        blank and footer records count towards lane 0."""
-        good, bad = self.convert_chunk(raw)
-        if self.lanes == 1:
-            return {0: (good, bad, len(raw))}
-        parts = {lane: ([], []) for lane in range(self.lanes)}
-        for item in good:
-            row = item[0]
-            key = row[EMAIL_AT] or row[PHONE_AT] or row[MOBILE_AT] or row[EXTERNAL_ID_AT]
-            parts[_lane_of(key or str(row[0]), self.lanes)][0].append(item)
-        for item in bad:
-            parts[_lane_of(str(item[0]), self.lanes)][1].append(item)
-        counts = {lane: len(g) + len(b) for lane, (g, b) in parts.items()}
-        counts[0] += len(raw) - sum(counts.values())
-        return {lane: (*parts[lane], counts[lane]) for lane in lanes}
+    def _parts(self, raw, slices: list[tuple], lanes: list[int]) -> dict[int, Part]:
+        """The parts of one chunk from its converted slices (consecutive, in row order)."""
+        cells = ChunkCells(raw)
+        bad = [row for _, refused, _, _ in slices for row in refused]
+        good = sum(count for _, _, count, _ in slices)
+        tags = set().union(*(names for *_, names in slices))
+        parts = {}
+        for lane in lanes:
+            rows = sum(copies[lane][1] for copies, *_ in slices)
+            text = b"".join(copies[lane][0] for copies, *_ in slices)
+            if lane == 0:
+                # Refused rows, blank lines and footers are accounted for by lane 0.
+                parts[lane] = Part(text, rows, bad, rows + len(raw) - good, cells, tags)
+            else:
+                parts[lane] = Part(text, rows, [], rows, cells, tags)
+        return parts
+
+    def convert_parts(self, raw, lanes: list[int]) -> dict[int, Part]:
+        return self._parts(raw, [self.convert_slice(raw, lanes)], lanes)
+
+    def dry_run(self, raw) -> tuple[Converted, ChunkResult]:
+        """The preview: `raw` records converted and merged as for real, inside the caller's
+        transaction, which must be rolled back."""
+        converted = self.chunks.convert(raw)
+        text, rows = copy_parts(converted, self.plan.stage_types, [0])[0]
+        part = Part(text, rows, converted.bad, len(raw), ChunkCells(raw), converted.tag_names)
+        return converted, self.merge(part, dry_run=True)
 
     # Running -----------------------------------------------------------------------------
     def run(self, fileobj) -> None:
         """Import every part of the file that is not committed yet.
 
         Chunks are numbered from the top of the file and each is split into merge lanes
-        (see convert_parts); each part is merged in one transaction that also lists it as
+        (see convert_slice); each part is merged in one transaction that also lists it as
         done on the job, so a job whose worker died resumes with exactly the missing parts.
 
-        Converting rows (phone numbers, emails, dates, custom fields) is pure Python and
-        runs beside the database work: in worker processes when the job has more than one
-        chunk, else in a thread. The lanes merge in parallel, each on its own connection
-        (PostgreSQL runs one statement on one core); inside an outer transaction, where a
-        second connection could not see this one's rows, they take turns. At most a few
-        chunks are in flight, which bounds memory whatever the file size."""
+        Converting rows (phone numbers, emails, dates, custom fields) and writing their
+        COPY text is pure Python and runs beside the database work: in worker processes
+        when the job has more than one chunk, else in a thread. The lanes merge in parallel,
+        each on its own connection (PostgreSQL runs one statement on one core); inside an
+        outer transaction, where a second connection could not see this one's rows, they
+        take turns. At most a few chunks are in flight, which bounds memory whatever the
+        file size."""
         job = self.job
         if not job.chunk_rows:
             lanes = 1 if connection.in_atomic_block else settings.IMPORT_MERGE_LANES
@@ -401,6 +403,7 @@ class Importer:
                 chunk_rows=job.chunk_rows, merge_lanes=job.merge_lanes
             )
         self.chunk_rows, self.lanes = job.chunk_rows, job.merge_lanes
+        self.chunks.lanes = self.lanes
         self.done = set(job.chunks_done)
         several = job.total_rows - job.rows_done > self.chunk_rows
         processes = settings.IMPORT_CONVERT_PROCESSES
@@ -416,7 +419,7 @@ class Importer:
             else:
                 for number, parts in converted:
                     for lane, part in parts.items():
-                        self._commit_part(number, lane, *part)
+                        self._commit_part(number, lane, part)
                     self._check_cancel()
 
     def _chunks(self, fileobj):
@@ -472,13 +475,14 @@ class Importer:
             number, raw, lanes = item
             step = -(-len(raw) // processes)
             slices = [raw[i : i + step] for i in range(0, len(raw), step)]
-            return number, [pool.apply_async(_convert_in_worker, (s, lanes)) for s in slices]
+            results = [pool.apply_async(_convert_in_worker, (s, lanes)) for s in slices]
+            return number, raw, lanes, results
 
         chunks = self._chunks(fileobj)
         try:
             pending = submit(item) if (item := next(chunks, None)) is not None else None
             while pending is not None:
-                number, results = pending
+                number, raw, lanes, results = pending
                 try:
                     slices = [result.get(timeout=WORKER_TIMEOUT) for result in results]
                 except multiprocessing.TimeoutError:
@@ -488,7 +492,7 @@ class Importer:
                     ) from None
                 # The next chunk goes to the pool once the lanes have taken this one (the
                 # consumer resumes us then): three chunks in flight, not four.
-                yield number, _joined_parts(slices)
+                yield number, self._parts(raw, slices, lanes)
                 pending = submit(item) if (item := next(chunks, None)) is not None else None
         finally:
             chunks.close()  # its reader lets go of the file before the file is closed
@@ -539,7 +543,7 @@ class Importer:
                     if item is None:
                         return
                     number, part = item
-                    self._commit_part(number, lane, *part)
+                    self._commit_part(number, lane, part)
             except BaseException as exc:  # re-raised by the dispatching thread
                 failures.append(exc)
                 stop.set()
@@ -570,16 +574,16 @@ class Importer:
         if failures:
             raise failures[0]
 
-    def _commit_part(self, number: int, lane: int, good, bad, records: int) -> None:
+    def _commit_part(self, number: int, lane: int, part: Part) -> None:
         """Merge one part in one transaction that also marks it done. Lanes never share a
         match key, but two of them can still meet on a contact matched by different keys
         or on a new company; PostgreSQL then ends one transaction as a deadlock, which is
         retried from the start."""
-        part = number * self.lanes + lane
+        index = number * self.lanes + lane
         for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
             try:
                 with transaction.atomic():
-                    result = self.merge(good, bad, dry_run=False)
+                    result = self.merge(part, dry_run=False)
                     with connection.cursor() as cur:
                         cur.execute(
                             """
@@ -594,12 +598,12 @@ class Importer:
                              WHERE id = %s
                             """,
                             [
-                                records,
+                                part.records,
                                 result.created,
                                 result.updated,
                                 result.skipped,
                                 result.errors,
-                                part,
+                                index,
                                 self.job.pk,
                             ],
                         )
@@ -608,30 +612,28 @@ class Importer:
                 retry = isinstance(exc.__cause__, DeadlockDetected)
                 if not retry or attempt == DEADLOCK_ATTEMPTS or connection.in_atomic_block:
                     raise
-                log.warning("import %s part %s: deadlock, attempt %s", self.job.pk, part, attempt)
+                log.warning("import %s part %s: deadlock, attempt %s", self.job.pk, index, attempt)
                 time.sleep(0.2 * attempt)
         self._known_tags().update(self._local.tags_seen)
         with self._counting:
             job = self.job
-            job.rows_done += records
+            job.rows_done += part.records
             job.created_count += result.created
             job.updated_count += result.updated
             job.skipped_count += result.skipped
             job.error_count += result.errors
-            job.chunks_done.append(part)
+            job.chunks_done.append(index)
 
-    def merge(self, good, bad, *, dry_run: bool) -> ChunkResult:
-        """Stage, match and (unless dry_run) write one chunk. Must run inside a transaction."""
+    def merge(self, part: Part, *, dry_run: bool) -> ChunkResult:
+        """Stage, match and (unless dry_run) write one part. Must run inside a transaction."""
         result = ChunkResult()
         self._local.tags_seen = set()
-        cells_by_row = {t[0]: cells for t, cells in good}
-        errors = [(n, cells, msg) for n, cells, msg in bad]
+        errors = list(part.bad)
         with connection.cursor() as cur:
-            self._stage(cur, [t for t, _ in good])
+            self._stage(cur, part.copy)
             self._match(cur, lock=not dry_run)
             cur.execute("SELECT row_number, error FROM imp_stage WHERE error IS NOT NULL")
-            for number, message in cur.fetchall():
-                errors.append((number, json.loads(cells_by_row[number]), message))
+            errors += cur.fetchall()
             policy = self.job.policy
             cur.execute(
                 """
@@ -673,56 +675,53 @@ class Importer:
             self._companies(cur, self._written_rows_sql(policy))
             if policy != ImportJob.Policy.UPDATE:
                 result.created, raced = self._insert_new(cur, expected=new_rows)
-                for number, message in raced:
-                    errors.append((number, json.loads(cells_by_row[number]), message))
+                errors += raced
                 result.errors = len(errors)
             if policy != ImportJob.Policy.CREATE:
                 changed = self._update_matched(cur)
                 result.updated = changed
                 result.skipped += matched_rows - changed
-            self._tags(cur, {t.lower() for row, _ in good if row[TAGS_AT] for t in row[TAGS_AT]})
+            self._tags(cur, part.tags)
             self._timeline_and_audit(cur)
-            cur.execute("DROP TABLE imp_co")
+            cur.execute("DROP TABLE IF EXISTS imp_co")
             cur.execute("DROP TABLE imp_stage")
         if errors:
             ImportRowError.objects.bulk_create(
                 [
-                    ImportRowError(job=self.job, row_number=n, values=cells, message=msg)
-                    for n, cells, msg in errors
+                    ImportRowError(
+                        job=self.job, row_number=number, values=part.cells(number), message=msg
+                    )
+                    for number, msg in sorted(errors)
                 ],
                 batch_size=2000,
             )
         return result
 
     # The SQL steps -----------------------------------------------------------------------
-    def _stage(self, cur, rows) -> None:
-        cols = ", ".join(f"{c} {t}" for c, t in {**CONTACT_COLUMNS, **EXTRA_COLUMNS}.items())
+    def _stage(self, cur, text: bytes) -> None:
+        types = self.plan.stage_types
+        if self._sequence is None:
+            cur.execute("SELECT pg_get_serial_sequence('contacts_contact', 'id')")
+            (self._sequence,) = cur.fetchone()
+        # Every row gets a contact id as it is copied in; rows that turn out to match an
+        # existing contact or fail simply leave a gap in the sequence.
         cur.execute(
             f"""
             CREATE TEMP TABLE imp_stage (
-                row_number integer PRIMARY KEY, {cols},
-                contact_id bigint, new_id bigint, error text,
+                row_number integer PRIMARY KEY,
+                {", ".join(f"{c} {t}" for c, t in types.items())},
+                contact_id bigint, new_id bigint DEFAULT nextval(%s::regclass), error text,
                 updated boolean NOT NULL DEFAULT false
             ) ON COMMIT DROP
-            """
+            """,
+            [self._sequence],
         )
-        # Every row gets an id up front (one round trip); rows that turn out to match an
-        # existing contact or fail simply leave a gap in the sequence. This saves a pass
-        # that would rewrite every staged row.
-        cur.execute("SELECT pg_get_serial_sequence('contacts_contact', 'id')")
-        (sequence,) = cur.fetchone()
-        cur.execute(
-            "SELECT nextval(%s::regclass) FROM generate_series(1, %s)", [sequence, len(rows)]
-        )
-        ids = [i for (i,) in cur.fetchall()]
-        with cur.copy(f"COPY imp_stage ({', '.join(COPY_COLUMNS)}, new_id) FROM STDIN") as copy:
-            for row, new_id in zip(rows, ids, strict=True):
-                copy.write_row((*row, new_id))
-        # Row counts and the match keys are what the planner needs; the other 40 columns'
+        with cur.copy(f"COPY imp_stage (row_number, {', '.join(types)}) FROM STDIN") as copy:
+            copy.write(text)
+        # Row counts and the match keys are what the planner needs; the other columns'
         # statistics would cost more than the merge itself.
-        cur.execute(
-            "ANALYZE imp_stage (row_number, email, phone, mobile, external_id, company_key)"
-        )
+        keys = [c for c in ("email", "phone", "mobile", "external_id", "company_key") if c in types]
+        cur.execute(f"ANALYZE imp_stage (row_number, {', '.join(keys)})")
 
     def _match(self, cur, *, lock: bool) -> None:
         org_id, job_id = self.org.id, self.job.id
@@ -840,7 +839,10 @@ class Importer:
 
         Works on the chunk's distinct companies (a few thousand at most), so every lookup
         is an index probe or a hash join, never a scan per row. The result is the temporary
-        table imp_co (ckey -> company_id), joined on s.company_key by the writes."""
+        table imp_co (ckey -> company_id), joined on s.company_key by the writes; files
+        without company columns have none."""
+        if not self.plan.staged("company_key"):
+            return
         org_id = self.org.id
         cur.execute(
             f"""
@@ -929,21 +931,26 @@ class Importer:
         """Insert the new rows; returns how many, and (row, message) for rows that lost a
         race with a contact created meanwhile."""
         org_id, job_id = self.org.id, self.job.id
+        plan = self.plan
         cols = list(CONTACT_COLUMNS)
         params = {"org": org_id}
         values = [self._value_expr(c, for_insert=True, params=params) for c in cols]
+        custom = "'{}'::jsonb"
+        if plan.staged("custom"):
+            custom = "coalesce(jsonb_strip_nulls(s.custom), '{}'::jsonb)"
         cur.execute(
             f"""
             INSERT INTO contacts_contact
                 (id, org_id, public_id, created_at, updated_at, company_id, other_emails, custom,
                  is_archived, {", ".join(cols)})
-            SELECT s.new_id, %(org)s, gen_random_uuid(), now(), now(), k.company_id,
-                   coalesce(s.other_emails, '[]'::jsonb),
-                   coalesce(jsonb_strip_nulls(s.custom), '{{}}'::jsonb)
+            SELECT s.new_id, %(org)s, gen_random_uuid(), now(), now(),
+                   {"k.company_id" if plan.staged("company_key") else "NULL"},
+                   {"coalesce(s.other_emails, '[]')" if plan.staged("other_emails") else "'[]'"},
+                   {custom}
                    || CASE WHEN s.external_id IS NULL THEN '{{}}'::jsonb
                            ELSE jsonb_build_object('external_id', s.external_id) END,
                    false, {", ".join(values)}
-              FROM imp_stage s LEFT JOIN imp_co k ON k.ckey = s.company_key
+              FROM imp_stage s {self._company_join()}
              WHERE s.new_id IS NOT NULL
             ON CONFLICT (org_id, lower(email)) WHERE NOT is_archived AND NOT email = ''
             DO NOTHING
@@ -975,6 +982,11 @@ class Importer:
         )
         return cur.rowcount, raced
 
+    def _company_join(self) -> str:
+        if not self.plan.staged("company_key"):
+            return ""
+        return "LEFT JOIN imp_co k ON k.ckey = s.company_key"
+
     def _update_exprs(self, params: dict) -> tuple[list[str], list[str]]:
         """The SET clauses of an update and the jsonb_build_object arguments that describe
         what each would change ({field: [before, after]}, NULL where nothing changes)."""
@@ -987,10 +999,7 @@ class Importer:
                 f"'{field_for_column(col)}', CASE WHEN c.{col} IS DISTINCT FROM {expr} "
                 f"THEN jsonb_build_array(to_jsonb(c.{col}), to_jsonb({expr})) END"
             )
-        company_mapped = bool(
-            {"company", "company_domain", "company_website"} & self.plan.converter.mapped_fields
-        )
-        if company_mapped:
+        if self.plan.staged("company_key"):
             expr = "coalesce(k.company_id, c.company_id)"
             if self.job.blank_policy == ImportJob.BlankPolicy.OVERWRITE:
                 expr = "k.company_id"
@@ -1013,7 +1022,7 @@ class Importer:
                 f"'custom', CASE WHEN c.custom IS DISTINCT FROM {custom_expr} "
                 f"THEN jsonb_build_array(c.custom, {custom_expr}) END"
             )
-        if "other_emails" in self.plan.converter.mapped_fields or "email" in self.plan.mapped:
+        if self.plan.staged("other_emails"):
             other = (
                 "coalesce((SELECT jsonb_agg(DISTINCT e) FROM jsonb_array_elements_text("
                 "c.other_emails || coalesce(s.other_emails, '[]'::jsonb)) e "
@@ -1024,7 +1033,7 @@ class Importer:
                 f"'other_emails', CASE WHEN c.other_emails IS DISTINCT FROM {other} "
                 f"THEN jsonb_build_array(c.other_emails, {other}) END"
             )
-        if "tags" in self.plan.converter.mapped_fields or self.plan.default_tags:
+        if self.plan.staged("tags"):
             # Tags are only ever added; the record keeps which, so undo can take them off.
             diffs.append(
                 "'tags', (SELECT jsonb_build_array(NULL::jsonb, jsonb_agg(t.name))"
@@ -1035,14 +1044,13 @@ class Importer:
             )
         return sets, diffs
 
-    @staticmethod
-    def _changes_sql(columns: str, diffs: list[str]) -> str:
+    def _changes_sql(self, columns: str, diffs: list[str]) -> str:
         """Matched rows that change something, with `columns` selected from s, c and d."""
         return f"""
             SELECT {columns}
               FROM imp_stage s
               JOIN contacts_contact c ON c.id = s.contact_id
-              LEFT JOIN imp_co k ON k.ckey = s.company_key
+              {self._company_join()}
               CROSS JOIN LATERAL (SELECT jsonb_strip_nulls(jsonb_build_object(
                   {", ".join(diffs)})) AS changes) d
              WHERE s.error IS NULL AND d.changes <> '{{}}'::jsonb
@@ -1089,7 +1097,7 @@ class Importer:
             f"""
             UPDATE contacts_contact c SET {", ".join([*sets, "updated_at = now()"])}
               FROM imp_stage s
-              LEFT JOIN imp_co k ON k.ckey = s.company_key
+              {self._company_join()}
              WHERE s.updated AND c.id = s.contact_id
             """,
             params,
@@ -1106,7 +1114,7 @@ class Importer:
         (the file's and the job's defaults) trimmed and de-duplicated already; `names` are
         the chunk's, lower-cased. Files repeat a few tags, so after the first chunk the
         creating statement is usually known to have nothing to do and is skipped."""
-        if not names:
+        if not names or not self.plan.staged("tags"):
             return
         written = f"s.tags IS NOT NULL AND {WRITTEN}"
         params = {"org": self.org.id, "names": sorted(names)}
@@ -1157,16 +1165,17 @@ class Importer:
             """,
             [org_id, user_id, subject, data],
         )
-        cur.execute(
-            f"""
-            INSERT INTO contacts_note (org_id, public_id, created_at, updated_at, contact_id,
-                                       author_id, body)
-            SELECT %s, gen_random_uuid(), now(), now(), coalesce(s.new_id, s.contact_id), %s,
-                   s.note
-              FROM imp_stage s WHERE s.note IS NOT NULL AND {WRITTEN}
-            """,
-            [org_id, user_id],
-        )
+        if self.plan.staged("note"):
+            cur.execute(
+                f"""
+                INSERT INTO contacts_note (org_id, public_id, created_at, updated_at, contact_id,
+                                           author_id, body)
+                SELECT %s, gen_random_uuid(), now(), now(), coalesce(s.new_id, s.contact_id),
+                       %s, s.note
+                  FROM imp_stage s WHERE s.note IS NOT NULL AND {WRITTEN}
+                """,
+                [org_id, user_id],
+            )
         cur.execute(
             f"""
             SELECT min(s.row_number), max(s.row_number),

@@ -358,31 +358,30 @@ def import_preview(job: ImportJob, *, show: int = 50) -> dict:
                 more = True
                 break
             rows.append((number, cells))
-    good, bad = importer.convert_chunk(rows)
     sid = transaction.savepoint() if connection.in_atomic_block else None
     try:
         with transaction.atomic():
-            result = importer.merge(good, bad, dry_run=True)
-            problems = {n: msg for n, _, msg in importer.preview_errors}
+            converted, result = importer.dry_run(rows)
+            problems = dict(importer.preview_errors)
             raise _Rollback
     except _Rollback:
         pass
     if sid:
         transaction.savepoint_commit(sid)
-    data_rows = len(good) + len(bad)
+    data_rows = len(converted.numbers) + len(converted.bad)
     shown = []
-    by_number = {t[0]: t for t, _ in good}
+    staged = {number: i for i, number in enumerate(converted.numbers)}
     for number, cells in rows[: show * 2]:
         if len(shown) >= show:
             break
         if not any(c.strip() for c in cells):
             continue
-        staged = by_number.get(number)
+        index = staged.get(number)
         problem = problems.get(number, "")
         shown.append(
             {
                 "row": number,
-                "values": _preview_values(staged) if staged else {},
+                "values": converted.row(index) if index is not None else {},
                 "cells": cells,
                 "problem": problem,
                 "action": _preview_action(job, problem, number, importer),
@@ -435,10 +434,6 @@ def _preview_columns(importer) -> list[str]:
     if any(t.startswith(CUSTOM_PREFIX) for t in mapped):
         cols.append("custom")
     return cols
-
-
-def _preview_values(staged: tuple) -> dict:
-    return dict(zip(["row_number", *_PREVIEW_FIELDS], staged, strict=False))
 
 
 # Running ------------------------------------------------------------------------------

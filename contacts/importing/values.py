@@ -1,7 +1,9 @@
-"""Turn one row of cells into the values of one contact, or a message saying why not.
+"""The rules for one cell of an import: how each kind of column is read, checked and
+normalized, with a message saying why when a cell can't be taken.
 
 A `RowConverter` is built once per import (it knows the mapping, the org's members, custom
-fields and defaults) and then converts rows fast: no database access per row.
+fields and choice tables) and answers for single cells without touching the database;
+convert.py applies it to whole chunks, column by column.
 """
 
 from __future__ import annotations
@@ -10,14 +12,13 @@ import datetime as dt
 import json
 import re
 import zoneinfo
-from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 
 from ..custom_fields import coerce_custom_value
 from ..fields import CUSTOM_PREFIX, catalog_by_key, contact_field_catalog
 from ..models import Contact
-from ..normalize import LOCALE_DATA, normalize_email, normalize_phone, phone_region, region_code
+from ..normalize import LOCALE_DATA, normalize_domain, normalize_email, region_code
 from .mapper import CUSTOM, SKIP
 
 _ESCAPED_LEADS = {"=", "+", "-", "@", "\t", "\r"}
@@ -149,12 +150,21 @@ def _words(text: str) -> str:
     return " ".join(re.sub(r"[^\w]+", " ", text.lower()).split())
 
 
+# Files name countries in English first, then in the languages of our other header synonyms.
+_COUNTRY_LANGUAGES = ("en", "de", "fr", "es", "it", "nl", "pt")
+
+
 def _country_table() -> dict[str, str]:
+    """Country names → ISO codes. The phone library's table points a language at another
+    one's spelling with "*xx" (English is usually "*aa", the name every language shares)."""
     table = {}
-    for code, names in LOCALE_DATA.items():
-        name = names.get("en", "")
-        if name and not name.startswith("*") and len(code) == 2:
-            table[_words(name)] = code
+    for language in _COUNTRY_LANGUAGES:
+        for code, names in LOCALE_DATA.items():
+            name = names.get(language, "")
+            if name.startswith("*"):
+                name = names.get(name[1:], "")
+            if name and not name.startswith("*") and len(code) == 2:
+                table.setdefault(_words(name), code)
     table.update({_words(k): v for k, v in _COUNTRY_ALIASES.items()})
     return table
 
@@ -229,18 +239,6 @@ def split_full_name(text: str) -> tuple[str, str]:
     return parts[0], " ".join(parts[1:])
 
 
-@dataclass
-class ConvertedRow:
-    values: dict  # contact field -> value, only for mapped columns (None = blank cell)
-    custom: dict  # custom key -> value (None = blank)
-    tags: list[str]
-    other_emails: list[str]
-    company_name: str
-    company_domain: str
-    note: str
-    external_id: str
-
-
 class RowConverter:
     """Converts cells to contact values for one import. `mapping` is column → target."""
 
@@ -286,6 +284,7 @@ class RowConverter:
         custom_keys_for_columns: dict | None = None,
     ):
         self.org = org
+        self.headers = headers
         self.tz = zoneinfo.ZoneInfo(org.timezone or "UTC")
         self.day_first = (
             day_first if day_first is not None else not (org.locale or "").lower().endswith("us")
@@ -327,102 +326,54 @@ class RowConverter:
             raise ValidationError(f"“{text}” is not a {field.verbose_name} ({allowed}).")
         return found
 
-    def convert(self, cells: list[str]) -> ConvertedRow:
-        """Raises ValidationError naming the column when a cell can't be taken."""
-        values: dict = {}
-        custom: dict = {}
-        tags: list[str] = []
-        other: list[str] = []
-        company_name = company_domain = note = external_id = ""
-        region = None
-        if self.region_column is not None and self.region_column < len(cells):
-            raw_country = cells[self.region_column].strip()
-            if raw_country:
-                try:
-                    region = parse_country(raw_country)
-                except ValidationError:
-                    region = None
-        region = phone_region(country=region or "", org=self.org)
-        for index, target, header in self.plan:
-            raw = cells[index].strip() if index < len(cells) else ""
-            if raw[:1] == "'" and raw[1:2] in _ESCAPED_LEADS:
-                raw = raw[1:]  # our own error report (and Excel) escape formulas this way
-            try:
-                if target.startswith(CUSTOM_PREFIX):
-                    key = target[len(CUSTOM_PREFIX) :]
-                    custom[key] = self._custom(key, raw)
-                    continue
-                if not raw:
-                    if target not in {"tags", "other_emails", "note", "full_name"}:
-                        values.setdefault(target, None)
-                    continue
-                if target == "email":
-                    parts = [p for p in _SPLIT_MULTI.split(raw) if p]
-                    values["email"] = normalize_email(parts[0])
-                    other.extend(normalize_email(p) for p in parts[1:])
-                elif target == "other_emails":
-                    other.extend(normalize_email(p) for p in _SPLIT_MULTI.split(raw) if p)
-                elif target in ("phone", "mobile"):
-                    first = _SPLIT_MULTI.split(raw)[0] if ";" in raw or "|" in raw else raw
-                    values[target] = normalize_phone(first, region=region)
-                elif target == "full_name":
-                    first, last = split_full_name(raw)
-                    values.setdefault("first_name", first[:150])
-                    values.setdefault("last_name", last[:150])
-                elif target in self.TEXT_FIELDS:
-                    values[target] = raw[: Contact._meta.get_field(target).max_length]
-                elif target in self.CHOICE_FIELDS:
-                    values[target] = self._choice(target, raw)
-                elif target in self.BOOL_FIELDS:
-                    values[target] = parse_bool(raw, inverted=header in self.inverted)
-                elif target == "country":
-                    values["country"] = parse_country(raw)
-                elif target == "lead_score":
-                    score = int(float(raw.replace(",", ".")))
-                    if not 0 <= score <= 100:
-                        raise ValidationError(f"Lead score {score} is outside 0–100.")
-                    values["lead_score"] = score
-                elif target == "consent_date":
-                    values["consent_date"] = parse_datetime(
-                        raw, tz=self.tz, day_first=self.day_first
-                    )
-                elif target == "owner":
-                    user_id = self.members_by_email.get(raw.lower())
-                    if user_id is None:
-                        raise ValidationError(f"No active member has the email “{raw}”.")
-                    values["owner_id"] = user_id
-                elif target == "tags":
-                    tags.extend(t[:60] for t in _SPLIT_TAGS.split(raw) if t and t != "*")
-                elif target == "linkedin_url":
-                    values["linkedin_url"] = raw if "://" in raw else f"https://{raw}"
-                elif target in ("company", "company_name"):
-                    company_name = raw[:200]
-                elif target in ("company_domain", "company_website"):
-                    company_domain = company_domain or raw
-                elif target == "note":
-                    note = f"{note}\n\n{raw}".strip() if note else raw
-                elif target == "external_id":
-                    external_id = raw[:200]
-                else:
-                    raise ValidationError(f"“{target}” cannot be imported.")
-            except ValidationError as exc:
-                raise ValidationError(f"{header}: {' '.join(exc.messages)}") from None
-            except ValueError:
-                raise ValidationError(f"{header}: “{raw}” is not a number.") from None
-        # A contact needs something to be known by.
-        if not (
-            values.get("email")
-            or values.get("first_name")
-            or values.get("last_name")
-            or values.get("phone")
-            or values.get("mobile")
-        ):
-            raise ValidationError("The row has no name, email or phone.")
-        return ConvertedRow(
-            values, custom, tags, other, company_name, company_domain, note, external_id
-        )
+    def cell_value(self, target: str, header: str, raw: str):
+        """The value of one non-blank cell (stripped) for `target`. Emails come back as
+        (primary, extra addresses), names as (first, last), tags as a tuple; raises
+        ValidationError (or ValueError for a bad number) for a cell that can't be taken.
+        Phone numbers depend on the row's country too: convert.py reads them."""
+        if target == "email":
+            parts = [p for p in _SPLIT_MULTI.split(raw) if p]
+            if not parts:
+                return None
+            return normalize_email(parts[0]), tuple(normalize_email(p) for p in parts[1:])
+        if target == "other_emails":
+            return tuple(normalize_email(p) for p in _SPLIT_MULTI.split(raw) if p)
+        if target == "full_name":
+            return split_full_name(raw)
+        if target in self.TEXT_FIELDS:
+            return raw[: Contact._meta.get_field(target).max_length]
+        if target in self.CHOICE_FIELDS:
+            return self._choice(target, raw)
+        if target in self.BOOL_FIELDS:
+            return parse_bool(raw, inverted=header in self.inverted)
+        if target == "country":
+            return parse_country(raw)
+        if target == "lead_score":
+            score = int(float(raw.replace(",", ".")))
+            if not 0 <= score <= 100:
+                raise ValidationError(f"Lead score {score} is outside 0–100.")
+            return score
+        if target == "consent_date":
+            return parse_datetime(raw, tz=self.tz, day_first=self.day_first)
+        if target == "owner":
+            user_id = self.members_by_email.get(raw.lower())
+            if user_id is None:
+                raise ValidationError(f"No active member has the email “{raw}”.")
+            return user_id
+        if target == "tags":
+            return tuple(t[:60] for t in _SPLIT_TAGS.split(raw) if t and t != "*")
+        if target == "linkedin_url":
+            return raw if "://" in raw else f"https://{raw}"
+        if target in ("company", "company_name", "external_id"):
+            return raw[:200]
+        if target in ("company_domain", "company_website"):
+            return normalize_domain(raw)
+        if target == "note":
+            return raw
+        raise ValidationError(f"“{target}” cannot be imported.")
 
-    def _custom(self, key: str, raw: str):
+    def custom_value(self, key: str, raw: str):
+        """The stored value of a custom field's cell (stripped), None when blank."""
         definition = self.definitions[key]
         if not raw:
             return None

@@ -487,12 +487,12 @@ class WorkerKilled(BaseException):
 class DiesAfterTwoChunks(Importer):
     chunks_written = 0
 
-    def merge(self, good, bad, *, dry_run):
+    def merge(self, part, *, dry_run):
         if not dry_run:
             if DiesAfterTwoChunks.chunks_written == 2:
                 raise WorkerKilled
             DiesAfterTwoChunks.chunks_written += 1
-        return super().merge(good, bad, dry_run=dry_run)
+        return super().merge(part, dry_run=dry_run)
 
 
 def test_a_job_whose_worker_died_resumes_after_its_last_chunk_without_duplicates(
@@ -716,13 +716,13 @@ def test_lanes_merge_in_parallel_to_the_same_result_as_one_connection(
 class LaneDiesAfterThreeParts(Importer):
     parts_written = 0
 
-    def merge(self, good, bad, *, dry_run):
+    def merge(self, part, *, dry_run):
         if not dry_run:
             with _parts_lock:
                 if LaneDiesAfterThreeParts.parts_written >= 3:
                     raise WorkerKilled
                 LaneDiesAfterThreeParts.parts_written += 1
-        return super().merge(good, bad, dry_run=dry_run)
+        return super().merge(part, dry_run=dry_run)
 
 
 _parts_lock = threading.Lock()

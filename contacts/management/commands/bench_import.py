@@ -19,6 +19,7 @@ import csv
 import json
 import os
 import random
+import resource
 import subprocess
 import sys
 import tempfile
@@ -242,11 +243,44 @@ def plain_copy_seconds(path: str) -> float:
     return seconds
 
 
-def run_import(path: str, org: Organization) -> tuple[dict, float, float, float]:
+class PostgresCpu:
+    """CPU seconds used by the PostgreSQL server's processes on this machine (backends, WAL
+    writer, checkpointer...) between start and the last sample. Backends end with their
+    connections, taking their counters with them, so the caller samples while it waits.
+    None when the server's processes cannot be read (another user's server)."""
+
+    def __init__(self):
+        self.readable = True
+        self.start = self._read()
+        self.latest = dict(self.start)
+
+    def _read(self) -> dict[int, float]:
+        seen = {}
+        try:
+            for proc in psutil.process_iter(["name", "cpu_times"]):
+                times = proc.info["cpu_times"]
+                if proc.info["name"] in ("postgres", "postmaster") and times is not None:
+                    seen[proc.pid] = times.user + times.system
+        except psutil.AccessDenied:
+            self.readable = False
+        return seen
+
+    def sample(self) -> None:
+        self.latest.update(self._read())
+
+    def seconds(self) -> float | None:
+        if not self.readable:
+            return None
+        return sum(cpu - self.start.get(pid, 0.0) for pid, cpu in self.latest.items())
+
+
+def run_import(path: str, org: Organization) -> tuple[dict, float, float, float, dict]:
     """Run the import in its own process; returns its summary, seconds, the peak RSS of the
     import process and the peak of its RSS plus the unique memory (USS) of its converting
-    workers, which are forked from it and share the rest of their pages with it. Sampled
-    every 0.1 s."""
+    workers, which are forked from it and share the rest of their pages with it (sampled
+    every 0.1 s), and the CPU seconds spent by the import's processes and by PostgreSQL."""
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    postgres = PostgresCpu()
     started = time.perf_counter()
     proc = subprocess.Popen(  # noqa: S603 - our own manage.py with our arguments
         [sys.executable, "manage.py", "import_contacts", path, "--org", org.slug],
@@ -267,13 +301,21 @@ def run_import(path: str, org: Organization) -> tuple[dict, float, float, float]
             largest, tree_peak = max(largest, rss), max(tree_peak, rss + workers)
         except psutil.Error:
             pass
+        postgres.sample()
         time.sleep(0.1)
     seconds = time.perf_counter() - started
     out, err = proc.communicate()
     if proc.returncode != 0:
         raise RuntimeError(f"import failed: {err[-2000:]}")
     summary = json.loads(out.strip().splitlines()[-1])
-    return summary, seconds, largest / 1e6, tree_peak / 1e6
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    postgres.sample()
+    cpu = {
+        "python": (children.ru_utime + children.ru_stime)
+        - (children_before.ru_utime + children_before.ru_stime),
+        "postgres": postgres.seconds(),
+    }
+    return summary, seconds, largest / 1e6, tree_peak / 1e6, cpu
 
 
 class Command(BaseCommand):
@@ -295,8 +337,9 @@ class Command(BaseCommand):
             size_mb = os.path.getsize(path) / 1e6
             org = make_org(run, existing=rows // 10)
             floor = plain_copy_seconds(path)
-            summary, seconds, peak_mb, tree_mb = run_import(path, org)
+            summary, seconds, peak_mb, tree_mb, cpu = run_import(path, org)
             rate = rows / seconds
+            postgres = "n/a" if cpu["postgres"] is None else f"{cpu['postgres']:.1f}s"
             self.stdout.write(
                 f"import rows={rows} file={size_mb:.0f}MB seconds={seconds:.1f} "
                 f"rows_per_s={rate:,.0f} load_seconds={summary['load_seconds']} "
@@ -304,7 +347,8 @@ class Command(BaseCommand):
                 f"skipped={summary['skipped']} errors={summary['errors']} "
                 f"peak_rss={peak_mb:.0f}MB peak_with_workers={tree_mb:.0f}MB "
                 f"plain_copy={floor:.2f}s "
-                f"ratio={seconds / floor:.1f}x"
+                f"ratio={seconds / floor:.1f}x "
+                f"cpu_python={cpu['python']:.1f}s cpu_postgres={postgres}"
             )
             if not opts["keep_files"]:
                 os.remove(path)
