@@ -184,6 +184,21 @@ class Contact(OrgScopedModel):
     updated_at = models.DateTimeField(auto_now=True)
     last_contacted_at = models.DateTimeField(null=True, blank=True)
     last_activity_at = models.DateTimeField(null=True, blank=True)
+    # The import that created the contact: its timeline starts with "Imported from <file>".
+    # No index and no database constraint: nothing looks contacts up by import (an import
+    # lists what it created on its parts), and imports are never deleted apart from their
+    # organization, so the reference cannot dangle; a constraint would cost a look-up per
+    # imported row.
+    import_job = models.ForeignKey(
+        "contacts.ImportJob",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+        editable=False,
+    )
     # Full-text search over name and email (company names are searched through Company).
     search_vector = models.GeneratedField(
         expression=SearchVector("first_name", "last_name", config="simple", weight="A")
@@ -504,7 +519,13 @@ class ScoringRule(OrgScopedModel):
 
 
 # The import models live beside the import code; importing them here registers them.
-from .importing.models import ImportJob, ImportRecord, ImportRowError, SavedMapping  # noqa: E402
+from .importing.models import (  # noqa: E402
+    ImportJob,
+    ImportPart,
+    ImportRecord,
+    ImportRowError,
+    SavedMapping,
+)
 
 __all__ = [
     "Activity",
@@ -513,6 +534,7 @@ __all__ = [
     "ContactList",
     "CustomFieldDefinition",
     "ImportJob",
+    "ImportPart",
     "ImportRecord",
     "ImportRowError",
     "ListPreference",

@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.formats import date_format
 
@@ -18,7 +17,7 @@ from ..models import Contact
 from .detect import DELIMITER_NAMES, ENCODING_LABELS
 from .forms import CUSTOM_LABEL, SKIP_LABEL
 from .mapper import CUSTOM, EXTRA_TARGETS, SKIP
-from .models import ImportJob, ImportRecord
+from .models import ImportJob
 
 SAMPLES_PER_COLUMN = 3
 
@@ -281,19 +280,3 @@ def plain_text(value) -> str:
     if isinstance(value, list):
         return ", ".join(str(v) for v in value)
     return str(value)
-
-
-def undo_estimate(job: ImportJob) -> dict:
-    """What Undo would do now: contacts it deletes, contacts it restores, and those it keeps
-    because someone edited them after the import wrote them (the same test the service uses)."""
-    contact = Contact.objects.filter(org_id=job.org_id, pk=OuterRef("contact_id"))
-    records = ImportRecord.objects.filter(job=job).annotate(
-        present=Exists(contact),
-        edited=Exists(contact.filter(updated_at__gt=OuterRef("written_at"))),
-    )
-    untouched = Q(present=True, edited=False)
-    return records.aggregate(
-        delete=Count("id", filter=untouched & Q(action=ImportRecord.Action.CREATED)),
-        restore=Count("id", filter=untouched & Q(action=ImportRecord.Action.UPDATED)),
-        keep=Count("id", filter=Q(edited=True)),
-    )

@@ -289,6 +289,7 @@ class Part:
     records: int
     cells: ChunkCells
     tags: set[str] = field(default_factory=set)  # its rows' tags, lower-cased
+    number: int = -1  # chunk * lanes + lane, set when it is committed
 
 
 def _put(target: queue.Queue, item, stop: threading.Event) -> bool:
@@ -579,7 +580,7 @@ class Importer:
         match key, but two of them can still meet on a contact matched by different keys
         or on a new company; PostgreSQL then ends one transaction as a deadlock, which is
         retried from the start."""
-        index = number * self.lanes + lane
+        index = part.number = number * self.lanes + lane
         for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
             try:
                 with transaction.atomic():
@@ -683,6 +684,7 @@ class Importer:
                 result.skipped += matched_rows - changed
             self._tags(cur, part.tags)
             self._timeline_and_audit(cur)
+            self._record_part(cur, part.number)
             cur.execute("DROP TABLE IF EXISTS imp_co")
             cur.execute("DROP TABLE imp_stage")
         if errors:
@@ -790,6 +792,8 @@ class Importer:
                 """
             )
         # A contact this import already wrote in an earlier chunk: a duplicate in the file.
+        # Contacts it updated have a record; those it created carry the import, and the
+        # row that created them is on the part whose id range holds them.
         cur.execute(
             """
             UPDATE imp_stage s
@@ -798,6 +802,23 @@ class Importer:
              WHERE r.job_id = %s AND r.contact_id = s.contact_id AND s.error IS NULL
             """,
             [job_id],
+        )
+        cur.execute(
+            """
+            UPDATE imp_stage s
+               SET error = 'Duplicate inside the file: same contact as row '
+                           || coalesce((SELECT u.row_number::text
+                                          FROM contacts_importpart p
+                                         CROSS JOIN LATERAL unnest(p.created_ids, p.created_rows)
+                                               AS u(id, row_number)
+                                         WHERE p.job_id = %(job)s
+                                           AND s.contact_id BETWEEN p.min_id AND p.max_id
+                                           AND u.id = s.contact_id
+                                         LIMIT 1), 'above')
+              FROM contacts_contact c
+             WHERE c.id = s.contact_id AND c.import_job_id = %(job)s AND s.error IS NULL
+            """,
+            {"job": job_id},
         )
         # Two rows of one chunk matching the same contact (e.g. by phone).
         cur.execute(
@@ -930,10 +951,9 @@ class Importer:
     def _insert_new(self, cur, *, expected: int) -> tuple[int, list]:
         """Insert the new rows; returns how many, and (row, message) for rows that lost a
         race with a contact created meanwhile."""
-        org_id, job_id = self.org.id, self.job.id
         plan = self.plan
         cols = list(CONTACT_COLUMNS)
-        params = {"org": org_id}
+        params = {"org": self.org.id, "job": self.job.id}
         values = [self._value_expr(c, for_insert=True, params=params) for c in cols]
         custom = "'{}'::jsonb"
         if plan.staged("custom"):
@@ -941,9 +961,9 @@ class Importer:
         cur.execute(
             f"""
             INSERT INTO contacts_contact
-                (id, org_id, public_id, created_at, updated_at, company_id, other_emails, custom,
-                 is_archived, {", ".join(cols)})
-            SELECT s.new_id, %(org)s, gen_random_uuid(), now(), now(),
+                (id, org_id, public_id, created_at, updated_at, import_job_id, company_id,
+                 other_emails, custom, is_archived, {", ".join(cols)})
+            SELECT s.new_id, %(org)s, gen_random_uuid(), now(), now(), %(job)s,
                    {"k.company_id" if plan.staged("company_key") else "NULL"},
                    {"coalesce(s.other_emails, '[]')" if plan.staged("other_emails") else "'[]'"},
                    {custom}
@@ -971,16 +991,7 @@ class Importer:
                 """
             )
             raced = cur.fetchall()
-        cur.execute(
-            """
-            INSERT INTO contacts_importrecord (job_id, contact_id, row_number, action, changes,
-                                               written_at)
-            SELECT %s, s.new_id, s.row_number, 'created', '{}'::jsonb, now()
-              FROM imp_stage s WHERE s.new_id IS NOT NULL
-            """,
-            [job_id],
-        )
-        return cur.rowcount, raced
+        return inserted, raced
 
     def _company_join(self) -> str:
         if not self.plan.staged("company_key"):
@@ -1151,19 +1162,20 @@ class Importer:
         )
 
     def _timeline_and_audit(self, cur) -> None:
+        """Timeline entries of the contacts this part updated (the contacts it created tell
+        their timeline where they came from themselves: contact.import_job), the notes of
+        every row it wrote, and one audit event for the part."""
         org_id, job = self.org.id, self.job
         user_id = self.actor_user.id if self.actor_user else None
-        subject = f"Imported from {job.file_name}"[:300]
-        data = dumps({"import": str(job.public_id), "file": job.file_name})
         cur.execute(
-            f"""
+            """
             INSERT INTO contacts_activity (org_id, public_id, created_at, type, contact_id,
                                            actor_id, subject, body, data, occurred_at)
-            SELECT %s, gen_random_uuid(), now(), 'imported', coalesce(s.new_id, s.contact_id),
-                   %s, %s, '', %s::jsonb, now()
-              FROM imp_stage s WHERE {WRITTEN}
+            SELECT %s, gen_random_uuid(), now(), 'imported', s.contact_id, %s, %s, '',
+                   %s::jsonb, now()
+              FROM imp_stage s WHERE s.updated
             """,
-            [org_id, user_id, subject, data],
+            [org_id, user_id, job.timeline_subject, dumps(job.timeline_data)],
         )
         if self.plan.staged("note"):
             cur.execute(
@@ -1201,6 +1213,22 @@ class Importer:
             obj=job,
             object_repr=f"{job.file_name}, rows {first}–{last}",
             changes={"created": created, "updated": updated, "rows": f"{first}–{last}"},
+        )
+
+    def _record_part(self, cur, number: int) -> None:
+        """The part, with the contacts it created in row order (Undo, the diff view and
+        the duplicate check read them)."""
+        cur.execute(
+            """
+            INSERT INTO contacts_importpart (job_id, number, created_ids, created_rows,
+                                             first_row, last_row, min_id, max_id, written_at)
+            SELECT %s, %s,
+                   coalesce(array_agg(s.new_id ORDER BY s.row_number), '{}'),
+                   coalesce(array_agg(s.row_number ORDER BY s.row_number), '{}'),
+                   min(s.row_number), max(s.row_number), min(s.new_id), max(s.new_id), now()
+              FROM imp_stage s WHERE s.new_id IS NOT NULL
+            """,
+            [self.job.id, number],
         )
 
     def finish(self) -> None:

@@ -79,12 +79,53 @@ class ImportJob(OrgScopedModel):
     def __str__(self):
         return f"{self.file_name} ({self.get_status_display()})"
 
+    @property
+    def timeline_subject(self) -> str:
+        """What a contact's timeline says of the import that created or updated it."""
+        return f"Imported from {self.file_name}"[:300]
+
+    @property
+    def timeline_data(self) -> dict:
+        return {"import": str(self.public_id), "file": self.file_name}
+
+
+class ImportPart(models.Model):
+    """One committed part of an import (a merge lane's share of a chunk), written in the
+    same transaction as its contacts, with the contacts it created. A million new contacts
+    are a hundred rows here instead of a million, which is what makes big imports fast;
+    the diff view, Undo and the "duplicate inside the file" check read them back."""
+
+    # importpart_number_per_job (job, number) serves the foreign key too.
+    job = models.ForeignKey(
+        ImportJob, on_delete=models.CASCADE, related_name="parts", db_index=False
+    )
+    number = models.PositiveIntegerField()  # chunk * lanes + lane, as in job.chunks_done
+    # The contacts it created and their rows in the file, in row order.
+    created_ids = ArrayField(models.BigIntegerField(), default=list, blank=True)
+    created_rows = ArrayField(models.PositiveIntegerField(), default=list, blank=True)
+    # Ranges of the two arrays, so look-ups open only the parts that can hold a row or id.
+    first_row = models.PositiveIntegerField(null=True, blank=True)
+    last_row = models.PositiveIntegerField(null=True, blank=True)
+    min_id = models.BigIntegerField(null=True, blank=True)
+    max_id = models.BigIntegerField(null=True, blank=True)
+    # The contacts' updated_at right after this part wrote them: a later edit moves it on.
+    written_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint("job", "number", name="importpart_number_per_job"),
+        ]
+
+    def __str__(self):
+        return f"part {self.number} of import {self.job_id}"
+
 
 class ImportRecord(models.Model):
-    """One contact the import created or updated, with the values it replaced."""
+    """One contact the import updated, with the values it replaced (contacts it created
+    are listed on its parts)."""
 
     class Action(models.TextChoices):
-        CREATED = "created", "Created"
+        CREATED = "created", "Created"  # before imports listed their new contacts on parts
         UPDATED = "updated", "Updated"
 
     # importrecord_job (job, action, row_number) serves the foreign key too.

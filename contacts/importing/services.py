@@ -23,11 +23,12 @@ from ..custom_fields import RESERVED_KEYS
 from ..fields import CUSTOM_PREFIX, contact_field_catalog
 from ..models import Contact, CustomFieldDefinition
 from ..services import customfield_create
+from . import selectors
 from .ai_mapping import refine_with_llm
 from .detect import DELIMITERS, ENCODING_LABELS
 from .engine import CONTACT_COLUMNS, ImportCancelled, Importer
 from .mapper import CUSTOM, EXTRA_TARGETS, SKIP, suggest_mapping
-from .models import ImportJob, ImportRecord, SavedMapping
+from .models import ImportJob, SavedMapping
 from .reader import sniff_file
 
 log = logging.getLogger(__name__)
@@ -506,8 +507,7 @@ def _rescore(job: ImportJob) -> None:
 
     if not has_active_rules(job.org):
         return
-    ids = ImportRecord.objects.filter(job=job).values_list("contact_id", flat=True)
-    rescore_contacts(job.org, ids=ids)
+    rescore_contacts(job.org, ids=selectors.touched_ids(job))
 
 
 def _end(job: ImportJob, status: str, failure: str) -> None:
@@ -587,17 +587,9 @@ def import_undo(*, job: ImportJob, actor: Actor, policy) -> dict:
         raise ValidationError("This import was already undone.")
     org_id = job.org_id
     label = actor.user.email if actor.user else actor.label
+    # Edited since the import wrote them: keep, and list.
+    edited = selectors.edited_since(job)
     with connection.cursor() as cur:
-        # Edited since the import wrote them: keep, and list.
-        cur.execute(
-            """
-            SELECT r.contact_id FROM contacts_importrecord r
-              JOIN contacts_contact c ON c.id = r.contact_id
-             WHERE r.job_id = %s AND c.updated_at > r.written_at
-            """,
-            [job.id],
-        )
-        edited = [row[0] for row in cur.fetchall()]
         cur.execute(
             """
             INSERT INTO crm_auditevent (org_id, public_id, created_at, actor_type, actor_user_id,
@@ -606,8 +598,9 @@ def import_undo(*, job: ImportJob, actor: Actor, policy) -> dict:
             SELECT %s, gen_random_uuid(), now(), %s, %s, %s, 'contact.deleted', 'contact',
                    c.public_id::text, left(btrim(c.first_name || ' ' || c.last_name || ' '
                    || c.email), 200), jsonb_build_object('undo_import', %s::text), %s
-              FROM contacts_importrecord r JOIN contacts_contact c ON c.id = r.contact_id
-             WHERE r.job_id = %s AND r.action = 'created' AND NOT (r.contact_id = ANY(%s))
+              FROM contacts_importpart p CROSS JOIN LATERAL unnest(p.created_ids) AS u(id)
+              JOIN contacts_contact c ON c.id = u.id AND c.org_id = %s
+             WHERE p.job_id = %s AND NOT (u.id = ANY(%s))
             """,
             [
                 org_id,
@@ -616,6 +609,7 @@ def import_undo(*, job: ImportJob, actor: Actor, policy) -> dict:
                 label,
                 job.file_name,
                 actor.ip,
+                org_id,
                 job.id,
                 edited,
             ],
@@ -654,19 +648,16 @@ def _delete_created(job: ImportJob, edited: list[int]) -> int:
     """Delete the contacts the import created, in batches through the ORM: the database's
     foreign keys do not cascade (Django does), so a plain DELETE would fail on the timeline,
     notes, tags and anything else that hangs off a contact."""
-    ids = (
-        ImportRecord.objects.filter(job=job, action=ImportRecord.Action.CREATED)
-        .exclude(contact_id__in=edited)
-        .order_by("contact_id")
-        .values_list("contact_id", flat=True)
-    )
+    keep = set(edited)
     deleted, batch = 0, []
 
     def flush():
         _, per_model = Contact.objects.filter(org_id=job.org_id, pk__in=batch).delete()
         return per_model.get(Contact._meta.label, 0)
 
-    for contact_id in ids.iterator(chunk_size=UNDO_DELETE_BATCH):
+    for contact_id in selectors.created_ids(job):
+        if contact_id in keep:
+            continue
         batch.append(contact_id)
         if len(batch) >= UNDO_DELETE_BATCH:
             deleted += flush()

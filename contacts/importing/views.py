@@ -29,7 +29,7 @@ from crm.services import Actor
 
 from ..fields import catalog_by_key, contact_field_catalog
 from ..models import Company, Contact
-from . import display, services
+from . import display, selectors, services
 from .forms import DetectionForm, MappingForm, UploadForm
 from .mapper import SKIP
 from .models import ImportJob, ImportRecord, ImportRowError
@@ -356,8 +356,13 @@ def _diff_context(request, job: ImportJob) -> dict:
     show = request.GET.get("show")
     if show not in ("created", "updated"):
         show = "created" if job.created_count or not job.updated_count else "updated"
-    records = ImportRecord.objects.filter(job=job, action=show)
-    result = keyset_page(records, ["row_number", "id"], request.GET.get("cursor"), DIFF_PAGE_SIZE)
+    if show == "created":
+        result = selectors.created_page(job, request.GET.get("cursor"), DIFF_PAGE_SIZE)
+    else:
+        records = ImportRecord.objects.filter(job=job, action=show)
+        result = keyset_page(
+            records, ["row_number", "id"], request.GET.get("cursor"), DIFF_PAGE_SIZE
+        )
     contact_ids = [r.contact_id for r in result.rows]
     contacts = {
         c.pk: c
@@ -504,7 +509,7 @@ def import_undo(request, public_id):
     return render(
         request,
         "contacts/import/undo_confirm.html",
-        {"job": job, "estimate": display.undo_estimate(job), "step": 4},
+        {"job": job, "estimate": selectors.undo_counts(job), "step": 4},
     )
 
 

@@ -16,7 +16,7 @@ from crm.permissions import policy_for
 from .. import services
 from ..fields import GROUPS, catalog_by_key
 from ..forms import ContactForm, NoteForm, QuickLogForm, TaskForm, form_name
-from ..models import Activity, Contact, Note, Task
+from ..models import Activity, Contact, ImportJob, Note, Task
 from ..selectors import full_request_catalog
 from .common import (
     RECORD_DEFERRED,
@@ -186,6 +186,30 @@ def _details_context(request, contact: Contact, specs) -> dict:
     return {"groups": [(group, grouped[group]) for group in GROUPS if group in grouped]}
 
 
+def _import_origin(contact: Contact) -> Activity | None:
+    """The first entry of an imported contact's timeline, "Imported from <file>": imports
+    write no timeline row for the contacts they create (a million rows nobody would read
+    otherwise); the contact knows its import instead."""
+    if contact.import_job_id is None:
+        return None
+    job = (
+        ImportJob.objects.filter(org_id=contact.org_id, pk=contact.import_job_id)
+        .select_related("created_by")
+        .first()
+    )
+    if job is None:
+        return None
+    return Activity(
+        org_id=contact.org_id,
+        contact=contact,
+        type=Activity.Type.IMPORTED,
+        actor=job.created_by,
+        subject=job.timeline_subject,
+        data=job.timeline_data,
+        occurred_at=contact.created_at,
+    )
+
+
 def _timeline_context(request, contact: Contact) -> dict:
     kind = request.GET.get("type", "")
     kind = kind if kind in TIMELINE_FILTERS else ""
@@ -195,6 +219,10 @@ def _timeline_context(request, contact: Contact) -> dict:
         request.GET.get("cursor"),
         TIMELINE_PAGE,
     )
+    if next_cursor is None and (not kind or Activity.Type.IMPORTED in TIMELINE_FILTERS[kind][1]):
+        origin = _import_origin(contact)
+        if origin is not None:
+            rows.append(origin)
     policy = policy_for(request)
     return {
         "activities": rows,

@@ -21,7 +21,7 @@ from openpyxl import Workbook
 from contacts import services as contact_services
 from contacts.importing import services
 from contacts.importing.engine import Importer
-from contacts.importing.models import ImportJob, ImportRecord, ImportRowError
+from contacts.importing.models import ImportJob, ImportPart, ImportRecord, ImportRowError
 from contacts.models import Activity, Company, Contact
 from crm.celery import app as celery_app
 from crm.models import AuditEvent, Notification
@@ -71,6 +71,11 @@ def run(job, membership, *, chunk_rows=None) -> ImportJob:
 def import_file(membership, content, *, name="people.csv", chunk_rows=None, **mapping_kwargs):
     job = map_job(upload(membership, content, name=name), membership, **mapping_kwargs)
     return run(job, membership, chunk_rows=chunk_rows)
+
+
+def created_by(job) -> list[int]:
+    """The contact ids the job's parts list as created by it."""
+    return [i for ids in job.parts.values_list("created_ids", flat=True) for i in ids]
 
 
 def existing_contact(org, **data) -> Contact:
@@ -315,16 +320,23 @@ def test_defaults_fill_what_the_file_leaves_empty(org, owner, members):
     ]
 
 
-def test_timeline_says_imported_from_the_file_and_each_record_is_audited(org, owner):
+def test_timeline_says_imported_from_the_file_and_each_record_is_audited(org, owner, client_as):
     old = existing_contact(org, email="old@example.com", job_title="Intern")
     content = rows_csv(["Email", "Job Title"], [["old@example.com", "CEO"], ["n@example.com", ""]])
 
     job = import_file(owner, content, name="crm-export.csv")
 
     assert (job.created_count, job.updated_count) == (1, 1)
-    entries = Activity.objects.filter(org=org, type="imported")
-    assert entries.count() == 2
-    assert set(entries.values_list("subject", flat=True)) == {"Imported from crm-export.csv"}
+    new = Contact.objects.get(org=org, email="n@example.com")
+    # The updated contact gets a timeline row; the created one knows its import.
+    (entry,) = Activity.objects.filter(org=org, type="imported")
+    assert (entry.contact_id, entry.subject) == (old.id, "Imported from crm-export.csv")
+    assert new.import_job_id == job.id and old.import_job_id is None
+    for contact in (old, new):
+        url = reverse("contacts:contact_detail", args=[contact.public_id]) + "?tab=timeline"
+        page = client_as(owner).get(url).text
+        assert page.count("Imported from crm-export.csv") == 1
+        assert owner.user.display_name in page
     # The audit log gets one event per chunk, naming the rows; each record's before/after
     # is the import's own record of it.
     (event,) = AuditEvent.objects.filter(org=org, verb="import.rows_written")
@@ -334,8 +346,8 @@ def test_timeline_says_imported_from_the_file_and_each_record_is_audited(org, ow
     assert event.changes == {"created": 1, "updated": 1, "rows": "2–3"}
     updated = ImportRecord.objects.get(job=job, action="updated")
     assert (updated.contact_id, updated.changes) == (old.id, {"job_title": ["Intern", "CEO"]})
-    created = ImportRecord.objects.get(job=job, action="created")
-    assert Contact.objects.get(pk=created.contact_id).email == "n@example.com"
+    (part,) = ImportPart.objects.filter(job=job)
+    assert (part.created_ids, part.created_rows) == ([new.id], [3])
 
 
 def test_a_chunked_import_audits_each_chunk_and_the_log_links_to_its_changes(org, owner, client_as):
@@ -523,8 +535,12 @@ def test_a_job_whose_worker_died_resumes_after_its_last_chunk_without_duplicates
     emails = list(Contact.objects.filter(org=org).values_list("email", flat=True))
     assert len(emails) == 25
     assert len(set(emails)) == 25
-    assert ImportRecord.objects.filter(job=job).count() == 25
-    assert Activity.objects.filter(org=org, type="imported").count() == 25
+    # Every contact is listed once, on the part that created it, and points at the job.
+    assert sorted(created_by(job)) == sorted(
+        Contact.objects.filter(org=org).values_list("id", flat=True)
+    )
+    assert ImportPart.objects.filter(job=job).count() == 3
+    assert set(Contact.objects.filter(org=org).values_list("import_job", flat=True)) == {job.id}
 
 
 @pytest.mark.parametrize("daemonic", [False, True], ids=["command", "celery-prefork-child"])
@@ -693,9 +709,9 @@ def assert_lanes_result(org, job):
     assert Company.objects.filter(org=org, name="Initech").count() == 1
     assert Company.objects.filter(org=org, domain="globex.example").count() == 1
     assert Contact.objects.filter(org=org, company__name="Initech").count() == 22
-    records = ImportRecord.objects.filter(job=job)
-    assert records.count() == 43
-    assert records.values("contact_id").distinct().count() == 43
+    created = created_by(job)
+    updated = list(ImportRecord.objects.filter(job=job).values_list("contact_id", flat=True))
+    assert (len(created), len(updated), len(set(created + updated))) == (38, 5, 43)
     vip = Contact.objects.filter(org=org, tags__name="vip")
     assert vip.count() == 43
 
@@ -823,3 +839,42 @@ def test_finishing_an_import_notifies_its_author_in_the_app_and_by_email(
     assert len(mail.outbox) == 1
     assert mail.outbox[0].to == ["owner@example.com"]
     assert "people.csv" in mail.outbox[0].subject
+
+
+def test_imports_from_before_parts_keep_their_created_contacts_for_undo(org, owner):
+    """The upgrade turns the per-contact "created" records of older imports into parts, one
+    per chunk (one written_at), so Undo and the diff view still find those contacts."""
+    import importlib
+
+    from django.db import connection
+
+    migration = importlib.import_module("contacts.migrations.0007_import_parts_and_contact_source")
+    job = import_file(owner, rows_csv(["Email"], [["keep@example.com"]]))
+    job.parts.all().delete()
+    first, second = timezone.now() - dt.timedelta(hours=2), timezone.now() - dt.timedelta(hours=1)
+    contacts = [existing_contact(org, email=f"old{i}@example.com") for i in range(3)]
+    for i, (contact, written_at) in enumerate(zip(contacts, [first, first, second], strict=True)):
+        ImportRecord.objects.create(
+            job=job,
+            contact_id=contact.id,
+            row_number=i + 2,
+            action="created",
+            written_at=written_at,
+        )
+    ImportRecord.objects.create(
+        job=job, contact_id=contacts[0].id, row_number=9, action="updated", written_at=second
+    )
+
+    with connection.cursor() as cur:
+        cur.execute(migration.CREATED_RECORDS_TO_PARTS)
+
+    parts = list(
+        job.parts.order_by("number").values_list("created_ids", "created_rows", "written_at")
+    )
+    assert parts == [
+        ([contacts[0].id, contacts[1].id], [2, 3], first),
+        ([contacts[2].id], [4], second),
+    ]
+    assert list(ImportRecord.objects.filter(job=job).values_list("action", flat=True)) == [
+        "updated"
+    ]

@@ -62,10 +62,10 @@ def mapped(membership, content=PEOPLE, **kwargs) -> ImportJob:
     )
 
 
-def finished(membership, content=PEOPLE, **kwargs) -> ImportJob:
+def finished(membership, content=PEOPLE, *, chunk_rows=None, **kwargs) -> ImportJob:
     job = mapped(membership, content, **kwargs)
     services.import_start(job=job, actor=Actor.for_user(membership.user), policy=Policy(membership))
-    services.run_import(job.pk, job.org_id)
+    services.run_import(job.pk, job.org_id, chunk_rows=chunk_rows)
     job.refresh_from_db()
     assert job.status == ImportJob.Status.DONE, job.failure
     return job
@@ -454,6 +454,48 @@ def test_diff_pages_through_rows_by_keyset(owner, client_as, monkeypatch):
     assert fragment.lstrip().startswith('<section id="import-diff"')
     assert "p2@example.com" in fragment and "p3@example.com" in fragment
     assert "p1@example.com" not in fragment and "p4@example.com" not in fragment
+
+
+def test_created_rows_page_forward_and_back_across_the_parts_of_a_big_import(
+    owner, client_as, monkeypatch
+):
+    monkeypatch.setattr(import_views, "DIFF_PAGE_SIZE", 3)
+    contact_services.contact_create(
+        org=owner.org, actor=Actor.system("test"), data={"email": "p4@example.com"}
+    )
+    # Rows 2-16: row 6 updates a contact, row 9 is refused; chunks of 4 rows make 4 parts.
+    emails = [f"p{i}@example.com" if i != 7 else "broken" for i in range(15)]
+    job = finished(owner, "Email\n" + "".join(f"{e}\n" for e in emails), chunk_rows=4)
+    created_rows = [2, 3, 4, 5, 7, 8, 10, 11, 12, 13, 14, 15, 16]
+    client = client_as(owner)
+
+    def rows_of(response):
+        return [item["record"].row_number for item in response.context["diff_rows"]]
+
+    seen, pages, response = [], [], client.get(url("import_detail", job), {"show": "created"})
+    while True:
+        pages.append(response)
+        seen += rows_of(response)
+        cursor = response.context["diff_page"].next_cursor
+        if not cursor:
+            break
+        response = client.get(url("import_detail", job), {"show": "created", "cursor": cursor})
+
+    assert job.parts.count() == 4
+    assert seen == created_rows
+    assert [len(rows_of(p)) for p in pages] == [3, 3, 3, 3, 1]
+    back = client.get(
+        url("import_detail", job),
+        {"show": "created", "cursor": pages[3].context["diff_page"].prev_cursor},
+    )
+    assert rows_of(back) == [10, 11, 12]
+    assert "p8@example.com" in text_of(back) and "p7@example.com" not in text_of(back)
+    start = client.get(
+        url("import_detail", job),
+        {"show": "created", "cursor": pages[1].context["diff_page"].prev_cursor},
+    )
+    assert rows_of(start) == [2, 3, 4]
+    assert start.context["diff_page"].prev_cursor is None
 
 
 def test_undo_asks_first_with_counts_then_lists_the_contacts_kept(owner, client_as):
