@@ -713,6 +713,7 @@ class Importer:
                 row_number integer PRIMARY KEY,
                 {", ".join(f"{c} {t}" for c, t in types.items())},
                 contact_id bigint, new_id bigint DEFAULT nextval(%s::regclass), error text,
+                created_here boolean NOT NULL DEFAULT false,
                 updated boolean NOT NULL DEFAULT false, added_tags jsonb
             ) ON COMMIT DROP
             """,
@@ -738,46 +739,43 @@ class Importer:
              WHERE d.row_number = s.row_number AND d.first_row <> s.row_number
             """
         )
-        cur.execute(
-            """
-            UPDATE imp_stage s SET contact_id = c.id
-              FROM contacts_contact c
-             WHERE c.org_id = %s AND NOT c.is_archived AND c.email <> ''
-               AND lower(c.email) = s.email AND s.email IS NOT NULL AND s.error IS NULL
-            """,
-            [org_id],
-        )
-        # Without an email, a phone number (then an external id) identifies the contact.
-        cur.execute(
-            """
-            UPDATE imp_stage s SET contact_id = m.id
-              FROM (SELECT DISTINCT ON (s2.row_number) s2.row_number, c.id
-                      FROM imp_stage s2
-                      JOIN contacts_contact c
-                        ON c.org_id = %s AND NOT c.is_archived
-                       AND c.phone = coalesce(s2.phone, s2.mobile)
-                     WHERE s2.email IS NULL AND s2.error IS NULL
-                       AND coalesce(s2.phone, s2.mobile) IS NOT NULL
-                     ORDER BY s2.row_number, c.id) m
-             WHERE m.row_number = s.row_number
-            """,
-            [org_id],
-        )
-        cur.execute(
-            """
-            UPDATE imp_stage s SET contact_id = m.id
-              FROM (SELECT DISTINCT ON (s2.row_number) s2.row_number, c.id
-                      FROM imp_stage s2
-                      JOIN contacts_contact c
-                        ON c.org_id = %s AND NOT c.is_archived
-                       AND c.custom @> jsonb_build_object('external_id', s2.external_id)
-                     WHERE s2.contact_id IS NULL AND s2.email IS NULL AND s2.error IS NULL
-                       AND s2.external_id IS NOT NULL
-                     ORDER BY s2.row_number, c.id) m
-             WHERE m.row_number = s.row_number
-            """,
-            [org_id],
-        )
+        # Each row looks its contact up with its own index probe (a LATERAL ... LIMIT 1 is
+        # planned per row): the planner's estimates for the staging table and for a table
+        # an import is growing fast are too rough to trust it with joining them, and the
+        # probes cost the same whatever the org's size.
+        lookups = [
+            # By email.
+            (
+                "s2.email IS NOT NULL",
+                "NOT c.is_archived AND c.email <> '' AND lower(c.email) = s2.email",
+            ),
+            # Without an email, a phone number (then an external id) identifies the contact.
+            (
+                "s2.email IS NULL AND coalesce(s2.phone, s2.mobile) IS NOT NULL",
+                "NOT c.is_archived AND c.phone = coalesce(s2.phone, s2.mobile) ORDER BY c.id",
+            ),
+            (
+                "s2.contact_id IS NULL AND s2.email IS NULL AND s2.external_id IS NOT NULL",
+                "NOT c.is_archived"
+                " AND c.custom @> jsonb_build_object('external_id', s2.external_id)"
+                " ORDER BY c.id",
+            ),
+        ]
+        for rows, found in lookups:
+            # created_here: a contact this import created in an earlier part.
+            cur.execute(
+                f"""
+                UPDATE imp_stage s SET contact_id = m.id, created_here = m.created_here
+                  FROM imp_stage s2
+                 CROSS JOIN LATERAL (
+                       SELECT c.id, c.import_job_id IS NOT DISTINCT FROM %(job)s AS created_here
+                         FROM contacts_contact c
+                        WHERE c.org_id = %(org)s AND {found}
+                        LIMIT 1) m
+                 WHERE s2.row_number = s.row_number AND s2.error IS NULL AND {rows}
+                """,
+                {"org": org_id, "job": job_id},
+            )
         # Which rows matched is new since the staging table was analysed; without it the
         # planner joins the matched rows to contacts by walking the org's whole primary key.
         cur.execute("ANALYZE imp_stage (contact_id, error)")
@@ -815,15 +813,13 @@ class Importer:
                                           FROM contacts_importpart p
                                          CROSS JOIN LATERAL unnest(p.created_ids, p.created_rows)
                                                AS u(id, row_number)
-                                         WHERE p.job_id = %(job)s
+                                         WHERE p.job_id = %s
                                            AND s.contact_id BETWEEN p.min_id AND p.max_id
                                            AND u.id = s.contact_id
                                          LIMIT 1), 'above')
-              FROM contacts_contact c
-             WHERE c.id = s.contact_id AND s.contact_id IS NOT NULL AND c.import_job_id = %(job)s
-               AND s.error IS NULL
+             WHERE s.created_here AND s.error IS NULL
             """,
-            {"job": job_id},
+            [job_id],
         )
         # Two rows of one chunk matching the same contact (e.g. by phone).
         cur.execute(
