@@ -558,3 +558,24 @@ def test_company_created_through_a_contact_belongs_to_the_rep(org, members):
     rep = members["team"]  # companies: own scope
     contact = create(rep, first_name="Ada", company="Brand New Ltd")
     assert contact.company.owner == rep.user
+
+
+def test_tag_links_go_with_their_tag_and_must_point_at_a_contact(org):
+    from django.db import IntegrityError, connection, transaction
+
+    from contacts.models import ContactTag
+    from tests.factories import ContactFactory, TagFactory
+
+    vip, other = TagFactory(org=org, name="VIP"), TagFactory(org=org, name="Other")
+    contact = ContactFactory(org=org, tags=[vip, other])
+
+    vip.delete()
+
+    assert list(ContactTag.objects.filter(contact=contact).values_list("tag_id", flat=True)) == [
+        other.id
+    ]
+    assert list(contact.tags.all()) == [other]
+    # The contact side keeps its database key: a link to no contact is refused.
+    with pytest.raises(IntegrityError), transaction.atomic():
+        ContactTag.objects.create(contact_id=contact.id + 10_000, tag=other)
+        connection.check_constraints()
