@@ -106,6 +106,67 @@ def test_international_numbers_become_e164_without_a_default_region(raw, expecte
     assert normalize_phone(raw) == expected
 
 
+def _phonenumbers_e164(text):
+    """What phonenumbers alone makes of a number (the slow path): E.164, or None if invalid."""
+    import phonenumbers
+
+    try:
+        number = phonenumbers.parse(text, None)
+    except phonenumbers.NumberParseException:
+        return None
+    if not (phonenumbers.is_possible_number(number) and phonenumbers.is_valid_number(number)):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _written_variants():
+    """Every region's example numbers as exports write them, and near misses of them."""
+    import phonenumbers
+    from phonenumbers import PhoneNumberFormat, PhoneNumberType
+
+    types = [v for k, v in vars(PhoneNumberType).items() if k.isupper() and k != "UNKNOWN"]
+    regions = sorted(phonenumbers.SUPPORTED_REGIONS)
+    examples = [
+        phonenumbers.example_number_for_type(region, kind) for region in regions for kind in types
+    ]
+    examples += [
+        phonenumbers.example_number_for_non_geo_entity(code)
+        for code in phonenumbers.COUNTRY_CODES_FOR_NON_GEO_REGIONS
+    ]
+    for number in filter(None, examples):
+        e164 = phonenumbers.format_number(number, PhoneNumberFormat.E164)
+        spaced = phonenumbers.format_number(number, PhoneNumberFormat.INTERNATIONAL)
+        national = e164[len(str(number.country_code)) + 1 :]
+        code = f"+{number.country_code}"
+        yield e164
+        yield spaced
+        yield f"{code} (0){national}"
+        yield f"{code} 0{national}"
+        yield f"{code}-{national[:3]}-{national[3:]}"
+        yield f"{code} ({national[:3]}) {national[3:]}."
+        yield e164[:-1]
+        yield e164 + "7"
+        for digit in "0123456789":
+            yield e164[:-1] + digit
+            yield code + digit + national[1:]
+
+
+def test_the_fast_reading_of_international_numbers_agrees_with_phonenumbers():
+    from contacts.normalize import _INTERNATIONAL
+
+    answered = valid = 0
+    for text in _written_variants():
+        slow = _phonenumbers_e164(text)
+        fast = _INTERNATIONAL.e164(text)
+        valid += slow is not None
+        if fast is not None:
+            answered += 1
+            assert fast == slow, text
+    # It answers for nearly every valid number, so the comparison above means something.
+    assert valid > 2000
+    assert answered > 0.95 * valid
+
+
 def test_national_number_uses_the_default_region():
     assert normalize_phone("(415) 555-2671", region="US") == "+14155552671"
     assert normalize_phone("030 901820", region="DE") == "+4930901820"
