@@ -110,7 +110,13 @@ class ChunkConverter:
         self._phone_memo: dict = {}
 
     def _column(self, records, index: int) -> list[str]:
-        return [_cleaned(cells[index]) if index < len(cells) else "" for _, cells in records]
+        """The column's cells, stripped; the rare cell with a NUL character or an escaped
+        formula lead is cleaned one by one (one look at the joined column finds them)."""
+        cells = [cells[index].strip() if index < len(cells) else "" for _, cells in records]
+        joined = "\x1f".join(cells)
+        if "\x00" in joined or "'" in joined:
+            cells = [_cleaned(cell) for cell in cells]
+        return cells
 
     def _cell_function(self, target: str, header: str) -> Callable:
         rows = self.rows
@@ -149,7 +155,9 @@ class ChunkConverter:
             for i, raw in enumerate(cells):
                 if errors[i] is not None or (skip_blank and not raw):
                     continue
-                value = run(raw)
+                value = memo.get(raw, memo)
+                if value is memo:
+                    value = run(raw)
                 if type(value) is _Refused:
                     errors[i] = value.message
                 elif value is None:

@@ -96,4 +96,9 @@ def iter_records(
 
 
 def is_data_row(row: list[str], width: int) -> bool:
-    return any(c.strip() for c in row) and not is_footer_row(row, width)
+    """Not blank and not a footer ("Total", "Grand total: 12"...). Called for every record,
+    so a row with more filled cells than a footer ever has is taken without the pattern."""
+    filled = [c for c in row if c and not c.isspace()]
+    if not filled:
+        return False
+    return len(filled) > max(2, width // 3) or not is_footer_row(filled, width)
