@@ -799,9 +799,12 @@ class Importer:
             """
             UPDATE imp_stage s
                SET error = 'Duplicate inside the file: same contact as row ' || r.row_number
-              FROM contacts_importrecord r
-             WHERE r.job_id = %s AND r.contact_id = s.contact_id AND s.contact_id IS NOT NULL
-               AND s.error IS NULL
+              FROM imp_stage s2
+             CROSS JOIN LATERAL (SELECT r.row_number FROM contacts_importrecord r
+                                  WHERE r.contact_id = s2.contact_id AND r.job_id = %s
+                                  LIMIT 1) r
+             WHERE s2.row_number = s.row_number AND s2.contact_id IS NOT NULL
+               AND s2.error IS NULL
             """,
             [job_id],
         )
@@ -910,28 +913,31 @@ class Importer:
         cur.execute("ANALYZE imp_co")
 
     def _find_companies(self, cur) -> None:
-        """Fill imp_co.company_id from existing companies: by domain, else by name."""
+        """Fill imp_co.company_id from existing companies: by domain, else by name, one
+        index probe per company (an org may have hundreds of thousands of them)."""
         org_id = self.org.id
         cur.execute(
             """
-            UPDATE imp_co k SET company_id = c.id
-              FROM contacts_company c
-             WHERE c.org_id = %s AND c.domain <> '' AND c.domain = k.domain
-               AND k.company_id IS NULL
+            UPDATE imp_co k SET company_id = m.id
+              FROM imp_co k2
+             CROSS JOIN LATERAL (SELECT c.id FROM contacts_company c
+                                  WHERE c.org_id = %s AND c.domain = k2.domain
+                                    AND c.domain <> ''
+                                  LIMIT 1) m
+             WHERE k2.ckey = k.ckey AND k2.domain IS NOT NULL AND k2.company_id IS NULL
             """,
             [org_id],
         )
         cur.execute(
             """
             UPDATE imp_co k SET company_id = m.id
-              FROM (SELECT DISTINCT ON (lower(c.name)) lower(c.name) AS lname, c.id
-                      FROM contacts_company c
-                     WHERE c.org_id = %s
-                       AND lower(c.name) IN (SELECT lname FROM imp_co
-                                              WHERE domain IS NULL AND company_id IS NULL
-                                                AND lname IS NOT NULL)
-                     ORDER BY lower(c.name), c.is_archived, c.id) m
-             WHERE k.domain IS NULL AND k.company_id IS NULL AND k.lname = m.lname
+              FROM imp_co k2
+             CROSS JOIN LATERAL (SELECT c.id FROM contacts_company c
+                                  WHERE c.org_id = %s AND lower(c.name) = k2.lname
+                                  ORDER BY c.is_archived, c.id
+                                  LIMIT 1) m
+             WHERE k2.ckey = k.ckey AND k2.domain IS NULL AND k2.company_id IS NULL
+               AND k2.lname IS NOT NULL
             """,
             [org_id],
         )
@@ -1058,9 +1064,10 @@ class Importer:
         return sets, diffs
 
     def _added_tags(self, cur) -> None:
-        """For each matched row, the tags it would add to its contact, set-based (a lookup
-        per tag inside the diff expression cost ~200 µs a row). A name no tag has yet is
-        added for sure."""
+        """For each matched row, the tags it would add to its contact, in one statement (a
+        lookup per tag inside the diff expression cost ~200 µs a row). A name no tag has yet
+        is added for sure. The link is probed per tag (a scalar subquery the planner keeps
+        as one): as an anti-join it hashed every tag link of the database."""
         if not self.plan.staged("tags"):
             return
         cur.execute(
@@ -1073,9 +1080,9 @@ class Importer:
                         ON tg.org_id = %s AND lower(tg.name) = lower(t.name)
                      WHERE s2.contact_id IS NOT NULL AND s2.error IS NULL
                        AND s2.tags IS NOT NULL
-                       AND NOT EXISTS (SELECT 1 FROM contacts_contact_tags ct
-                                        WHERE ct.contact_id = s2.contact_id
-                                          AND ct.tag_id = tg.id)
+                       AND (SELECT 1 FROM contacts_contact_tags ct
+                             WHERE ct.contact_id = s2.contact_id AND ct.tag_id = tg.id
+                             LIMIT 1) IS NULL
                      GROUP BY s2.row_number) a
              WHERE a.row_number = s.row_number
             """,
