@@ -184,6 +184,21 @@ def progress_figures(job: ImportJob, now: dt.datetime | None = None) -> dict:
     }
 
 
+def undo_progress(job: ImportJob) -> dict:
+    """Contacts the undo has handled of all it will, and what it did with them so far."""
+    total, done = job.undo_total, job.undo_done
+    tally = job.undo_result or {}
+    return {
+        "started": bool(job.undo_phase),
+        "total": total,
+        "done": done,
+        "percent": min(100, int(done * 100 / total)) if total else 0,
+        "deleted": tally.get("deleted", 0),
+        "restored": tally.get("restored", 0),
+        "kept": tally.get("kept_edited", 0),
+    }
+
+
 def mapping_rows(job: ImportJob, org) -> list[dict]:
     catalog = catalog_by_key(contact_field_catalog(org))
     extra = {key: label for key, label, _ in EXTRA_TARGETS}

@@ -14,6 +14,7 @@ import contextlib
 import gc
 import logging
 import multiprocessing
+import multiprocessing.util
 import queue
 import signal
 import threading
@@ -236,16 +237,28 @@ _worker_importer = None
 
 @contextlib.contextmanager
 def _children_allowed():
-    """Celery's prefork pool runs tasks in daemonic processes, and multiprocessing refuses to
+    """Lets this process fork the conversion workers, wherever it runs.
+
+    Celery's prefork pool runs tasks in daemonic processes, and multiprocessing refuses to
     start children from those (it could not stop them if the daemon were killed). Ours are
     stopped however the import ends, and a worker whose parent died reads end-of-file on its
-    task pipe and exits, so the refusal is lifted while the pool starts its workers."""
+    task pipe and exits, so the refusal is lifted while the pool starts its workers.
+
+    multiprocessing also runs, in every child it forks, the clean-ups other libraries
+    registered for "after fork": kombu's closes each pooled broker connection, and when one
+    of them was left waiting for a reply (a timed-out control ping, say) the child blocks
+    reading that socket forever. The converting workers use no broker, database or other
+    connection, so they are forked with none of those hooks."""
     process = multiprocessing.current_process()
     daemonic = process._config.get("daemon", False)
     process._config["daemon"] = False
+    registry = multiprocessing.util._afterfork_registry
+    hooks = dict(registry)
+    registry.clear()
     try:
         yield
     finally:
+        registry.update(hooks)
         process._config["daemon"] = daemonic
 
 

@@ -18,7 +18,12 @@ class ImportJob(OrgScopedModel):
         DONE = "done", "Done"
         FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled"
+        UNDOING = "undoing", "Undoing"
         UNDONE = "undone", "Undone"
+
+    class UndoPhase(models.TextChoices):
+        RESTORE = "restore", "Restoring updated contacts"
+        DELETE = "delete", "Deleting created contacts"
 
     class Policy(models.TextChoices):
         CREATE = "create", "Create new contacts only"
@@ -64,13 +69,35 @@ class ImportJob(OrgScopedModel):
     merge_lanes = models.PositiveSmallIntegerField(default=0)
     chunks_done = ArrayField(models.PositiveIntegerField(), default=list, blank=True)
     cancel_requested = models.BooleanField(default=False)
-    # A running job's worker touches this between chunks; a stale one may be re-claimed.
+    # A running (or undoing) job's worker touches this between chunks (or undo batches);
+    # a stale one may be re-claimed.
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     failure = models.TextField(blank=True)
     undone_at = models.DateTimeField(null=True, blank=True)
+    # What Undo did: running tallies while it runs, the final counts once it is done.
     undo_result = models.JSONField(default=dict, blank=True)
+    # Who asked for the undo: the worker audits and notifies as them.
+    undo_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    undo_by_type = models.CharField(max_length=16, blank=True)
+    undo_by_label = models.CharField(max_length=200, blank=True)
+    undo_by_ip = models.GenericIPAddressField(null=True, blank=True)
+    # The finished status to go back to if the undo stops on an error.
+    status_before_undo = models.CharField(max_length=12, choices=Status.choices, blank=True)
+    # Where a resumed undo carries on: each batch moves these in the transaction that does
+    # its work, so nothing is done or counted twice. Updated contacts are restored first, by
+    # record id; then created ones are deleted part by part, `undo_part_position` being how
+    # many ids of part `undo_part` (sorted) are already handled.
+    undo_phase = models.CharField(max_length=8, choices=UndoPhase.choices, blank=True)
+    undo_after_record = models.BigIntegerField(default=0)
+    undo_part = models.PositiveIntegerField(default=0)
+    undo_part_position = models.PositiveIntegerField(default=0)
+    # Progress for the page: contacts handled (restored, deleted, kept or gone) of the total.
+    undo_done = models.PositiveIntegerField(default=0)
+    undo_total = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["-created_at"]

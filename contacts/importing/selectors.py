@@ -95,47 +95,54 @@ def created_page(job: ImportJob, cursor: str | None, size: int) -> Page:
 
 # Undo ------------------------------------------------------------------------------------------
 
-# Contacts the import wrote, each with the moment it wrote them: created ones from its parts,
-# updated ones from its records.
-WRITTEN_SQL = """
+# What Undo has still to handle: contacts the import updated after record `after_record`,
+# then those it created from part `part` on, past contact `after_id` within that part (an undo
+# that stopped part way carries on from there; a fresh one starts before the first of each).
+LEFT_TO_UNDO_SQL = """
     SELECT u.id AS contact_id, p.written_at, 'created' AS action
       FROM contacts_importpart p CROSS JOIN LATERAL unnest(p.created_ids) AS u(id)
      WHERE p.job_id = %(job)s
+       AND (p.number > %(part)s OR (p.number = %(part)s AND u.id > %(after_id)s))
     UNION ALL
     SELECT r.contact_id, r.written_at, r.action
       FROM contacts_importrecord r
-     WHERE r.job_id = %(job)s
+     WHERE r.job_id = %(job)s AND r.id > %(after_record)s
 """
+LAST_BIGINT = 2**63 - 1
 
 
-def edited_since(job: ImportJob) -> list[int]:
-    """Contacts the import wrote that someone changed afterwards (Undo leaves them be)."""
-    with connection.cursor() as cur:
-        cur.execute(
-            f"""
-            SELECT w.contact_id FROM ({WRITTEN_SQL}) w
-              JOIN contacts_contact c ON c.id = w.contact_id
-             WHERE c.updated_at > w.written_at
-             ORDER BY w.contact_id
-            """,  # noqa: S608 -- a constant
-            {"job": job.id},
+def _undo_position(job: ImportJob) -> dict:
+    """Where Undo carries on: the start, unless an earlier undo stopped part way."""
+    if job.undo_phase == ImportJob.UndoPhase.DELETE:
+        ids = (
+            ImportPart.objects.filter(job=job, number=job.undo_part)
+            .values_list("created_ids", flat=True)
+            .first()
         )
-        return [contact_id for (contact_id,) in cur.fetchall()]
+        handled = sorted(ids or [])[: job.undo_part_position]
+        return {
+            "after_record": LAST_BIGINT,
+            "part": job.undo_part,
+            "after_id": handled[-1] if handled else 0,
+        }
+    after_record = job.undo_after_record if job.undo_phase else 0
+    return {"after_record": after_record, "part": -1, "after_id": 0}
 
 
 def undo_counts(job: ImportJob) -> dict:
     """What Undo would do now: contacts it deletes, contacts it restores, and those it keeps
-    because someone edited them after the import wrote them (the same test Undo uses)."""
+    because someone edited them after the import wrote them (the same test Undo uses). After
+    an undo that stopped part way, only what it left is counted."""
     with connection.cursor() as cur:
         cur.execute(
             f"""
             SELECT count(*) FILTER (WHERE w.action = 'created' AND c.updated_at <= w.written_at),
                    count(*) FILTER (WHERE w.action = 'updated' AND c.updated_at <= w.written_at),
                    count(*) FILTER (WHERE c.updated_at > w.written_at)
-              FROM ({WRITTEN_SQL}) w
+              FROM ({LEFT_TO_UNDO_SQL}) w
               JOIN contacts_contact c ON c.id = w.contact_id AND c.org_id = %(org)s
             """,  # noqa: S608 -- a constant
-            {"job": job.id, "org": job.org_id},
+            {"job": job.id, "org": job.org_id, **_undo_position(job)},
         )
         delete, restore, keep = cur.fetchone()
     return {"delete": delete, "restore": restore, "keep": keep}
@@ -156,3 +163,64 @@ def touched_ids(job: ImportJob):
     """Every contact the import created or updated."""
     yield from created_ids(job)
     yield from job.records.values_list("contact_id", flat=True).iterator(chunk_size=10_000)
+
+
+# The undo job's batches ------------------------------------------------------------------------
+
+
+def undo_total(job: ImportJob) -> int:
+    """How many contacts Undo handles: every one the import updated or created."""
+    with connection.cursor() as cur:
+        cur.execute(
+            """
+            SELECT (SELECT count(*) FROM contacts_importrecord
+                     WHERE job_id = %(job)s AND action = 'updated')
+                 + (SELECT coalesce(sum(cardinality(created_ids)), 0)
+                      FROM contacts_importpart WHERE job_id = %(job)s)
+            """,
+            {"job": job.id},
+        )
+        return cur.fetchone()[0]
+
+
+def updated_after(job: ImportJob, after: int, size: int) -> list[tuple[int, int, object]]:
+    """(record id, contact id, written_at) of the next `size` contacts the import updated,
+    in record id order after record `after`."""
+    return list(
+        job.records.filter(action="updated", pk__gt=after)
+        .order_by("pk")
+        .values_list("pk", "contact_id", "written_at")[:size]
+    )
+
+
+@dataclass(frozen=True)
+class CreatedBatch:
+    """The next created contacts, each with the moment its part wrote it, and where the
+    batch after this one starts (part number, ids of that part already taken)."""
+
+    contacts: list[tuple[int, object]]
+    next_part: int
+    next_position: int
+
+
+def created_after(job: ImportJob, part: int, position: int, size: int) -> CreatedBatch:
+    """Up to `size` contacts the import created, from part number `part` on (skipping the
+    first `position` ids of that part), part by part and in id order within each."""
+    contacts: list[tuple[int, object]] = []
+    next_part, next_position = part, position
+    for number, ids, written_at in (
+        ImportPart.objects.filter(job=job, number__gte=part)
+        .order_by("number")
+        .values_list("number", "created_ids", "written_at")
+        .iterator(chunk_size=PARTS_FETCHED_TOGETHER)
+    ):
+        start = position if number == part else 0
+        taken = sorted(ids)[start : start + size - len(contacts)]
+        contacts.extend((contact_id, written_at) for contact_id in taken)
+        if start + len(taken) < len(ids):
+            next_part, next_position = number, start + len(taken)
+            break
+        next_part, next_position = number + 1, 0
+        if len(contacts) >= size:
+            break
+    return CreatedBatch(contacts, next_part, next_position)

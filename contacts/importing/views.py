@@ -414,14 +414,20 @@ def _diff_context(request, job: ImportJob) -> dict:
 
 
 def _detail_context(request, job: ImportJob) -> dict:
+    is_undoing = job.status == ImportJob.Status.UNDOING
     context = {
         "job": job,
         "step": 4,
         "progress": display.progress_figures(job),
         "is_active": job.status in ACTIVE,
+        "is_undoing": is_undoing,
+        # The status region polls while a worker is importing or undoing.
+        "is_polling": job.status in ACTIVE or is_undoing,
         "is_finished": job.status in FINISHED,
         "duration": display.duration_text(job),
     }
+    if is_undoing:
+        context["undo_progress"] = display.undo_progress(job)
     if job.status in FINISHED:
         context["mapping_rows"] = display.mapping_rows(job, request.org)
         context.update(_diff_context(request, job))
@@ -490,18 +496,14 @@ def import_undo(request, public_id):
         raise PermissionDenied("Undoing an import deletes contacts; your role may not.")
     if request.method == "POST":
         try:
-            result = services.import_undo(job=job, actor=_actor(request), policy=policy)
+            services.import_undo(job=job, actor=_actor(request), policy=policy)
         except ValidationError as exc:
             messages.error(request, " ".join(exc.messages))
         else:
-            kept = result["kept_edited"]
-            text = (
-                f"Import undone: {result['deleted']} contacts deleted, "
-                f"{result['restored']} restored."
-            )
-            if kept:
-                text += f" {kept} edited since the import were kept."
-            messages.success(request, text)
+            messages.success(request, f"Undoing {job.file_name}. You can leave this page.")
+        return redirect("contacts:import_detail", public_id=job.public_id)
+    if job.status == ImportJob.Status.UNDOING:
+        messages.info(request, "This import is already being undone.")
         return redirect("contacts:import_detail", public_id=job.public_id)
     if job.status not in FINISHED or job.undone_at:
         messages.info(request, "This import can't be undone.")

@@ -6,6 +6,7 @@ import csv
 import datetime as dt
 import io
 import multiprocessing
+import multiprocessing.util
 import os
 import threading
 import time
@@ -13,18 +14,20 @@ import time
 import pytest
 from celery.contrib.testing.worker import start_worker
 from django.core import mail
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import OperationalError
 from django.urls import reverse
 from django.utils import timezone
 from openpyxl import Workbook
 
 from contacts import services as contact_services
-from contacts.importing import services
+from contacts.importing import selectors, services
 from contacts.importing.engine import Importer
 from contacts.importing.models import ImportJob, ImportPart, ImportRecord, ImportRowError
 from contacts.models import Activity, Company, Contact
 from crm.celery import app as celery_app
-from crm.models import AuditEvent, Notification
+from crm.models import AuditEvent, Notification, OutboxEvent
 from crm.permissions import Policy
 from crm.services import Actor
 from tests.factories import OrganizationFactory, member
@@ -414,6 +417,70 @@ def test_a_fixed_error_report_uploads_again_with_the_original_values(org, owner,
 # Undo -------------------------------------------------------------------------------------
 
 
+def undo(job, membership) -> ImportJob:
+    """Start the undo as the page does, then run the task's work in this process."""
+    services.import_undo(job=job, actor=Actor.for_user(membership.user), policy=Policy(membership))
+    services.run_undo(job.pk, job.org_id)
+    job.refresh_from_db()
+    return job
+
+
+def edit(membership, contact, **data) -> None:
+    contact_services.contact_update(
+        contact=contact, actor=Actor.for_user(membership.user), data=data, policy=Policy(membership)
+    )
+
+
+def undo_scenario(owner) -> ImportJob:
+    """An import in parts of ten rows that updated five existing contacts and created twenty;
+    afterwards one updated and one created contact were edited by hand."""
+    for i in range(5):
+        existing_contact(owner.org, email=f"old{i}@example.com", job_title="Before")
+    rows = [[f"old{i}@example.com", "After"] for i in range(5)]
+    rows += [[f"new{i}@example.com", "Dev"] for i in range(20)]
+    job = import_file(owner, rows_csv(["Email", "Job Title"], rows), chunk_rows=10)
+    assert (job.created_count, job.updated_count) == (20, 5)
+    assert job.parts.count() > 1
+    edit(owner, Contact.objects.get(org=owner.org, email="old1@example.com"), job_title="Mine")
+    edit(owner, Contact.objects.get(org=owner.org, email="new7@example.com"), job_title="Mine")
+    return job
+
+
+def assert_scenario_undone(job) -> None:
+    """What undoing `undo_scenario` must leave, whatever the batches: every count once."""
+    org = job.org
+    edited = sorted(
+        Contact.objects.filter(
+            org=org, email__in=["old1@example.com", "new7@example.com"]
+        ).values_list("id", flat=True)
+    )
+    assert job.status == ImportJob.Status.UNDONE
+    assert job.undone_at is not None
+    assert job.undo_result == {
+        "deleted": 19,
+        "restored": 4,
+        "kept_edited": 2,
+        "edited_contact_ids": edited,
+    }
+    assert (job.undo_done, job.undo_total) == (25, 25)
+    titles = dict(Contact.objects.filter(org=org).values_list("email", "job_title"))
+    assert titles == {
+        **{f"old{i}@example.com": "Before" for i in (0, 2, 3, 4)},
+        "old1@example.com": "Mine",
+        "new7@example.com": "Mine",
+    }
+    deletions = AuditEvent.objects.filter(
+        org=org, verb="contact.deleted", changes__undo_import="people.csv"
+    )
+    assert deletions.count() == deletions.values("object_id").distinct().count() == 19
+    restores = AuditEvent.objects.filter(
+        org=org, verb="contact.updated", changes__undo_import="people.csv"
+    )
+    assert restores.count() == 4
+    assert AuditEvent.objects.filter(org=org, verb="import.undone").count() == 1
+    assert OutboxEvent.objects.filter(org=org, event_type="contacts.import_undone").count() == 1
+
+
 def test_undo_deletes_what_it_created_and_restores_what_it_changed(org, owner):
     kept = existing_contact(org, email="known@example.com", job_title="Founder", city="Rome")
     content = rows_csv(
@@ -423,31 +490,39 @@ def test_undo_deletes_what_it_created_and_restores_what_it_changed(org, owner):
     job = import_file(owner, content)
     assert (job.created_count, job.updated_count) == (1, 1)
 
-    result = services.import_undo(job=job, actor=Actor.for_user(owner.user), policy=Policy(owner))
+    started = services.import_undo(job=job, actor=Actor.for_user(owner.user), policy=Policy(owner))
 
-    assert result["deleted"] == 1
-    assert result["restored"] == 1
-    assert result["kept_edited"] == 0
+    # Starting only hands the work to the background job.
+    assert started.status == ImportJob.Status.UNDOING
+    assert Contact.objects.filter(org=org, email="new@example.com").exists()
+    assert AuditEvent.objects.filter(org=org, verb="import.undo_started").exists()
+
+    services.run_undo(job.pk, org.pk)
+
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.UNDONE
+    assert job.undo_result == {
+        "deleted": 1,
+        "restored": 1,
+        "kept_edited": 0,
+        "edited_contact_ids": [],
+    }
     assert not Contact.objects.filter(org=org, email="new@example.com").exists()
     kept.refresh_from_db()
     assert (kept.job_title, kept.city) == ("Founder", "Rome")
-    job.refresh_from_db()
-    assert job.status == ImportJob.Status.UNDONE
     assert AuditEvent.objects.filter(org=org, verb="import.undone").exists()
+    event = OutboxEvent.objects.get(org=org, event_type="contacts.import_undone")
+    assert event.payload["import"] == str(job.public_id)
+    assert event.payload["deleted"] == 1
 
 
 def test_undo_keeps_and_lists_contacts_edited_since_the_import(org, owner):
     content = rows_csv(["Email", "Job Title"], [["a@example.com", "Dev"], ["b@example.com", "Ops"]])
     job = import_file(owner, content)
     edited = Contact.objects.get(org=org, email="a@example.com")
-    contact_services.contact_update(
-        contact=edited,
-        actor=Actor.for_user(owner.user),
-        data={"job_title": "Lead Dev"},
-        policy=Policy(owner),
-    )
+    edit(owner, edited, job_title="Lead Dev")
 
-    result = services.import_undo(job=job, actor=Actor.for_user(owner.user), policy=Policy(owner))
+    result = undo(job, owner).undo_result
 
     assert result["deleted"] == 1
     assert result["kept_edited"] == 1
@@ -459,12 +534,7 @@ def test_undo_keeps_and_lists_contacts_edited_since_the_import(org, owner):
 
 def test_a_row_that_only_adds_tags_updates_the_contact_and_undo_takes_them_off(org, owner):
     known = existing_contact(org, email="known@example.com", job_title="Founder")
-    contact_services.contact_update(
-        contact=known,
-        actor=Actor.for_user(owner.user),
-        data={"tags": "Existing"},
-        policy=Policy(owner),
-    )
+    edit(owner, known, tags="Existing")
     job = import_file(owner, rows_csv(["Email", "Tags"], [["known@example.com", "VIP;existing"]]))
 
     assert (job.created_count, job.updated_count, job.skipped_count) == (0, 1, 0)
@@ -472,7 +542,7 @@ def test_a_row_that_only_adds_tags_updates_the_contact_and_undo_takes_them_off(o
     record = ImportRecord.objects.get(job=job)
     assert record.changes == {"tags": [None, ["VIP"]]}
 
-    services.import_undo(job=job, actor=Actor.for_user(owner.user), policy=Policy(owner))
+    undo(job, owner)
 
     assert list(known.tags.values_list("name", flat=True)) == ["Existing"]
 
@@ -481,11 +551,233 @@ def test_undo_needs_the_right_to_delete_contacts(org, owner, members):
     job = import_file(owner, rows_csv(["Email"], [["a@example.com"]]))
     team = members["team"]
 
-    with pytest.raises(Exception) as refused:
+    with pytest.raises(PermissionDenied) as refused:
         services.import_undo(job=job, actor=Actor.for_user(team.user), policy=Policy(team))
 
-    assert refused.type.__name__ == "PermissionDenied"
+    assert str(refused.value) == "Undoing an import deletes contacts; your role may not."
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.DONE
     assert Contact.objects.filter(org=org, email="a@example.com").exists()
+
+
+def test_starting_an_undo_twice_starts_one_undo(org, owner, django_capture_on_commit_callbacks):
+    job = import_file(owner, rows_csv(["Email"], [["a@example.com"]]))
+    actor, policy = Actor.for_user(owner.user), Policy(owner)
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        services.import_undo(job=job, actor=actor, policy=policy)
+        with pytest.raises(ValidationError) as again:
+            services.import_undo(job=job, actor=actor, policy=policy)
+
+    assert again.value.messages == ["This import is already being undone."]
+    assert len(callbacks) == 1  # one task is sent, when the first start commits
+    assert AuditEvent.objects.filter(org=org, verb="import.undo_started").count() == 1
+    job.refresh_from_db()
+    assert (job.status, job.status_before_undo) == ("undoing", "done")
+    assert (job.undo_by, job.undo_by_label) == (owner.user, owner.user.email)
+
+    services.run_undo(job.pk, org.pk)
+
+    # A redelivered task finds nothing left to do, and the finished undo can't start again.
+    assert services.run_undo(job.pk, org.pk) is None
+    with pytest.raises(ValidationError) as after:
+        services.import_undo(job=job, actor=actor, policy=policy)
+    assert after.value.messages == ["This import was already undone."]
+    assert AuditEvent.objects.filter(org=org, verb="import.undone").count() == 1
+
+
+def test_an_unfinished_import_cannot_be_undone(org, owner):
+    job = map_job(upload(owner, rows_csv(["Email"], [["a@example.com"]])), owner)
+
+    with pytest.raises(ValidationError) as refused:
+        services.import_undo(job=job, actor=Actor.for_user(owner.user), policy=Policy(owner))
+
+    assert refused.value.messages == ["Only a finished import can be undone."]
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.MAPPED
+
+
+@pytest.mark.parametrize("batch", [2000, 3, 1])
+def test_an_undo_in_batches_gives_the_same_result_as_in_one(org, owner, monkeypatch, batch):
+    job = undo_scenario(owner)
+    monkeypatch.setattr(services, "UNDO_BATCH", batch)
+    steps = []
+    real_step = services._undo_step
+    monkeypatch.setattr(services, "_undo_step", lambda *a: steps.append(1) or real_step(*a))
+
+    job = undo(job, owner)
+
+    assert_scenario_undone(job)
+    # A first step counts, then each batch of each phase, and one empty look per phase.
+    assert len(steps) == 1 + -(-5 // batch) + 1 + -(-20 // batch) + 1
+
+
+def test_an_undo_whose_worker_died_resumes_after_its_last_batch_without_duplicates(
+    org, owner, monkeypatch
+):
+    job = undo_scenario(owner)
+    monkeypatch.setattr(services, "UNDO_BATCH", 4)
+    real_delete = services._delete_created
+    batches = []
+
+    def dies_in_the_third_deleting_batch(job, ids, actor):
+        batches.append(ids)
+        deleted = real_delete(job, ids, actor)
+        if len(batches) == 3:
+            raise WorkerKilled  # after its deletes, before its batch commits
+        return deleted
+
+    monkeypatch.setattr(services, "_delete_created", dies_in_the_third_deleting_batch)
+    services.import_undo(job=job, actor=Actor.for_user(owner.user), policy=Policy(owner))
+    with pytest.raises(WorkerKilled):
+        services.run_undo(job.pk, org.pk)
+    job.refresh_from_db()
+    # Five updated contacts and two batches of four created ones were committed; the third
+    # batch's deletes went with the worker.
+    assert (job.status, job.undo_phase, job.undo_done) == ("undoing", "delete", 13)
+    assert job.undo_result["restored"] == 4
+    deleted = job.undo_result["deleted"]
+    assert deleted + job.undo_result["kept_edited"] == 1 + 8  # old1 kept, eight handled
+    assert Contact.objects.filter(org=org).count() == 25 - deleted
+    # Until its heartbeat goes stale, the undo still belongs to the (dead) worker.
+    assert services.run_undo(job.pk, org.pk) is None
+    stale = timezone.now() - dt.timedelta(seconds=services.STALE_AFTER_SECONDS + 5)
+    ImportJob.objects.filter(pk=job.pk).update(heartbeat_at=stale)
+    monkeypatch.setattr(services, "_delete_created", real_delete)
+
+    resumed = services.run_undo(job.pk, org.pk)
+
+    assert resumed is not None
+    job.refresh_from_db()
+    assert_scenario_undone(job)
+
+
+@pytest.mark.parametrize(
+    ("failing", "handled"),
+    # Batches of four: five updated contacts, then twenty created ones.
+    [("_restore_updated", 4), ("_delete_created", 5 + 4)],
+)
+def test_an_undo_that_fails_gives_the_import_back_and_says_what_stays_undone(
+    org, owner, monkeypatch, django_capture_on_commit_callbacks, failing, handled
+):
+    job = undo_scenario(owner)
+    assert selectors.undo_counts(job) == {"delete": 19, "restore": 4, "keep": 2}
+    monkeypatch.setattr(services, "UNDO_BATCH", 4)
+    real = getattr(services, failing)
+    batches = []
+
+    def fails_in_the_second_batch(*args):
+        batches.append(args)
+        if len(batches) == 2:
+            raise RuntimeError("the disk is full")
+        return real(*args)
+
+    monkeypatch.setattr(services, failing, fails_in_the_second_batch)
+    services.import_undo(job=job, actor=Actor.for_user(owner.user), policy=Policy(owner))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.run_undo(job.pk, org.pk)
+
+    job.refresh_from_db()
+    assert (job.status, job.undone_at) == (ImportJob.Status.DONE, None)
+    failure = job.undo_result["failure"]
+    assert failure.startswith("The undo stopped: the disk is full.")
+    assert "already deleted or restored stay that way" in failure
+    done = job.undo_result
+    assert job.undo_done == handled  # up to the batch that failed, which left nothing
+    assert done["deleted"] + done["restored"] + done["kept_edited"] == handled
+    assert Contact.objects.filter(org=org).count() == 25 - done["deleted"]
+    note = Notification.objects.get(org=org, user=owner.user, level="error")
+    assert note.title == "Undo of people.csv stopped"
+    assert note.body.startswith(failure)
+    assert [m.to for m in mail.outbox] == [[owner.user.email]]
+    assert AuditEvent.objects.filter(org=org, verb="import.undo_failed").count() == 1
+    # Asked again, the confirm page counts only what the stopped undo left.
+    assert selectors.undo_counts(job) == {
+        "delete": 19 - done["deleted"],
+        "restore": 4 - done["restored"],
+        "keep": 2 - done["kept_edited"],
+    }
+
+    # Undoing again carries on where it stopped, counting nothing twice.
+    monkeypatch.setattr(services, failing, real)
+    job = undo(job, owner)
+
+    assert_scenario_undone(job)
+
+
+def test_a_lost_database_leaves_the_undo_to_the_retried_task(org, owner, monkeypatch):
+    job = import_file(owner, rows_csv(["Email"], [["a@example.com"], ["b@example.com"]]))
+    services.import_undo(job=job, actor=Actor.for_user(owner.user), policy=Policy(owner))
+    real_delete = services._delete_created
+
+    def connection_lost(*args):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(services, "_delete_created", connection_lost)
+    with pytest.raises(OperationalError):
+        services.run_undo(job.pk, org.pk)
+    job.refresh_from_db()
+    # Still undoing, and free for the retry to claim at once.
+    assert (job.status, job.heartbeat_at) == (ImportJob.Status.UNDOING, None)
+    assert Contact.objects.filter(org=org).count() == 2
+
+    monkeypatch.setattr(services, "_delete_created", real_delete)
+    assert services.run_undo(job.pk, org.pk) is not None
+
+    job.refresh_from_db()
+    assert (job.status, job.undo_result["deleted"]) == (ImportJob.Status.UNDONE, 2)
+    assert not Contact.objects.filter(org=org).exists()
+
+
+def test_finishing_an_undo_notifies_and_audits_as_the_member_who_asked(
+    org, owner, members, django_capture_on_commit_callbacks
+):
+    admin = members["admin"]
+    job = import_file(owner, rows_csv(["Email"], [["a@example.com"], ["b@example.com"]]))
+    services.import_undo(
+        job=job, actor=Actor.for_user(admin.user, ip="203.0.113.9"), policy=Policy(admin)
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.run_undo(job.pk, org.pk)
+
+    note = Notification.objects.get(org=org, user=admin.user)
+    assert note.title == "Undo of people.csv finished"
+    assert note.body == "2 contacts deleted, 0 restored to their values before the import."
+    assert (note.level, note.url) == (
+        "success",
+        reverse("contacts:import_detail", args=[job.public_id]),
+    )
+    assert [m.to for m in mail.outbox] == [[admin.user.email]]
+    who = set(
+        AuditEvent.objects.filter(
+            org=org, verb__in=["contact.deleted", "import.undone"]
+        ).values_list("actor_user", "actor_label", "ip_address")
+    )
+    assert who == {(admin.user.id, admin.user.email, "203.0.113.9")}
+
+
+@pytest.mark.slow
+def test_a_real_celery_worker_runs_a_started_undo(transactional_db):
+    org = OrganizationFactory()
+    owner = member(org, "owner")
+    job = import_file(owner, rows_csv(["Email"], [["u1@example.com"], ["u2@example.com"]]))
+    celery_app.control.purge()  # tasks left on this broker by earlier runs must not interfere
+
+    with start_worker(celery_app, perform_ping_check=False, shutdown_timeout=30):
+        # Outside a transaction, as in a request: the task is sent when the start commits.
+        services.import_undo(job=job, actor=Actor.for_user(owner.user), policy=Policy(owner))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            job.refresh_from_db()
+            if job.status != ImportJob.Status.UNDOING:
+                break
+            time.sleep(0.2)
+
+    assert job.status == ImportJob.Status.UNDONE, job.undo_result
+    assert job.undo_result["deleted"] == 2
+    assert not Contact.objects.filter(org=org).exists()
 
 
 # Workers: resuming, claiming, a real Celery worker ---------------------------------------------
@@ -593,6 +885,32 @@ def test_a_converting_worker_that_dies_fails_the_job_instead_of_hanging_it(org, 
     assert job.status == ImportJob.Status.FAILED
     assert "A converting worker stopped answering within 2 s." in job.failure
     assert not Contact.objects.filter(org=org).exists()
+
+
+class _BrokerConnection:
+    """Stands for a library object that cleans up after a fork, like kombu's connection pool."""
+
+
+def _hangs_after_fork(connection):
+    time.sleep(3600)  # as kombu's clean-up does when a pooled connection awaits a reply
+
+
+def test_converting_workers_are_forked_without_other_libraries_after_fork_hooks(
+    org, owner, monkeypatch
+):
+    from contacts.importing import engine
+
+    monkeypatch.setattr(engine, "WORKER_TIMEOUT", 5)
+    connection = _BrokerConnection()
+    multiprocessing.util.register_after_fork(connection, _hangs_after_fork)
+    content = rows_csv(["Email"], [[f"f{i}@example.com"] for i in range(25)])
+
+    job = import_file(owner, content, chunk_rows=10)
+
+    assert (job.status, job.created_count) == (ImportJob.Status.DONE, 25), job.failure
+    # This process keeps its hooks for whatever it forks next.
+    registered = multiprocessing.util._afterfork_registry.values()
+    assert any(obj is connection for obj in registered)
 
 
 def test_a_single_chunk_import_converts_in_a_thread(org, owner, monkeypatch):

@@ -104,6 +104,8 @@ def test_viewer_gets_403_on_every_import_page_and_action(members, client_as):
     assert client.get(url("import_history")).status_code == 403
     assert client.get(url("import_detail", owner_job)).status_code == 403
     assert client.post(url("import_undo", owner_job)).status_code == 403
+    owner_job.refresh_from_db()
+    assert owner_job.status == ImportJob.Status.DONE
     pending = mapped(members["owner"])
     assert client.post(url("import_preview", pending)).status_code == 403
     pending.refresh_from_db()
@@ -149,6 +151,8 @@ def test_undo_is_refused_to_a_member_without_contacts_delete(members, client_as)
     detail = client.get(url("import_detail", job))
     assert "Undo import" not in text_of(detail)
     assert Contact.objects.filter(org=job.org).count() == 2
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.DONE
 
 
 # Tenancy ------------------------------------------------------------------------------------
@@ -170,6 +174,8 @@ def test_another_organizations_import_is_a_404_everywhere(owner, other_org, clie
     assert stranger.post(url("import_preview", pending)).status_code == 404
     pending.refresh_from_db()
     assert pending.status == ImportJob.Status.MAPPED
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.DONE
     assert job.file_name not in text_of(stranger.get(url("import_history")))
 
 
@@ -498,7 +504,9 @@ def test_created_rows_page_forward_and_back_across_the_parts_of_a_big_import(
     assert start.context["diff_page"].prev_cursor is None
 
 
-def test_undo_asks_first_with_counts_then_lists_the_contacts_kept(owner, client_as):
+def test_undo_asks_first_with_counts_then_runs_in_the_background_and_lists_the_kept(
+    owner, client_as
+):
     job = finished(owner)
     ada = Contact.objects.get(org=owner.org, email="ada@example.com")
     contact_services.contact_update(
@@ -509,10 +517,20 @@ def test_undo_asks_first_with_counts_then_lists_the_contacts_kept(owner, client_
     confirm = text_of(client.get(url("import_undo", job)))
     assert "Delete 1 contact</strong>" in confirm
     assert "Keep 1 contact</strong>" in confirm
+    assert "The undo runs in the background" in confirm
     assert Contact.objects.filter(org=owner.org).count() == 2
 
     response = client.post(url("import_undo", job))
-    page = text_of(client.get(response["Location"]))
+
+    assert response["Location"] == url("import_detail", job)
+    started = text_of(client.get(response["Location"]))
+    assert "Undoing people.csv. You can leave this page." in started
+    assert "Waiting for a worker to pick the undo up…" in started
+    assert "Undo import…" not in started
+    assert Contact.objects.filter(org=owner.org).count() == 2
+
+    services.run_undo(job.pk, job.org_id)
+    page = text_of(client.get(url("import_detail", job)))
 
     assert not Contact.objects.filter(org=owner.org, email="alan@example.com").exists()
     assert "1 contact deleted" in page
@@ -520,6 +538,94 @@ def test_undo_asks_first_with_counts_then_lists_the_contacts_kept(owner, client_
         f'href="{reverse("contacts:contact_detail", args=[ada.public_id])}">Ada Lovelace</a>'
         in page
     )
+    assert "Undo import…" not in page
+
+
+def undoing(job, *, done, total) -> ImportJob:
+    """The job as a worker leaves it between two batches of its undo."""
+    ImportJob.objects.filter(pk=job.pk).update(
+        status=ImportJob.Status.UNDOING,
+        status_before_undo=ImportJob.Status.DONE,
+        undo_phase=ImportJob.UndoPhase.DELETE,
+        undo_done=done,
+        undo_total=total,
+        undo_result={"deleted": 1200, "restored": 1000, "kept_edited": 300},
+        heartbeat_at=timezone.now(),
+    )
+    job.refresh_from_db()
+    return job
+
+
+def test_the_page_shows_the_undo_progress_and_keeps_polling_while_undoing(owner, client_as):
+    job = undoing(finished(owner), done=2_500, total=10_000)
+
+    poll = client_as(owner, htmx=True).get(url("import_progress", job))
+    reload = client_as(owner).get(url("import_detail", job))
+
+    fragment = text_of(poll)
+    assert poll.status_code == 200
+    assert "<html" not in fragment
+    assert 'hx-trigger="every 1s"' in fragment
+    for page in (fragment, text_of(reload)):  # without JavaScript, a reload shows the same
+        assert "Undoing this import" in page
+        assert 'aria-label="Contacts undone: 25%"' in page
+        assert "<strong>2,500</strong> of 10,000 contacts handled (25%)" in page
+        assert 'data-count="undo-deleted">1,200</dd>' in page
+        assert 'data-count="undo-kept">300</dd>' in page
+        assert ">Undoing</span>" in page
+        assert "Undo import…" not in page
+        assert "Cancel import" not in page
+
+
+def test_the_undo_progress_stops_polling_when_the_undo_is_done(owner, client_as):
+    job = finished(owner)
+    services.import_undo(job=job, actor=Actor.for_user(owner.user), policy=Policy(owner))
+    client = client_as(owner, htmx=True)
+    assert 'hx-trigger="every 1s"' in text_of(client.get(url("import_progress", job)))
+
+    services.run_undo(job.pk, job.org_id)
+    page = text_of(client.get(url("import_progress", job)))
+
+    assert "hx-trigger" not in page
+    assert "Undoing this import" not in page
+    assert ">Undone</span>" in page
+    assert "2 contacts deleted" in page
+
+
+def test_an_undo_already_running_is_not_started_again(owner, client_as):
+    job = undoing(finished(owner), done=0, total=2)
+    client = client_as(owner)
+
+    confirm = client.get(url("import_undo", job))
+    again = client.post(url("import_undo", job), follow=True)
+
+    assert confirm["Location"] == url("import_detail", job)
+    assert "This import is already being undone." in text_of(again)
+    job.refresh_from_db()
+    assert (job.status, job.undo_done) == (ImportJob.Status.UNDOING, 0)
+
+
+def test_a_failed_undo_is_explained_and_can_be_started_again(owner, client_as):
+    job = finished(owner)
+    message = "The undo stopped: the disk is full. Contacts it already deleted stay deleted."
+    ImportJob.objects.filter(pk=job.pk).update(undo_result={"deleted": 1, "failure": message})
+
+    page = text_of(client_as(owner).get(url("import_detail", job)))
+
+    assert f'role="alert">{message}</p>' in page
+    assert "Undo import…" in page
+
+
+def test_history_and_dashboard_show_an_import_being_undone(owner, client_as):
+    job = undoing(finished(owner), done=1, total=2)
+    client = client_as(owner)
+
+    history = text_of(client.get(url("import_history")))
+    dashboard = text_of(client.get(reverse("crm:dashboard")))
+
+    assert 'import-status-undoing">Undoing</span>' in history
+    assert f'href="{url("import_detail", job)}"' in dashboard
+    assert "Undoing" in dashboard
 
 
 # History and the dashboard --------------------------------------------------------------------
