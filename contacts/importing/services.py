@@ -864,6 +864,13 @@ def _notify_undo(job: ImportJob, org, *, title: str, body: str, level: str = "su
     )
 
 
+def _undo_audit_params(job: ImportJob, actor: Actor) -> list:
+    """The parameters Undo's audit rows start with: org, who (type, user, label), the file
+    named in their changes, and the ip."""
+    user_id = getattr(actor.user, "id", None)
+    return [job.org_id, actor.type, user_id, actor.label, job.file_name, actor.ip]
+
+
 def _delete_created(job: ImportJob, ids: list[int], actor: Actor) -> int:
     """Audit and delete these contacts the import created, through the ORM: the database's
     foreign keys do not cascade (Django does), so a plain DELETE would fail on the timeline,
@@ -882,16 +889,7 @@ def _delete_created(job: ImportJob, ids: list[int], actor: Actor) -> int:
               FROM contacts_contact c
              WHERE c.org_id = %s AND c.id = ANY(%s)
             """,
-            [
-                job.org_id,
-                actor.type,
-                getattr(actor.user, "id", None),
-                actor.label,
-                job.file_name,
-                actor.ip,
-                job.org_id,
-                ids,
-            ],
+            [*_undo_audit_params(job, actor), job.org_id, ids],
         )
     _, per_model = Contact.objects.filter(org_id=job.org_id, pk__in=ids).delete()
     return per_model.get(Contact._meta.label, 0)
@@ -932,17 +930,7 @@ def _restore_updated(cur, job: ImportJob, record_ids: list[int], actor: Actor) -
           FROM contacts_importrecord r JOIN contacts_contact c ON c.id = r.contact_id
          WHERE r.job_id = %s AND r.action = 'updated' AND r.id = ANY(%s) AND c.org_id = %s
         """,
-        [
-            job.org_id,
-            actor.type,
-            getattr(actor.user, "id", None),
-            actor.label,
-            job.file_name,
-            actor.ip,
-            job.id,
-            record_ids,
-            job.org_id,
-        ],
+        [*_undo_audit_params(job, actor), job.id, record_ids, job.org_id],
     )
     # Tags the import added come off again (it never removes tags, so there is nothing
     # to put back).
