@@ -241,6 +241,11 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "contacts.tasks.nightly_rescore",
         "schedule": crontab(hour=3, minute=15),
     },
+    # Imports and undos whose task message was lost or whose worker died are sent again.
+    "resend-stalled-imports": {
+        "task": "contacts.importing.tasks.resend_stalled_imports",
+        "schedule": 300.0,
+    },
 }
 # GET /healthz waits this long (seconds) for a Celery worker to answer its ping.
 HEALTHZ_CELERY_TIMEOUT = env.float("HEALTHZ_CELERY_TIMEOUT", default=1.0)

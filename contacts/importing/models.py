@@ -72,6 +72,9 @@ class ImportJob(OrgScopedModel):
     # A running (or undoing) job's worker touches this between chunks (or undo batches);
     # a stale one may be re-claimed.
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # When the job's task (import or undo) was last sent to the workers; the sweeper that
+    # sends it again for a stalled job goes by it, so it sends at most one extra at a time.
+    sent_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     failure = models.TextField(blank=True)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
+import itertools
 import logging
 import os
 import re
@@ -38,6 +40,9 @@ log = logging.getLogger(__name__)
 MAX_UPLOAD_BYTES = getattr(settings, "IMPORT_MAX_UPLOAD_MB", 200) * 1024 * 1024
 ALLOWED_EXTENSIONS = (".csv", ".tsv", ".txt", ".xlsx")
 STALE_AFTER_SECONDS = 120
+# A queued job no worker has taken for this long gets its task sent again (see
+# `resend_stalled_jobs`); the wait keeps a busy queue from filling with extra messages.
+RESEND_WAITING_AFTER_SECONDS = 600
 
 
 def max_upload_bytes() -> int:
@@ -448,7 +453,8 @@ def import_start(*, job: ImportJob, actor: Actor, policy) -> ImportJob:
     if job.status != ImportJob.Status.MAPPED:
         raise ValidationError("Map the columns before starting the import.")
     job.status = ImportJob.Status.QUEUED
-    job.save(update_fields=["status"])
+    job.sent_at = timezone.now()
+    job.save(update_fields=["status", "sent_at"])
     audit(org=job.org, actor=actor, verb="import.started", obj=job)
     from .tasks import run_import
 
@@ -503,13 +509,59 @@ def run_import(job_id: int, org_id: int, *, chunk_rows: int | None = None) -> Im
     return job
 
 
+RESCORE_BATCH = 20_000
+
+
 def _rescore(job: ImportJob) -> None:
-    """Lead scores of what the import touched, set-based, without bumping updated_at."""
+    """Lead scores of what the import touched, set-based, without bumping updated_at. The
+    heartbeat goes on between batches: a million contacts take a while, and a job that
+    looks dead would be taken over."""
     from ..scoring import has_active_rules, rescore_contacts
 
     if not has_active_rules(job.org):
         return
-    rescore_contacts(job.org, ids=selectors.touched_ids(job))
+    ids = selectors.touched_ids(job)
+    while batch := list(itertools.islice(ids, RESCORE_BATCH)):
+        rescore_contacts(job.org, ids=batch)
+        ImportJob.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now())
+
+
+def resend_stalled_jobs() -> int:
+    """Send the task again for every import or undo that has stalled, and say how many.
+
+    A job stalls when its task message is lost (the broker restarted, or the task used up
+    its retries while the database was away) or when its worker died and the broker holds
+    the unacknowledged message back (Redis returns it only after its visibility timeout, an
+    hour). Beat runs this every few minutes. A job waiting in the queue gets one extra
+    message per RESEND_WAITING_AFTER_SECONDS; a job whose worker went quiet, one per
+    STALE_AFTER_SECONDS. The worker's claim decides who runs a job, so a message for a job
+    that is in fact running, or that another message starts first, does nothing.
+    """
+    from .tasks import run_import as run_import_task
+    from .tasks import run_undo as run_undo_task
+
+    now = timezone.now()
+    quiet = now - timezone.timedelta(seconds=STALE_AFTER_SECONDS)
+    waited = now - timezone.timedelta(seconds=RESEND_WAITING_AFTER_SECONDS)
+    status = ImportJob.Status
+    not_taken = Q(status=status.QUEUED) | Q(status=status.UNDOING, heartbeat_at__isnull=True)
+    went_quiet = Q(status__in=[status.RUNNING, status.UNDOING], heartbeat_at__lt=quiet)
+    due = (not_taken & (Q(sent_at__isnull=True) | Q(sent_at__lt=waited))) | (
+        went_quiet & (Q(sent_at__isnull=True) | Q(sent_at__lt=quiet))
+    )
+    with transaction.atomic():
+        # A job a worker is writing a chunk of is locked; it is not stalled, so skip it.
+        stalled = list(
+            ImportJob.objects.filter(due)
+            .select_for_update(skip_locked=True)
+            .values_list("pk", "org_id", "status")
+        )
+        ImportJob.objects.filter(pk__in=[pk for pk, _, _ in stalled]).update(sent_at=now)
+        for pk, org_id, job_status in stalled:
+            task = run_undo_task if job_status == status.UNDOING else run_import_task
+            transaction.on_commit(functools.partial(task.delay, org_id, pk))
+            log.warning("import %s (%s) stalled; its task is sent again", pk, job_status)
+    return len(stalled)
 
 
 def _end(job: ImportJob, status: str, failure: str) -> None:
@@ -611,6 +663,7 @@ def import_undo(*, job: ImportJob, actor: Actor, policy) -> ImportJob:
             undo_by_ip=actor.ip,
             # The import's last heartbeat must not hold the undo's worker off.
             heartbeat_at=None,
+            sent_at=timezone.now(),
         )
         job.refresh_from_db()
         if not started:

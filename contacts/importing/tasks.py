@@ -24,3 +24,10 @@ def run_import(self, org_id: int, job_id: int) -> None:
 def run_undo(self, org_id: int, job_id: int) -> None:
     """Thin wrapper: the service claims the undo and resumes after the last committed batch."""
     services.run_undo(job_id, org_id)
+
+
+@shared_task
+def resend_stalled_imports() -> int:
+    """Beat runs this every few minutes: imports and undos whose task was lost or whose
+    worker died are handed to a worker again."""
+    return services.resend_stalled_jobs()

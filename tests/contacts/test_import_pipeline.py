@@ -21,6 +21,7 @@ from django.urls import reverse
 from django.utils import timezone
 from openpyxl import Workbook
 
+from contacts import scoring
 from contacts import services as contact_services
 from contacts.importing import selectors, services
 from contacts.importing.engine import Importer
@@ -532,6 +533,47 @@ def test_undo_keeps_and_lists_contacts_edited_since_the_import(org, owner):
     assert not Contact.objects.filter(org=org, email="b@example.com").exists()
 
 
+def test_lead_scores_of_everything_the_import_wrote_are_recomputed_in_batches(
+    org, owner, monkeypatch
+):
+    from tests.factories import ScoringRuleFactory
+
+    ScoringRuleFactory(
+        org=org,
+        name="VP",
+        condition={"field": "job_title", "op": "contains", "value": "VP"},
+        points=20,
+    )
+    existing_contact(org, email="known@example.com", job_title="Founder")
+    untouched = existing_contact(org, email="other@example.com", job_title="VP Sales")
+    Contact.objects.filter(pk=untouched.pk).update(lead_score=0)  # as if scored before the rule
+    monkeypatch.setattr(services, "RESCORE_BATCH", 2)
+    rows = [["known@example.com", "VP Marketing"]] + [
+        [f"p{i}@example.com", "VP Ops" if i % 2 else "Engineer"] for i in range(5)
+    ]
+    job = map_job(upload(owner, rows_csv(["Email", "Job Title"], rows)), owner)
+    real_rescore, batches = scoring.rescore_contacts, []
+
+    def rescore_noting_the_heartbeat(org, ids):
+        batches.append((len(ids), ImportJob.objects.get(pk=job.pk).heartbeat_at))
+        return real_rescore(org, ids=ids)
+
+    monkeypatch.setattr(scoring, "rescore_contacts", rescore_noting_the_heartbeat)
+
+    run(job, owner)
+
+    scores = dict(Contact.objects.filter(org=org).values_list("email", "lead_score"))
+    assert scores == {
+        "known@example.com": 20,
+        "other@example.com": 0,  # not in the file: left alone
+        **{f"p{i}@example.com": 20 if i % 2 else 0 for i in range(5)},
+    }
+    # Six contacts in batches of two; the heartbeat moves on after each batch.
+    assert [size for size, _ in batches] == [2, 2, 2]
+    beats = [beat for _, beat in batches]
+    assert beats == sorted(set(beats))
+
+
 def test_a_row_that_only_adds_tags_updates_the_contact_and_undo_takes_them_off(org, owner):
     known = existing_contact(org, email="known@example.com", job_title="Founder")
     edit(owner, known, tags="Existing")
@@ -940,6 +982,83 @@ def test_claim_takes_over_a_running_job_whose_heartbeat_went_stale(org, owner):
 
     assert services.claim(job.pk, org.pk) is True
     assert services.claim(job.pk, org.pk) is False
+
+
+def sent_tasks(callbacks) -> list[tuple[str, int, int]]:
+    """(task name, org id, job id) of each task the captured on-commit callbacks send."""
+    return sorted((c.func.__self__.name, *c.args) for c in callbacks)
+
+
+def test_the_sweeper_sends_the_task_again_only_for_stalled_imports_and_undos(
+    org, other_org, owner, django_capture_on_commit_callbacks
+):
+    now = timezone.now()
+    ago = lambda seconds: now - dt.timedelta(seconds=seconds)  # noqa: E731
+    other_owner = member(other_org, "owner")
+    states = {
+        "queued just now": (owner, dict(status="queued", sent_at=ago(60))),
+        "queued, never taken": (owner, dict(status="queued", sent_at=ago(660))),
+        "running": (owner, dict(status="running", heartbeat_at=ago(5), sent_at=ago(900))),
+        "running, worker died": (
+            other_owner,
+            dict(status="running", heartbeat_at=ago(300), sent_at=ago(900)),
+        ),
+        "running, worker died, just sent again": (
+            owner,
+            dict(status="running", heartbeat_at=ago(300), sent_at=ago(30)),
+        ),
+        "undo never taken": (owner, dict(status="undoing", heartbeat_at=None, sent_at=ago(660))),
+        "undo just started": (owner, dict(status="undoing", heartbeat_at=None, sent_at=ago(10))),
+        "undo, worker died": (owner, dict(status="undoing", heartbeat_at=ago(300), sent_at=None)),
+        "done": (owner, dict(status="done", heartbeat_at=ago(3000), sent_at=ago(3000))),
+    }
+    jobs = {}
+    for name, (membership, fields) in states.items():
+        jobs[name] = upload(membership, rows_csv(["Email"], [["a@example.com"]]))
+        ImportJob.objects.filter(pk=jobs[name].pk).update(**fields)
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert services.resend_stalled_jobs() == 4
+
+    tasks = "contacts.importing.tasks."
+    assert sent_tasks(callbacks) == sorted(
+        [
+            (tasks + "run_import", org.pk, jobs["queued, never taken"].pk),
+            (tasks + "run_import", other_org.pk, jobs["running, worker died"].pk),
+            (tasks + "run_undo", org.pk, jobs["undo never taken"].pk),
+            (tasks + "run_undo", org.pk, jobs["undo, worker died"].pk),
+        ]
+    )
+    # Each stalled job gets one extra message at a time, not one per sweep.
+    with django_capture_on_commit_callbacks() as again:
+        assert services.resend_stalled_jobs() == 0
+    assert again == []
+
+
+def test_the_sweeper_finishes_an_import_whose_worker_died(
+    org, owner, monkeypatch, django_capture_on_commit_callbacks
+):
+    content = rows_csv(["Email"], [[f"p{i}@example.com"] for i in range(25)])
+    job = map_job(upload(owner, content), owner)
+    services.import_start(job=job, actor=Actor.for_user(owner.user), policy=Policy(owner))
+    monkeypatch.setattr(DiesAfterTwoChunks, "chunks_written", 0)
+    monkeypatch.setattr(services, "Importer", DiesAfterTwoChunks)
+    with pytest.raises(WorkerKilled):
+        services.run_import(job.pk, org.pk, chunk_rows=10)
+    monkeypatch.setattr(services, "Importer", Importer)
+    # Its message is gone with the worker; after a while its heartbeat is stale.
+    stale = timezone.now() - dt.timedelta(seconds=services.STALE_AFTER_SECONDS + 5)
+    ImportJob.objects.filter(pk=job.pk).update(heartbeat_at=stale, sent_at=stale)
+    monkeypatch.setitem(celery_app.conf, "task_always_eager", True)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.resend_stalled_jobs() == 1
+
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.DONE, job.failure
+    assert (job.created_count, job.rows_done) == (25, 25)
+    assert Contact.objects.filter(org=org).count() == 25
+    assert Notification.objects.filter(user=owner.user, title__contains="finished").count() == 1
 
 
 @pytest.mark.slow
