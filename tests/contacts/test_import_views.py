@@ -610,10 +610,15 @@ def test_a_failed_undo_is_explained_and_can_be_started_again(owner, client_as):
     message = "The undo stopped: the disk is full. Contacts it already deleted stay deleted."
     ImportJob.objects.filter(pk=job.pk).update(undo_result={"deleted": 1, "failure": message})
 
-    page = text_of(client_as(owner).get(url("import_detail", job)))
+    client = client_as(owner)
+    page = text_of(client.get(url("import_detail", job)))
+    confirm = text_of(client.get(url("import_undo", job)))
 
     assert f'role="alert">{message}</p>' in page
-    assert "Undo import…" in page
+    assert "Finish the undo…" in page
+    assert "Undo import…" not in page
+    assert "So far 1 contact was deleted and 0 restored; they stay that way." in confirm
+    assert "Yes, finish undoing it" in confirm
 
 
 def test_history_and_dashboard_show_an_import_being_undone(owner, client_as):
