@@ -800,22 +800,34 @@ def test_finishing_an_undo_notifies_and_audits_as_the_member_who_asked(
     assert who == {(admin.user.id, admin.user.email, "203.0.113.9")}
 
 
+def in_a_real_worker(job, start, *, until) -> None:
+    """Run `start` outside a transaction, as a request does (its task is sent when it
+    commits), and give a real Celery worker up to 30 s to bring the job to a status in
+    `until`."""
+    celery_app.control.purge()  # tasks left on this broker by earlier runs must not interfere
+    with start_worker(celery_app, perform_ping_check=False, shutdown_timeout=30):
+        start()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            job.refresh_from_db()
+            if job.status in until:
+                break
+            time.sleep(0.2)
+
+
 @pytest.mark.slow
 def test_a_real_celery_worker_runs_a_started_undo(transactional_db):
     org = OrganizationFactory()
     owner = member(org, "owner")
     job = import_file(owner, rows_csv(["Email"], [["u1@example.com"], ["u2@example.com"]]))
-    celery_app.control.purge()  # tasks left on this broker by earlier runs must not interfere
 
-    with start_worker(celery_app, perform_ping_check=False, shutdown_timeout=30):
-        # Outside a transaction, as in a request: the task is sent when the start commits.
-        services.import_undo(job=job, actor=Actor.for_user(owner.user), policy=Policy(owner))
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            job.refresh_from_db()
-            if job.status != ImportJob.Status.UNDOING:
-                break
-            time.sleep(0.2)
+    in_a_real_worker(
+        job,
+        lambda: services.import_undo(
+            job=job, actor=Actor.for_user(owner.user), policy=Policy(owner)
+        ),
+        until=(ImportJob.Status.UNDONE, ImportJob.Status.DONE),
+    )
 
     assert job.status == ImportJob.Status.UNDONE, job.undo_result
     assert job.undo_result["deleted"] == 2
@@ -1068,17 +1080,14 @@ def test_a_real_celery_worker_runs_a_started_import(transactional_db):
     job = map_job(
         upload(owner, rows_csv(["Email"], [["w1@example.com"], ["w2@example.com"]])), owner
     )
-    celery_app.control.purge()  # tasks left on this broker by earlier runs must not interfere
 
-    with start_worker(celery_app, perform_ping_check=False, shutdown_timeout=30):
-        # Outside a transaction, as in a request: the task is sent when the start commits.
-        services.import_start(job=job, actor=Actor.for_user(owner.user), policy=Policy(owner))
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            job.refresh_from_db()
-            if job.status in (ImportJob.Status.DONE, ImportJob.Status.FAILED):
-                break
-            time.sleep(0.2)
+    in_a_real_worker(
+        job,
+        lambda: services.import_start(
+            job=job, actor=Actor.for_user(owner.user), policy=Policy(owner)
+        ),
+        until=(ImportJob.Status.DONE, ImportJob.Status.FAILED),
+    )
 
     assert job.status == ImportJob.Status.DONE, job.failure
     assert job.created_count == 2
