@@ -16,6 +16,7 @@ after a worker died continues where it stopped and never applies a chunk twice.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
@@ -1006,6 +1007,43 @@ def job_claim(org_id: int, job_id: int, holder: str = "") -> BackgroundJob | Non
     if not claimed:
         return None
     return BackgroundJob.objects.select_related("org", "created_by").get(pk=job_id, org_id=org_id)
+
+
+# A queued job no worker has taken for this long gets its task sent again.
+RESEND_WAITING_AFTER_SECONDS = 600
+
+
+def job_resend_stalled(tasks: dict[str, Callable]) -> int:
+    """Send the task again for every stalled job of the kinds in `tasks` (kind -> Celery
+    task), and say how many. A job stalls when its message is lost (a broker restart,
+    retries used up) or its worker died: the job then sits queued for good (a rescore
+    waiting so would also hold off every later rescore of its organization) or running
+    until Redis hands the unacknowledged message back, an hour later. Each stalled job gets
+    one extra message per wait (RESEND_WAITING_AFTER_SECONDS while queued, LEASE_SECONDS
+    once its lease ran out); `job_claim` decides who runs it, so an extra one is harmless."""
+    now, wait = time.time(), RESEND_WAITING_AFTER_SECONDS
+
+    def not_sent_since(seconds: float) -> Q:
+        return Q(result__sent_at__isnull=True) | Q(result__sent_at__lt=now - seconds)
+
+    queued_long_ago = timezone.now() - timezone.timedelta(seconds=wait)
+    never_taken = Q(status=BackgroundJob.Status.QUEUED, created_at__lt=queued_long_ago)
+    lease_ran_out = Q(status=BackgroundJob.Status.RUNNING, result__lease_expires__lt=now)
+    due = (never_taken & not_sent_since(wait)) | (lease_ran_out & not_sent_since(LEASE_SECONDS))
+    with transaction.atomic():
+        # A job whose worker is writing a chunk holds its row's lock: it is not stalled.
+        stalled = list(
+            BackgroundJob.objects.filter(due, kind__in=list(tasks))
+            .select_for_update(skip_locked=True)
+            .values_list("pk", "org_id", "kind")
+        )
+        BackgroundJob.objects.filter(pk__in=[pk for pk, _, _ in stalled]).update(
+            result=JsonbMerge(F("result"), Value({"sent_at": now}, output_field=JSONField()))
+        )
+        for pk, org_id, kind in stalled:
+            transaction.on_commit(functools.partial(tasks[kind].delay, org_id, pk))
+            logger.warning("background job %s (%s) stalled; its task is sent again", pk, kind)
+    return len(stalled)
 
 
 def job_run_chunks(

@@ -9,6 +9,7 @@ import logging
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
+from . import bulk, scoring
 from .bulk import job_claim, job_fail, run_bulk_job
 from .scoring import run_rescore_job
 
@@ -57,3 +58,12 @@ def nightly_rescore() -> int:
     from .scoring import queue_nightly_rescores
 
     return queue_nightly_rescores()
+
+
+@shared_task
+def resend_stalled_jobs() -> int:
+    """Beat runs this every few minutes: bulk and rescore jobs whose task was lost or whose
+    worker died are handed to a worker again."""
+    return bulk.job_resend_stalled(
+        {bulk.JOB_KIND: run_bulk_action, scoring.JOB_KIND: rescore_org_contacts}
+    )

@@ -241,7 +241,12 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "contacts.tasks.nightly_rescore",
         "schedule": crontab(hour=3, minute=15),
     },
-    # Imports and undos whose task message was lost or whose worker died are sent again.
+    # Background jobs, imports and undos whose task message was lost or whose worker died
+    # are sent again.
+    "resend-stalled-jobs": {
+        "task": "contacts.tasks.resend_stalled_jobs",
+        "schedule": 300.0,
+    },
     "resend-stalled-imports": {
         "task": "contacts.importing.tasks.resend_stalled_imports",
         "schedule": 300.0,

@@ -2,15 +2,20 @@
 resumable after a worker died without applying any chunk twice, and followed on a page that
 polls until the job has finished."""
 
+import datetime as dt
 import time
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from contacts import bulk as bulk_service
+from contacts import scoring
 from contacts.models import Activity, Contact
-from contacts.tasks import run_bulk_action
+from contacts.tasks import resend_stalled_jobs, run_bulk_action
+from crm.celery import app as celery_app
 from crm.models import AuditEvent, BackgroundJob
+from crm.services import Actor
 from tests.factories import ContactFactory, member
 
 
@@ -258,3 +263,67 @@ def test_the_starter_is_notified_when_the_job_is_done(
     assert note.title == "Done: Change stage 6 contacts"
     assert note.body == "Changed the stage of 6 contacts to Customer."
     assert note.url == reverse("crm:job_progress", args=[job.public_id])
+
+
+def stalled_job(org, kind, *, status="queued", minutes_ago=0, **result) -> BackgroundJob:
+    job = BackgroundJob.objects.create(org=org, kind=kind, status=status, result=result)
+    queued_at = timezone.now() - dt.timedelta(minutes=minutes_ago)
+    BackgroundJob.objects.filter(pk=job.pk).update(created_at=queued_at)
+    return job
+
+
+def test_the_sweeper_sends_the_task_again_only_for_stalled_jobs(
+    org, other_org, django_capture_on_commit_callbacks
+):
+    now = time.time()
+    rescore = scoring.JOB_KIND
+    stalled = [
+        stalled_job(org, bulk_service.JOB_KIND, minutes_ago=11),
+        stalled_job(other_org, rescore, status="running", lease_expires=now - 1),
+    ]
+    fine = [
+        stalled_job(org, bulk_service.JOB_KIND, minutes_ago=1),  # waiting its turn
+        stalled_job(org, rescore, minutes_ago=30, sent_at=now - 60),  # just sent again
+        stalled_job(org, rescore, status="running", lease_expires=now + 200),
+        stalled_job(org, bulk_service.JOB_KIND, status="done", minutes_ago=90),
+        stalled_job(org, "crm.something_else", minutes_ago=90),  # no task of ours runs it
+    ]
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert resend_stalled_jobs() == 2
+
+    sent = sorted((c.func.__self__.name, *c.args) for c in callbacks)
+    assert sent == sorted(
+        [
+            ("contacts.tasks.run_bulk_action", org.pk, stalled[0].pk),
+            ("contacts.tasks.rescore_org_contacts", other_org.pk, stalled[1].pk),
+        ]
+    )
+    untouched = [BackgroundJob.objects.get(pk=job.pk).result.get("sent_at") for job in fine]
+    assert untouched == [None, now - 60, None, None, None]
+    # One extra message per stalled job at a time, not one per sweep.
+    with django_capture_on_commit_callbacks() as again:
+        assert resend_stalled_jobs() == 0
+    assert again == []
+
+
+def test_a_rescore_whose_message_was_lost_no_longer_holds_off_the_next_one(
+    org, monkeypatch, django_capture_on_commit_callbacks
+):
+    ContactFactory.create_batch(3, org=org)
+    lost = stalled_job(org, scoring.JOB_KIND, minutes_ago=15)
+    actor = Actor.system("test")
+    # While it waits, asking for a rescore reuses it: that is what made a lost one stick.
+    with django_capture_on_commit_callbacks():
+        assert scoring.start_rescore_job(org, actor) == lost
+    monkeypatch.setitem(celery_app.conf, "task_always_eager", True)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert resend_stalled_jobs() == 1
+
+    lost.refresh_from_db()
+    assert lost.status == BackgroundJob.Status.DONE
+    # It went through every contact of the org.
+    assert lost.result["cursor"] == Contact.objects.filter(org=org).latest("id").id
+    with django_capture_on_commit_callbacks():
+        assert scoring.start_rescore_job(org, actor) != lost
