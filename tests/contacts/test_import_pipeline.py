@@ -853,17 +853,25 @@ class DiesAfterTwoChunks(Importer):
         return super().merge(part, dry_run=dry_run)
 
 
+def started_and_killed_after_two_chunks(membership, content, monkeypatch) -> ImportJob:
+    """Start an import of `content` in chunks of ten whose worker dies after two chunks
+    committed; the job is left as the dead worker leaves it, and the Importer that dies
+    stays in place."""
+    job = map_job(upload(membership, content), membership)
+    services.import_start(job=job, actor=Actor.for_user(membership.user), policy=Policy(membership))
+    monkeypatch.setattr(DiesAfterTwoChunks, "chunks_written", 0)
+    monkeypatch.setattr(services, "Importer", DiesAfterTwoChunks)
+    with pytest.raises(WorkerKilled):
+        services.run_import(job.pk, job.org_id, chunk_rows=10)
+    job.refresh_from_db()
+    return job
+
+
 def test_a_job_whose_worker_died_resumes_after_its_last_chunk_without_duplicates(
     org, owner, monkeypatch
 ):
     content = rows_csv(["Email", "City"], [[f"p{i}@example.com", "Lyon"] for i in range(25)])
-    job = map_job(upload(owner, content), owner)
-    services.import_start(job=job, actor=Actor.for_user(owner.user), policy=Policy(owner))
-    monkeypatch.setattr(DiesAfterTwoChunks, "chunks_written", 0)
-    monkeypatch.setattr(services, "Importer", DiesAfterTwoChunks)
-    with pytest.raises(WorkerKilled):
-        services.run_import(job.pk, org.pk, chunk_rows=10)
-    job.refresh_from_db()
+    job = started_and_killed_after_two_chunks(owner, content, monkeypatch)
     assert (job.status, job.rows_done, job.created_count) == (ImportJob.Status.RUNNING, 20, 20)
     assert Contact.objects.filter(org=org).count() == 20
     # Until its heartbeat goes stale, the job still belongs to the (dead) worker.
@@ -1051,12 +1059,7 @@ def test_the_sweeper_finishes_an_import_whose_worker_died(
     org, owner, monkeypatch, django_capture_on_commit_callbacks
 ):
     content = rows_csv(["Email"], [[f"p{i}@example.com"] for i in range(25)])
-    job = map_job(upload(owner, content), owner)
-    services.import_start(job=job, actor=Actor.for_user(owner.user), policy=Policy(owner))
-    monkeypatch.setattr(DiesAfterTwoChunks, "chunks_written", 0)
-    monkeypatch.setattr(services, "Importer", DiesAfterTwoChunks)
-    with pytest.raises(WorkerKilled):
-        services.run_import(job.pk, org.pk, chunk_rows=10)
+    job = started_and_killed_after_two_chunks(owner, content, monkeypatch)
     monkeypatch.setattr(services, "Importer", Importer)
     # Its message is gone with the worker; after a while its heartbeat is stale.
     stale = timezone.now() - dt.timedelta(seconds=services.STALE_AFTER_SECONDS + 5)
