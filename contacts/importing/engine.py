@@ -608,7 +608,8 @@ class Importer:
                                    skipped_count = skipped_count + %s,
                                    error_count = error_count + %s,
                                    chunks_done = array_append(chunks_done, %s),
-                                   heartbeat_at = now()
+                                   heartbeat_at = now(),
+                                   takeovers = 0
                              WHERE id = %s
                             """,
                             [

@@ -75,6 +75,11 @@ class ImportJob(OrgScopedModel):
     # When the job's task (import or undo) was last sent to the workers; the sweeper that
     # sends it again for a stalled job goes by it, so it sends at most one extra at a time.
     sent_at = models.DateTimeField(null=True, blank=True)
+    # How many times in a row a worker took the job (import or undo) over from one that went
+    # quiet, with nothing committed in between. A job that keeps taking its worker down
+    # (a file that exhausts its memory, say) fails after a few instead of taking down
+    # worker after worker; every committed chunk or batch sets it back to 0.
+    takeovers = models.PositiveSmallIntegerField(default=0)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     failure = models.TextField(blank=True)

@@ -43,6 +43,13 @@ STALE_AFTER_SECONDS = 120
 # A queued job no worker has taken for this long gets its task sent again (see
 # `resend_stalled_jobs`); the wait keeps a busy queue from filling with extra messages.
 RESEND_WAITING_AFTER_SECONDS = 600
+# A job whose worker went quiet is taken over at most this many times in a row (without a
+# committed chunk or batch in between); the next time, it fails.
+MAX_TAKEOVERS = 2
+GAVE_UP = (
+    "its worker stopped answering {times} times in a row without finishing a {unit} "
+    "(a file that makes it run out of memory can do that)"
+)
 
 
 def max_upload_bytes() -> int:
@@ -463,18 +470,33 @@ def import_start(*, job: ImportJob, actor: Actor, policy) -> ImportJob:
 
 
 def claim(job_id: int, org_id: int) -> bool:
-    """Take the job for this worker: a queued job, or a running one whose worker went quiet."""
-    stale = timezone.now() - timezone.timedelta(seconds=STALE_AFTER_SECONDS)
+    """Take the job for this worker: a queued job, or a running one whose worker went quiet
+    (unless that happened too often in a row: the job then fails instead)."""
     now = timezone.now()
-    taken = ImportJob.objects.filter(
-        Q(status=ImportJob.Status.QUEUED)
-        | Q(status=ImportJob.Status.RUNNING, heartbeat_at__lt=stale),
-        pk=job_id,
-        org_id=org_id,
-    ).update(status=ImportJob.Status.RUNNING, heartbeat_at=now)
+    job = ImportJob.objects.filter(pk=job_id, org_id=org_id)
+    taken = job.filter(status=ImportJob.Status.QUEUED).update(
+        status=ImportJob.Status.RUNNING, heartbeat_at=now
+    )
     if taken:
-        ImportJob.objects.filter(pk=job_id, started_at__isnull=True).update(started_at=now)
-    return bool(taken)
+        job.filter(started_at__isnull=True).update(started_at=now)
+        return True
+    quiet = job.filter(status=ImportJob.Status.RUNNING, heartbeat_at__lt=_stale(now))
+    if quiet.filter(takeovers__lt=MAX_TAKEOVERS).update(
+        heartbeat_at=now, takeovers=F("takeovers") + 1
+    ):
+        return True
+    # Only the worker whose UPDATE moved the heartbeat on ends the job, and only once.
+    if quiet.update(heartbeat_at=now):
+        failed = ImportJob.objects.select_related("org", "created_by").get(pk=job_id)
+        reason = GAVE_UP.format(times=MAX_TAKEOVERS + 1, unit="chunk")
+        log.error("import %s failed: %s", job_id, reason)
+        _end(failed, ImportJob.Status.FAILED, f"The import stopped: {reason}.")
+    return False
+
+
+def _stale(now):
+    """Heartbeats older than this mean the worker went quiet."""
+    return now - timezone.timedelta(seconds=STALE_AFTER_SECONDS)
 
 
 def run_import(job_id: int, org_id: int, *, chunk_rows: int | None = None) -> ImportJob | None:
@@ -541,7 +563,7 @@ def resend_stalled_jobs() -> int:
     from .tasks import run_undo as run_undo_task
 
     now = timezone.now()
-    quiet = now - timezone.timedelta(seconds=STALE_AFTER_SECONDS)
+    quiet = _stale(now)
     waited = now - timezone.timedelta(seconds=RESEND_WAITING_AFTER_SECONDS)
     status = ImportJob.Status
     not_taken = Q(status=status.QUEUED) | Q(status=status.UNDOING, heartbeat_at__isnull=True)
@@ -633,6 +655,7 @@ UNDO_PROGRESS_FIELDS = [
     "undo_total",
     "undo_result",
     "heartbeat_at",
+    "takeovers",
 ]
 
 _UNDO_CASTS = {
@@ -664,6 +687,7 @@ def import_undo(*, job: ImportJob, actor: Actor, policy) -> ImportJob:
             # The import's last heartbeat must not hold the undo's worker off.
             heartbeat_at=None,
             sent_at=timezone.now(),
+            takeovers=0,
         )
         job.refresh_from_db()
         if not started:
@@ -694,17 +718,24 @@ def _undo_refusal(job: ImportJob) -> str:
 
 
 def claim_undo(job_id: int, org_id: int) -> bool:
-    """Take an undo for this worker, unless a live worker holds it."""
+    """Take an undo for this worker, unless a live worker holds it: one no worker has
+    started, or one whose worker went quiet (unless that happened too often in a row: the
+    undo then stops as if on an error, keeping what it did)."""
     now = timezone.now()
-    stale = now - timezone.timedelta(seconds=STALE_AFTER_SECONDS)
-    return bool(
-        ImportJob.objects.filter(
-            Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=stale),
-            pk=job_id,
-            org_id=org_id,
-            status=ImportJob.Status.UNDOING,
-        ).update(heartbeat_at=now)
-    )
+    undo = ImportJob.objects.filter(pk=job_id, org_id=org_id, status=ImportJob.Status.UNDOING)
+    if undo.filter(heartbeat_at__isnull=True).update(heartbeat_at=now):
+        return True
+    quiet = undo.filter(heartbeat_at__lt=_stale(now))
+    if quiet.filter(takeovers__lt=MAX_TAKEOVERS).update(
+        heartbeat_at=now, takeovers=F("takeovers") + 1
+    ):
+        return True
+    if quiet.update(heartbeat_at=now):
+        job = ImportJob.objects.select_related("org", "undo_by").get(pk=job_id)
+        reason = GAVE_UP.format(times=MAX_TAKEOVERS + 1, unit="batch")
+        log.error("undo of import %s stopped: %s", job_id, reason)
+        _undo_failed(job, job.org, _undo_actor(job), reason)
+    return False
 
 
 def run_undo(job_id: int, org_id: int) -> ImportJob | None:
@@ -761,6 +792,7 @@ def _undo_step(job: ImportJob, org, actor: Actor) -> bool:
             _undo_finish(job, org, actor)
             return True
         job.heartbeat_at = timezone.now()
+        job.takeovers = 0
         job.save(update_fields=UNDO_PROGRESS_FIELDS)
     return False
 
@@ -863,7 +895,7 @@ def _undo_finish(job: ImportJob, org, actor: Actor) -> None:
     )
 
 
-def _undo_failed(job: ImportJob, org, actor: Actor, exc: Exception) -> None:
+def _undo_failed(job: ImportJob, org, actor: Actor, exc: Exception | str) -> None:
     """Give the job back its finished status, keep what was undone, and say so."""
     message = (
         f"The undo stopped: {exc}. Contacts it already deleted or restored stay that way; "

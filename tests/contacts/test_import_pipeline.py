@@ -1004,6 +1004,71 @@ def test_claim_takes_over_a_running_job_whose_heartbeat_went_stale(org, owner):
     assert services.claim(job.pk, org.pk) is False
 
 
+def went_quiet(job) -> None:
+    stale = timezone.now() - dt.timedelta(seconds=services.STALE_AFTER_SECONDS + 5)
+    ImportJob.objects.filter(pk=job.pk).update(heartbeat_at=stale)
+
+
+def test_an_import_that_keeps_taking_its_worker_down_fails_instead_of_looping(org, owner):
+    job = map_job(upload(owner, rows_csv(["Email"], [["a@example.com"]])), owner)
+    services.import_start(job=job, actor=Actor.for_user(owner.user), policy=Policy(owner))
+    assert services.claim(job.pk, org.pk) is True  # the first worker, which dies
+
+    for _ in range(services.MAX_TAKEOVERS):  # each next one dies too
+        went_quiet(job)
+        assert services.claim(job.pk, org.pk) is True
+    went_quiet(job)
+    assert services.claim(job.pk, org.pk) is False
+    assert services.claim(job.pk, org.pk) is False  # ended once, by one worker
+
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.FAILED
+    assert job.failure == (
+        "The import stopped: its worker stopped answering 3 times in a row without finishing "
+        "a chunk (a file that makes it run out of memory can do that)."
+    )
+    assert Notification.objects.filter(user=owner.user, title__endswith="failed").count() == 1
+
+
+def test_a_committed_chunk_clears_the_takeovers(org, owner, monkeypatch):
+    content = rows_csv(["Email"], [[f"p{i}@example.com"] for i in range(25)])
+    job = started_and_killed_after_two_chunks(owner, content, monkeypatch)
+    monkeypatch.setattr(services, "Importer", Importer)
+    ImportJob.objects.filter(pk=job.pk).update(takeovers=services.MAX_TAKEOVERS - 1)
+    went_quiet(job)
+
+    services.run_import(job.pk, org.pk)
+
+    job.refresh_from_db()
+    assert (job.status, job.takeovers, job.created_count) == (ImportJob.Status.DONE, 0, 25)
+
+
+def test_an_undo_that_keeps_taking_its_worker_down_stops_and_keeps_what_it_did(org, owner):
+    job = import_file(owner, rows_csv(["Email"], [["a@example.com"], ["b@example.com"]]))
+    services.import_undo(job=job, actor=Actor.for_user(owner.user), policy=Policy(owner))
+    assert services.claim_undo(job.pk, org.pk) is True  # the first worker, which dies
+    # A batch it committed before dying clears the count: only takeovers in a row count.
+    job.refresh_from_db()
+    services._undo_step(job, org, services._undo_actor(job))
+    assert ImportJob.objects.get(pk=job.pk).takeovers == 0
+
+    for _ in range(services.MAX_TAKEOVERS):
+        went_quiet(job)
+        assert services.claim_undo(job.pk, org.pk) is True
+    went_quiet(job)
+    assert services.claim_undo(job.pk, org.pk) is False
+
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.DONE  # given back, and can be undone again
+    assert job.undo_result["failure"].startswith(
+        "The undo stopped: its worker stopped answering 3 times in a row without finishing a batch"
+    )
+    assert AuditEvent.objects.filter(org=org, verb="import.undo_failed").count() == 1
+    services.import_undo(job=job, actor=Actor.for_user(owner.user), policy=Policy(owner))
+    job.refresh_from_db()
+    assert (job.status, job.takeovers) == (ImportJob.Status.UNDOING, 0)
+
+
 def sent_tasks(callbacks) -> list[tuple[str, int, int]]:
     """(task name, org id, job id) of each task the captured on-commit callbacks send."""
     return sorted((c.func.__self__.name, *c.args) for c in callbacks)
