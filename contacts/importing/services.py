@@ -33,7 +33,7 @@ from .detect import DELIMITERS, ENCODING_LABELS
 from .engine import CONTACT_COLUMNS, ImportCancelled, Importer
 from .mapper import CUSTOM, EXTRA_TARGETS, SKIP, suggest_mapping
 from .models import ImportJob, SavedMapping
-from .reader import sniff_file
+from .reader import record_count, sniff_file
 
 log = logging.getLogger(__name__)
 
@@ -509,7 +509,13 @@ def run_import(job_id: int, org_id: int, *, chunk_rows: int | None = None) -> Im
         with job.file.open("rb") as fh:
             if not job.total_rows:
                 # One quick parsing pass gives the progress bar its end (~1 s per 1M rows).
-                job.total_rows = sum(1 for _ in importer.records(fh))
+                job.total_rows = record_count(
+                    fh,
+                    kind=job.file_kind,
+                    encoding=job.encoding or "utf-8",
+                    delimiter=job.delimiter or ",",
+                    header_row=job.header_row,
+                )
                 ImportJob.objects.filter(pk=job.pk).update(total_rows=job.total_rows)
             importer.run(fh)
     except ImportCancelled:
