@@ -164,8 +164,26 @@ def write_file(path: str, rows: int, existing: int, run: str, rng: random.Random
             )
 
 
-def make_org(run: str, existing: int) -> Organization:
-    org = Organization.objects.create(name=f"Bench import {run}", slug=f"bench-import-{run}")
+def write_workbook(csv_path: str) -> str:
+    """The CSV's rows as an .xlsx next to it (streamed: openpyxl's write-only mode)."""
+    from openpyxl import Workbook
+
+    path = os.path.splitext(csv_path)[0] + ".xlsx"
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet()
+    with open(csv_path, newline="", encoding="utf-8") as fh:
+        for row in csv.reader(fh):
+            sheet.append(row)
+    workbook.save(path)
+    return path
+
+
+def make_org(run: str, existing: int, kind: str = "csv") -> Organization:
+    """An organization for one import of the run's file (`kind`: its format), holding the
+    `existing` contacts the file's update rows match."""
+    org = Organization.objects.create(
+        name=f"Bench import {run} {kind}", slug=f"bench-import-{run}-{kind}"
+    )
     roles = ensure_builtin_roles(org)
     user, _ = User.objects.get_or_create(email="bench-import@bench.test")
     Membership.objects.get_or_create(org=org, user=user, defaults={"role": roles["owner"]})
@@ -325,6 +343,11 @@ class Command(BaseCommand):
         parser.add_argument("--rows", type=int, nargs="+", default=[250_000, 1_000_000])
         parser.add_argument("--keep-files", action="store_true")
         parser.add_argument("--seed", type=int, default=2026)
+        parser.add_argument(
+            "--xlsx",
+            action="store_true",
+            help="Also import each file's rows as an Excel workbook (the COPY floor stays CSV).",
+        )
 
     def handle(self, *args, **opts):
         self._mapping_figure()
@@ -334,24 +357,33 @@ class Command(BaseCommand):
             run = f"{rows}-{uuid.uuid4().hex[:6]}"
             path = os.path.join(workdir, f"contacts-{rows}.csv")
             write_file(path, rows, existing=rows // 10, run=run, rng=rng)
-            size_mb = os.path.getsize(path) / 1e6
-            org = make_org(run, existing=rows // 10)
             floor = plain_copy_seconds(path)
-            summary, seconds, peak_mb, tree_mb, cpu = run_import(path, org)
-            rate = rows / seconds
-            postgres = "n/a" if cpu["postgres"] is None else f"{cpu['postgres']:.1f}s"
-            self.stdout.write(
-                f"import rows={rows} file={size_mb:.0f}MB seconds={seconds:.1f} "
-                f"rows_per_s={rate:,.0f} load_seconds={summary['load_seconds']} "
-                f"created={summary['created']} updated={summary['updated']} "
-                f"skipped={summary['skipped']} errors={summary['errors']} "
-                f"peak_rss={peak_mb:.0f}MB peak_with_workers={tree_mb:.0f}MB "
-                f"plain_copy={floor:.2f}s "
-                f"ratio={seconds / floor:.1f}x "
-                f"cpu_python={cpu['python']:.1f}s cpu_postgres={postgres}"
-            )
-            if not opts["keep_files"]:
-                os.remove(path)
+            files = [path]
+            if opts["xlsx"]:
+                files.append(write_workbook(path))
+            for file in files:
+                # Each format into its own organization, each with the same existing contacts.
+                org = make_org(run, existing=rows // 10, kind=os.path.splitext(file)[1][1:])
+                self._import_figure(file, rows, org, floor)
+                if not opts["keep_files"]:
+                    os.remove(file)
+
+    def _import_figure(self, path: str, rows: int, org: Organization, floor: float) -> None:
+        size_mb = os.path.getsize(path) / 1e6
+        summary, seconds, peak_mb, tree_mb, cpu = run_import(path, org)
+        rate = rows / seconds
+        postgres = "n/a" if cpu["postgres"] is None else f"{cpu['postgres']:.1f}s"
+        self.stdout.write(
+            f"import rows={rows} file={os.path.basename(path)} {size_mb:.0f}MB "
+            f"seconds={seconds:.1f} rows_per_s={rate:,.0f} "
+            f"load_seconds={summary['load_seconds']} "
+            f"created={summary['created']} updated={summary['updated']} "
+            f"skipped={summary['skipped']} errors={summary['errors']} "
+            f"peak_rss={peak_mb:.0f}MB peak_with_workers={tree_mb:.0f}MB "
+            f"plain_copy={floor:.2f}s "
+            f"ratio={seconds / floor:.1f}x "
+            f"cpu_python={cpu['python']:.1f}s cpu_postgres={postgres}"
+        )
 
     def _mapping_figure(self) -> None:
         headers = [
