@@ -256,8 +256,9 @@ def normalize_phone(value, *, region: str | None = None) -> str:
             code="invalid_phone",
         ) from None
     if not phonenumbers.is_possible_number(number) or not phonenumbers.is_valid_number(number):
-        where = phonenumbers.region_code_for_number(number) or region
-        hint = f" for {country_name(where)}" if where else ""
+        # The number's own country code says where it was meant to be, not the default.
+        main = phonenumbers.region_code_for_country_code(number.country_code)
+        hint = f" for {country_name(main)} (+{number.country_code})" if main != "ZZ" else ""
         raise ValidationError(
             f"“{text}” is not a valid phone number{hint}. Check the digits and the country code.",
             code="invalid_phone",

@@ -188,7 +188,16 @@ def test_unparseable_phone_gets_a_clear_message():
 def test_too_short_number_is_invalid_for_its_country():
     with pytest.raises(ValidationError) as exc:
         normalize_phone("+1 555", region="US")
-    assert "not a valid phone number for United States" in exc.value.messages[0]
+    assert "not a valid phone number for United States (+1)" in exc.value.messages[0]
+
+
+def test_an_invalid_number_is_named_by_its_own_country_code_not_the_default_region():
+    with pytest.raises(ValidationError) as exc:
+        normalize_phone("+44 7700 900000", region="US")  # a range kept for fiction
+    assert exc.value.messages == [
+        "“+44 7700 900000” is not a valid phone number for United Kingdom (+44). "
+        "Check the digits and the country code."
+    ]
 
 
 def test_region_comes_from_contact_country_then_org_locale():
