@@ -26,6 +26,9 @@ def _cell(value) -> str:
     if value is None:
         return ""
     if isinstance(value, dt.datetime):
+        # Excel keeps a date as a moment at midnight; written as the date the cell shows.
+        if not (value.hour or value.minute or value.second or value.microsecond):
+            return value.date().isoformat()
         return value.isoformat(sep=" ")
     if isinstance(value, dt.date):
         return value.isoformat()
