@@ -10,6 +10,7 @@ import multiprocessing.util
 import os
 import threading
 import time
+import zoneinfo
 
 import pytest
 from celery.contrib.testing.worker import start_worker
@@ -1318,6 +1319,7 @@ def test_xlsx_workbook_imports_end_to_end(org, owner):
     sheet.append(["First name", "Last name", "Email", "Consent date"])
     sheet.append(["Mae", "Jemison", "mae@example.com", dt.datetime(2024, 3, 1, 9, 30)])
     sheet.append(["Sally", "Ride", "sally@example.com", None])
+    sheet.append(["Katherine", "Johnson", "katherine@example.com", dt.datetime(2024, 3, 2)])
     buffer = io.BytesIO()
     workbook.save(buffer)
 
@@ -1325,11 +1327,15 @@ def test_xlsx_workbook_imports_end_to_end(org, owner):
     assert job.file_kind == "xlsx"
     job = run(map_job(job, owner), owner)
 
-    assert job.created_count == 2, job.failure
-    assert job.total_rows == job.rows_done == 2  # counted from the sheet's row tags
+    assert job.created_count == 3, job.failure
+    assert job.total_rows == job.rows_done == 3  # counted from the sheet's row tags
     mae = Contact.objects.get(org=org, email="mae@example.com")
     assert mae.consent_date is not None
     assert mae.consent_date.date() == dt.date(2024, 3, 1)
+    # A cell at midnight comes in as its date, which a date-and-time field takes as well.
+    katherine = Contact.objects.get(org=org, email="katherine@example.com")
+    org_zone = zoneinfo.ZoneInfo(org.timezone or "UTC")
+    assert timezone.localtime(katherine.consent_date, org_zone).date() == dt.date(2024, 3, 2)
 
 
 # The end of a job ---------------------------------------------------------------------------------
