@@ -62,7 +62,7 @@ def nightly_rescore() -> int:
 
 @shared_task
 def resend_stalled_jobs() -> int:
-    """Beat runs this every few minutes: bulk and rescore jobs whose task was lost or whose
+    """Beat runs this every minute: bulk and rescore jobs whose task was lost or whose
     worker died are handed to a worker again."""
     return bulk.job_resend_stalled(
         {bulk.JOB_KIND: run_bulk_action, scoring.JOB_KIND: rescore_org_contacts}

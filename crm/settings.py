@@ -242,14 +242,15 @@ CELERY_BEAT_SCHEDULE: dict = {
         "schedule": crontab(hour=3, minute=15),
     },
     # Background jobs, imports and undos whose task message was lost or whose worker died
-    # are sent again.
+    # are sent again. Each sweep is one small query; every minute keeps the wait short
+    # (an import whose worker died is resumed within about three minutes).
     "resend-stalled-jobs": {
         "task": "contacts.tasks.resend_stalled_jobs",
-        "schedule": 300.0,
+        "schedule": 60.0,
     },
     "resend-stalled-imports": {
         "task": "contacts.importing.tasks.resend_stalled_imports",
-        "schedule": 300.0,
+        "schedule": 60.0,
     },
 }
 # GET /healthz waits this long (seconds) for a Celery worker to answer its ping.

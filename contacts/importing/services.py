@@ -560,7 +560,7 @@ def resend_stalled_jobs() -> int:
     A job stalls when its task message is lost (the broker restarted, or the task used up
     its retries while the database was away) or when its worker died and the broker holds
     the unacknowledged message back (Redis returns it only after its visibility timeout, an
-    hour). Beat runs this every few minutes. A job waiting in the queue gets one extra
+    hour). Beat runs this every minute. A job waiting in the queue gets one extra
     message per RESEND_WAITING_AFTER_SECONDS; a job whose worker went quiet, one per
     STALE_AFTER_SECONDS. The worker's claim decides who runs a job, so a message for a job
     that is in fact running, or that another message starts first, does nothing.

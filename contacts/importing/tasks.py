@@ -28,6 +28,6 @@ def run_undo(self, org_id: int, job_id: int) -> None:
 
 @shared_task
 def resend_stalled_imports() -> int:
-    """Beat runs this every few minutes: imports and undos whose task was lost or whose
+    """Beat runs this every minute: imports and undos whose task was lost or whose
     worker died are handed to a worker again."""
     return services.resend_stalled_jobs()
