@@ -36,7 +36,7 @@ from django.db.models import (
     Q,
     Value,
 )
-from django.db.models.functions import Coalesce, Lower
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from crm.models import AuditEvent, BackgroundJob, Membership, OutboxEvent, User
@@ -975,12 +975,21 @@ def _lease() -> float:
     return time.time() + LEASE_SECONDS
 
 
-def job_claim(org_id: int, job_id: int, holder: str = "") -> BackgroundJob | None:
+# A job whose worker died is taken over at most this many times in a row (without a chunk
+# committed in between); the next time, it fails instead of taking yet another worker down.
+MAX_TAKEOVERS = 2
+
+
+def job_claim(
+    org_id: int, job_id: int, holder: str = "", *, redelivered: bool = False
+) -> BackgroundJob | None:
     """Take the job: queued → running with a conditional UPDATE, so two workers handed the
     same message do not both run it. A running job may be taken over when its worker
     stopped reporting (the lease ran out: the worker died), or by the same task again
     (`holder` is the Celery task id, which a retry keeps); either way it resumes from its
-    stored cursor."""
+    stored cursor. A message the broker `redelivered` comes back because the worker that
+    had it died; such takeovers are counted, and a job that keeps killing its worker fails
+    after MAX_TAKEOVERS of them in a row."""
     now = timezone.now()
     lease = Value({"lease_expires": _lease(), "holder": holder}, output_field=JSONField())
     claimed = BackgroundJob.objects.filter(
@@ -990,23 +999,34 @@ def job_claim(org_id: int, job_id: int, holder: str = "") -> BackgroundJob | Non
         started_at=now,
         result=JsonbMerge(F("result"), lease),
     )
-    if not claimed:
-        takeover = Q(result__lease_expires__lt=time.time())
-        if holder:
-            takeover |= Q(result__holder=holder)
-        claimed = (
-            BackgroundJob.objects.filter(
-                pk=job_id, org_id=org_id, status=BackgroundJob.Status.RUNNING
-            )
+    if claimed:
+        return BackgroundJob.objects.select_related("org", "created_by").get(pk=job_id)
+    takeover = Q(result__lease_expires__lt=time.time())
+    if holder:
+        takeover |= Q(result__holder=holder)
+    with transaction.atomic():
+        job = (
+            BackgroundJob.objects.select_for_update(of=("self",))
+            .select_related("org", "created_by")
+            .filter(pk=job_id, org_id=org_id, status=BackgroundJob.Status.RUNNING)
             .filter(takeover)
-            .update(
-                started_at=Coalesce(F("started_at"), Value(now)),
-                result=JsonbMerge(F("result"), lease),
-            )
+            .first()
         )
-    if not claimed:
-        return None
-    return BackgroundJob.objects.select_related("org", "created_by").get(pk=job_id, org_id=org_id)
+        if job is None:
+            return None
+        takeovers = int((job.result or {}).get("takeovers") or 0) + redelivered
+        if takeovers <= MAX_TAKEOVERS:
+            job.result = {**(job.result or {}), **lease.value, "takeovers": takeovers}
+            job.started_at = job.started_at or now
+            job.save(update_fields=["result", "started_at"])
+            return job
+    logger.error("background job %s killed its worker %s times; it fails", job_id, takeovers)
+    job_fail(
+        job,
+        f"Its worker stopped {takeovers} times in a row while running it, so the job was "
+        "stopped. What it finished before stays done.",
+    )
+    return None
 
 
 # A queued job no worker has taken for this long gets its task sent again.
@@ -1067,6 +1087,7 @@ def job_run_chunks(
                 result[key] = int(result.get(key) or 0) + int(value)
             result["cursor"] = ids[-1]
             result["lease_expires"] = _lease()
+            result["takeovers"] = 0  # a committed chunk: the job does not kill its worker
             locked.result = result
             done = locked.done + len(ids)
             # Rows added to "all matching" after the count must not push past 100 %.

@@ -21,7 +21,9 @@ MAX_RETRIES = 5
 
 
 def _run(task, org_id: int, job_id: int, work) -> str:
-    job = job_claim(org_id, job_id, holder=task.request.id or "")
+    # The broker marks a message it hands out again because its worker died.
+    redelivered = bool((task.request.delivery_info or {}).get("redelivered"))
+    job = job_claim(org_id, job_id, holder=task.request.id or "", redelivered=redelivered)
     if job is None:
         return "not claimed"
     try:

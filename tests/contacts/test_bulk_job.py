@@ -14,7 +14,7 @@ from contacts import scoring
 from contacts.models import Activity, Contact
 from contacts.tasks import resend_stalled_jobs, run_bulk_action
 from crm.celery import app as celery_app
-from crm.models import AuditEvent, BackgroundJob
+from crm.models import AuditEvent, BackgroundJob, Notification
 from crm.services import Actor
 from tests.factories import ContactFactory, member
 
@@ -327,3 +327,74 @@ def test_a_rescore_whose_message_was_lost_no_longer_holds_off_the_next_one(
     assert lost.result["cursor"] == Contact.objects.filter(org=org).latest("id").id
     with django_capture_on_commit_callbacks():
         assert scoring.start_rescore_job(org, actor) != lost
+
+
+def redelivered(task, org_id: int, job_id: int) -> str:
+    """Run `task` as a worker runs a message the broker handed out again because the worker
+    that had it died (same task id, `redelivered` set by the broker)."""
+    task.push_request(id="task-of-the-dead-worker", delivery_info={"redelivered": True})
+    try:
+        return task.run(org_id, job_id)
+    finally:
+        task.pop_request()
+
+
+def test_a_job_that_keeps_killing_its_worker_fails_instead_of_looping(
+    org, owner, client_as, small_chunks, django_capture_on_commit_callbacks
+):
+    contacts = ContactFactory.create_batch(6, org=org, lifecycle_stage="lead")
+    with django_capture_on_commit_callbacks(execute=False):
+        _, job = start_stage_job(client_as(owner), contacts)
+    # The first worker claims it and dies before committing a chunk.
+    assert bulk_service.job_claim(org.pk, job.pk, holder="task-of-the-dead-worker")
+    for _ in range(bulk_service.MAX_TAKEOVERS):
+        assert bulk_service.job_claim(
+            org.pk, job.pk, holder="task-of-the-dead-worker", redelivered=True
+        )
+
+    assert redelivered(run_bulk_action, org.pk, job.pk) == "not claimed"
+
+    job.refresh_from_db()
+    assert job.status == BackgroundJob.Status.FAILED
+    assert job.error == (
+        "Its worker stopped 3 times in a row while running it, so the job was stopped. "
+        "What it finished before stays done."
+    )
+    assert Contact.objects.filter(lifecycle_stage="customer").count() == 0
+    assert Notification.objects.filter(user=owner.user, level="error").count() == 1
+
+
+def test_retries_and_takeovers_after_progress_are_not_counted_against_the_job(
+    org, owner, client_as, small_chunks, monkeypatch, django_capture_on_commit_callbacks
+):
+    contacts = ContactFactory.create_batch(12, org=org, lifecycle_stage="lead")
+    with django_capture_on_commit_callbacks(execute=False):
+        _, job = start_stage_job(client_as(owner), contacts)
+    holder = "task-of-the-dead-worker"
+    assert bulk_service.job_claim(org.pk, job.pk, holder=holder)
+    # A task retried after a lost database connection keeps its id but is a new message.
+    for _ in range(bulk_service.MAX_TAKEOVERS + 2):
+        assert bulk_service.job_claim(org.pk, job.pk, holder=holder)
+    assert bulk_service.job_claim(org.pk, job.pk, holder=holder, redelivered=True)
+    # The next worker commits a chunk before it dies: that clears the count.
+    process, calls = bulk_service._process_chunk, []
+
+    def dies_on_second_chunk(run, ids):
+        calls.append(ids)
+        if len(calls) == 2:
+            raise WorkerDied
+        return process(run, ids)
+
+    monkeypatch.setattr(bulk_service, "_process_chunk", dies_on_second_chunk)
+    with pytest.raises(WorkerDied):
+        redelivered(run_bulk_action, org.pk, job.pk)
+    assert BackgroundJob.objects.get(pk=job.pk).result["takeovers"] == 0
+    monkeypatch.setattr(bulk_service, "_process_chunk", process)
+    assert bulk_service.job_claim(org.pk, job.pk, holder=holder, redelivered=True)
+
+    # Four takeovers of redelivered messages in all, never more than two in a row.
+    assert redelivered(run_bulk_action, org.pk, job.pk) == "ran"
+
+    job.refresh_from_db()
+    assert job.status == BackgroundJob.Status.DONE
+    assert Contact.objects.filter(lifecycle_stage="customer").count() == 12
