@@ -9,7 +9,7 @@ from crm.models import Membership
 
 from ..models import Contact
 from .detect import DELIMITER_NAMES, ENCODINGS
-from .mapper import CUSTOM, SKIP
+from .mapper import CUSTOM, CUSTOM_TYPES, SKIP
 from .models import ImportJob
 from .services import ALLOWED_EXTENSIONS
 
@@ -143,6 +143,8 @@ class MappingForm(forms.Form):
             "policy": job.policy,
             "blank_policy": job.blank_policy,
         }
+        # A mapping given here replaces the saved one ("Reset to suggestions"): so do kinds.
+        chosen_types = (job.defaults or {}).get("custom_types", {}) if mapping is None else {}
         mapping = job.mapping if mapping is None else mapping
         for index, header in enumerate(job.headers):
             initial[self.column_field(index)] = mapping.get(header, SKIP)
@@ -159,6 +161,7 @@ class MappingForm(forms.Form):
         ]
         choices = self.target_choices(targets, can_create_custom)
         suggested = {s["column"]: s["target"] for s in job.suggestions or []}
+        suggested_types = {s["column"]: s.get("custom_type", "text") for s in job.suggestions or []}
         for index, header in enumerate(job.headers):
             self.fields[self.column_field(index)] = forms.ChoiceField(
                 label=header,
@@ -167,10 +170,24 @@ class MappingForm(forms.Form):
                 # "Reset to suggestions" restores these in the page without a round trip.
                 widget=forms.Select(attrs={"data-suggested": suggested.get(header, SKIP)}),
             )
+            if can_create_custom:
+                kind = suggested_types.get(header, "text")
+                self.fields[self.type_field(index)] = forms.ChoiceField(
+                    label=f"Kind of custom field for “{header}”",
+                    choices=CUSTOM_TYPES,
+                    required=False,
+                    initial=chosen_types.get(header, kind),
+                    widget=forms.Select(attrs={"data-suggested-kind": kind}),
+                )
 
     @staticmethod
     def column_field(index: int) -> str:
         return f"col_{index}"
+
+    @staticmethod
+    def type_field(index: int) -> str:
+        """The kind of custom field a column stored as one gets."""
+        return f"type_{index}"
 
     @staticmethod
     def target_choices(targets, can_create_custom: bool) -> list:
@@ -185,6 +202,21 @@ class MappingForm(forms.Form):
 
     def column_fields(self):
         return [self[self.column_field(i)] for i in range(len(self.job.headers))]
+
+    def type_fields(self):
+        """Each column's custom field kind, None where the member may not create fields."""
+        return [
+            self[self.type_field(i)] if self.type_field(i) in self.fields else None
+            for i in range(len(self.job.headers))
+        ]
+
+    def custom_types(self) -> dict:
+        data = self.cleaned_data
+        return {
+            header: data.get(self.type_field(i)) or "text"
+            for i, header in enumerate(self.job.headers)
+            if self.type_field(i) in self.fields
+        }
 
     def mapping(self) -> dict:
         data = self.cleaned_data

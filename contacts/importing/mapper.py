@@ -529,6 +529,36 @@ def sniff_values(values: list[str]) -> tuple[str | None, float]:
     return best, best_share
 
 
+# The kinds of custom field an import can create for a column ("Store as custom field").
+CUSTOM_TYPES = [
+    ("text", "Text"),
+    ("number", "Number"),
+    ("date", "Date"),
+    ("checkbox", "Checkbox (yes/no)"),
+    ("link", "Link"),
+]
+_NUMBER_RE = re.compile(r"^-?(0|[1-9]\d{0,2}(,\d{3})+|[1-9]\d*)([.]\d+)?$")
+_YES_NO = {"yes", "no", "true", "false", "y", "n"}  # what a checkbox field reads
+
+
+def custom_type_for(values: list[str]) -> str:
+    """The kind of custom field a column's values call for. Only when every value in the
+    sample fits: a number with a leading zero (a postal code, an account code) stays text,
+    and so does anything mixed, since a typed field refuses the cells that do not fit."""
+    vals = [v.strip() for v in values if v and v.strip()]
+    if not vals:
+        return "text"
+    if all(_DATE_RE.match(v) for v in vals):
+        return "date"
+    if all(_NUMBER_RE.match(v) for v in vals):
+        return "number"
+    if all(v.lower() in _YES_NO for v in vals):
+        return "checkbox"
+    if all(_URL_RE.match(v) for v in vals):
+        return "link"
+    return "text"
+
+
 def _header_guess(header: str) -> tuple[str | None, float, str]:
     norm = normalize_header(header)
     if not norm:

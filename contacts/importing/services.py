@@ -31,7 +31,7 @@ from . import selectors
 from .ai_mapping import refine_with_llm
 from .detect import DELIMITERS, ENCODING_LABELS
 from .engine import CONTACT_COLUMNS, ImportCancelled, Importer
-from .mapper import CUSTOM, EXTRA_TARGETS, SKIP, suggest_mapping
+from .mapper import CUSTOM, CUSTOM_TYPES, EXTRA_TARGETS, SKIP, custom_type_for, suggest_mapping
 from .models import ImportJob, SavedMapping
 from .reader import record_count, sniff_file
 
@@ -153,8 +153,10 @@ def _suggest(job: ImportJob, sample_rows, policy) -> None:
             "target": s.target,
             "confidence": round(s.confidence, 2),
             "reason": s.reason,
+            # The kind of field "Store as custom field" creates unless the member changes it.
+            "custom_type": custom_type_for([r[i] for r in sample_rows or [] if i < len(r)]),
         }
-        for s in suggestions
+        for i, s in enumerate(suggestions)
     ]
     saved = (
         SavedMapping.objects.for_org(job.org)
@@ -227,7 +229,11 @@ def import_set_mapping(
     import_policy: str,
     blank_policy: str,
     save_as: str = "",
+    custom_types: dict | None = None,
 ) -> ImportJob:
+    """Save the column mapping, defaults and policies. Columns stored as custom fields reuse
+    the org's field of the same label, or get a new one of the kind `custom_types` names
+    for them (text when it names none)."""
     _editable(job)
     require_import_rights(policy)
     allowed = {k for k, _, _ in import_targets(job.org, policy)}
@@ -235,6 +241,7 @@ def import_set_mapping(
     clean: dict[str, str] = {}
     used: dict[str, str] = {}
     multi = {"other_emails", "tags", "note"}
+    kinds = dict(CUSTOM_TYPES)
     for header in job.headers:
         target = mapping.get(header, SKIP) or SKIP
         if target not in allowed | {SKIP, CUSTOM}:
@@ -242,6 +249,9 @@ def import_set_mapping(
             continue
         if target == CUSTOM and not policy.can("settings", "edit"):
             errors[header] = "Only admins can create custom fields; choose a field or Skip."
+            continue
+        if target == CUSTOM and (custom_types or {}).get(header, "text") not in kinds:
+            errors[header] = "Choose the kind of custom field: " + ", ".join(kinds.values()) + "."
             continue
         if target not in (SKIP, CUSTOM) and target not in multi and target in used:
             errors[header] = f"“{used[target]}” is already mapped to this field."
@@ -267,12 +277,16 @@ def import_set_mapping(
     clean_defaults = _clean_defaults(job.org, defaults, errors)
     if errors:
         raise ValidationError(errors)
-    # Columns stored as custom fields get (or reuse) a Text definition now.
-    custom_keys = {}
+    # Columns stored as custom fields get (or reuse) a definition now.
+    custom_keys, types = {}, {}
     for header, target in clean.items():
         if target == CUSTOM:
-            custom_keys[header] = _custom_field_for(job.org, actor, policy, header).key
+            types[header] = (custom_types or {}).get(header, "text")
+            custom_keys[header] = _custom_field_for(
+                job.org, actor, policy, header, types[header]
+            ).key
     clean_defaults["custom_keys"] = custom_keys
+    clean_defaults["custom_types"] = types
     job.mapping = clean
     job.defaults = clean_defaults
     job.policy = import_policy
@@ -337,7 +351,9 @@ def _clean_defaults(org, defaults: dict, errors: dict) -> dict:
     return out
 
 
-def _custom_field_for(org, actor, policy, header: str) -> CustomFieldDefinition:
+def _custom_field_for(
+    org, actor, policy, header: str, field_type: str = "text"
+) -> CustomFieldDefinition:
     base = slugify(header).replace("-", "_").strip("_")[:50] or "imported"
     if not base[0].isalpha():
         base = f"f_{base}"
@@ -353,7 +369,12 @@ def _custom_field_for(org, actor, policy, header: str) -> CustomFieldDefinition:
         org=org,
         actor=actor,
         policy=policy,
-        data={"entity": "contact", "key": key, "label": header.strip()[:120], "field_type": "text"},
+        data={
+            "entity": "contact",
+            "key": key,
+            "label": header.strip()[:120],
+            "field_type": field_type,
+        },
     )
 
 

@@ -229,6 +229,7 @@ def import_map(request, public_id):
                     import_policy=mapping_form.cleaned_data["policy"],
                     blank_policy=mapping_form.cleaned_data["blank_policy"],
                     save_as=mapping_form.cleaned_data.get("save_as", ""),
+                    custom_types=mapping_form.custom_types(),
                 )
             except ValidationError as exc:
                 mapping_form.add_service_errors(exc)
@@ -250,8 +251,8 @@ def import_map(request, public_id):
     labels = display.target_labels(targets)
     suggestions = {s["column"]: s for s in job.suggestions}
     columns = []
-    for index, (header, field) in enumerate(
-        zip(job.headers, mapping_form.column_fields(), strict=True)
+    for index, (header, field, type_field) in enumerate(
+        zip(job.headers, mapping_form.column_fields(), mapping_form.type_fields(), strict=True)
     ):
         suggestion = suggestions.get(header) or {"target": SKIP, "confidence": 0, "reason": ""}
         level, level_label = display.confidence_level(suggestion["confidence"])
@@ -259,6 +260,7 @@ def import_map(request, public_id):
             {
                 "header": header,
                 "field": field,
+                "type_field": type_field,
                 "samples": display.column_samples(detection.sample_rows, index),
                 "suggested": suggestion["target"],
                 "suggested_label": labels.get(suggestion["target"], suggestion["target"]),

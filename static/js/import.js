@@ -1,7 +1,8 @@
 // Contacts → Import: small enhancements over pages that work without JavaScript.
 // - the upload drop zone highlights while a file is dragged over it, names the chosen file
 //   and warns before uploading a file over the limit;
-// - "Reset to suggestions" restores the suggested targets in place instead of reloading;
+// - "Reset to suggestions" restores the suggested targets (and kinds of new custom fields)
+//   in place instead of reloading;
 // - the Opted In warning shows as soon as that consent status is chosen.
 (function () {
   "use strict";
@@ -61,6 +62,9 @@
         selects.forEach(function (select) {
           select.value = select.dataset.suggested;
           syncSuggestedLabel(select);
+        });
+        form.querySelectorAll("select[data-suggested-kind]").forEach(function (select) {
+          select.value = select.dataset.suggestedKind;
         });
       });
     }

@@ -391,3 +391,22 @@ def test_normalize_header_handles_camel_case_accents_and_punctuation():
     assert normalize_header("MailingPostalCode") == "mailing postal code"
     assert normalize_header("  Código_postal ") == "codigo postal"
     assert normalize_header("Person - Email - Work") == "person email work"
+
+
+@pytest.mark.parametrize(
+    ("values", "kind"),
+    [
+        (["2024-03-01", "2023-12-31", ""], "date"),
+        (["01/02/2024", "31.12.2023"], "date"),
+        (["12", "-3.5", "1,250", "0.75"], "number"),
+        (["02134", "10001"], "text"),  # a leading zero: postal or account codes stay text
+        (["Yes", "no", "TRUE"], "checkbox"),
+        (["https://example.com", "www.example.org/page"], "link"),
+        (["12", "twelve"], "text"),  # mixed: a typed field would refuse some cells
+        (["", " "], "text"),
+    ],
+)
+def test_a_new_custom_field_is_typed_only_when_every_sampled_value_fits(values, kind):
+    from contacts.importing.mapper import custom_type_for
+
+    assert custom_type_for(values) == kind

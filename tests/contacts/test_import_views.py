@@ -14,7 +14,7 @@ from contacts.importing import services
 from contacts.importing import views as import_views
 from contacts.importing.mapper import CUSTOM, SKIP
 from contacts.importing.models import ImportJob, SavedMapping
-from contacts.models import Contact
+from contacts.models import Contact, CustomFieldDefinition
 from crm.permissions import Policy
 from crm.services import Actor
 
@@ -716,3 +716,80 @@ def test_a_member_who_sees_only_own_contacts_owns_the_import_by_default(members,
 
     assert rep_form["default_owner"].value() == str(rep.user.public_id)
     assert admin_form["default_owner"].value() == ""
+
+
+# Columns stored as custom fields of a kind ---------------------------------------------------
+
+MEMBERS_FILE = (
+    "Email,Joined,Seats,Newsletter,Postcode\n"
+    "ada@example.com,2024-03-01,12,yes,02134\n"
+    "alan@example.com,2023-11-15,3,no,10001\n"
+)
+
+
+def test_a_new_custom_field_gets_the_kind_its_values_suggest_and_the_member_can_change_it(
+    owner, client_as
+):
+    job = uploaded(owner, MEMBERS_FILE)
+    client = client_as(owner)
+
+    page = client.get(url("import_map", job))
+
+    kinds = {
+        header: page.context["form"][f"type_{i}"].value() for i, header in enumerate(job.headers)
+    }
+    assert kinds == {
+        "Email": "text",
+        "Joined": "date",
+        "Seats": "number",
+        "Newsletter": "checkbox",
+        "Postcode": "text",
+    }
+    assert 'data-suggested-kind="date"' in text_of(page)
+
+    response = client.post(
+        url("import_map", job),
+        mapping_post(
+            job,
+            col_0="email",
+            col_1=CUSTOM,
+            col_2=CUSTOM,
+            col_3=CUSTOM,
+            col_4=CUSTOM,
+            type_1="date",
+            type_2="text",  # the member prefers text here
+            type_3="checkbox",
+            type_4="number",  # a leading zero is lost then: why text was suggested
+        ),
+    )
+
+    assert response.status_code == 302, text_of(response)
+    fields = dict(
+        CustomFieldDefinition.objects.for_org(owner.org).values_list("label", "field_type")
+    )
+    assert fields == {
+        "Joined": "date",
+        "Seats": "text",
+        "Newsletter": "checkbox",
+        "Postcode": "number",
+    }
+    job.refresh_from_db()
+    services.import_start(job=job, actor=Actor.for_user(owner.user), policy=Policy(owner))
+    services.run_import(job.pk, job.org_id)
+    ada = Contact.objects.get(org=owner.org, email="ada@example.com")
+    assert ada.custom["joined"] == "2024-03-01"
+    assert ada.custom["newsletter"] is True
+    assert ada.custom["seats"] == "12"
+    assert ada.custom["postcode"] == 2134
+
+
+def test_an_unknown_kind_of_custom_field_is_refused_next_to_its_column(owner, client_as):
+    job = uploaded(owner, MEMBERS_FILE)
+
+    response = client_as(owner).post(
+        url("import_map", job), mapping_post(job, col_0="email", col_1=CUSTOM, type_1="colour")
+    )
+
+    assert response.status_code == 400
+    assert not CustomFieldDefinition.objects.for_org(owner.org).exists()
+    assert "Select a valid choice" in text_of(response)
