@@ -465,6 +465,11 @@ _DATE_RE = re.compile(
     r"^(\d{4}-\d{1,2}-\d{1,2}([ T]\d{1,2}:\d{2}(:\d{2})?.*)?|\d{1,2}[/.]\d{1,2}[/.]\d{2,4}.*)$"
 )
 _COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
+# A whole value that is a date (with an optional time), and nothing more: "01.23.45.67.89"
+# is a French phone number, not a date followed by something.
+_WHOLE_DATE_RE = re.compile(
+    r"^(\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[/.]\d{1,2}[/.]\d{2,4})([ T]\d{1,2}:\d{2}(:\d{2})?)?$"
+)
 
 
 def normalize_header(header: str) -> str:
@@ -518,7 +523,17 @@ def sniff_values(values: list[str]) -> tuple[str | None, float]:
         ),
         ("linkedin_url", share(lambda v: "linkedin.com/" in v.lower())),
         ("company_website", share(lambda v: bool(_URL_RE.match(v)))),
-        ("phone", share(lambda v: bool(_PHONE_RE.match(v)) and sum(c.isdigit() for c in v) >= 7)),
+        (
+            "phone",
+            share(
+                # "2024-03-01" has the digits and dashes of a phone number.
+                lambda v: (
+                    bool(_PHONE_RE.match(v))
+                    and sum(c.isdigit() for c in v) >= 7
+                    and not _WHOLE_DATE_RE.match(v)
+                )
+            ),
+        ),
         ("date", share(lambda v: bool(_DATE_RE.match(v)))),
         ("country", share(lambda v: bool(_COUNTRY_RE.match(v)))),
     ]
@@ -548,7 +563,7 @@ def custom_type_for(values: list[str]) -> str:
     vals = [v.strip() for v in values if v and v.strip()]
     if not vals:
         return "text"
-    if all(_DATE_RE.match(v) for v in vals):
+    if all(_WHOLE_DATE_RE.match(v) for v in vals):
         return "date"
     if all(_NUMBER_RE.match(v) for v in vals):
         return "number"

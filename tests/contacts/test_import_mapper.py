@@ -410,3 +410,17 @@ def test_a_new_custom_field_is_typed_only_when_every_sampled_value_fits(values, 
     from contacts.importing.mapper import custom_type_for
 
     assert custom_type_for(values) == kind
+
+
+def test_a_column_of_dates_is_not_taken_for_phone_numbers_nor_dotted_phones_for_dates():
+    from contacts.importing.mapper import custom_type_for
+
+    rows = [
+        ["2024-03-01", "01/02/2024", "01.23.45.67.89"],
+        ["2023-11-15", "15.11.2023 09:30", "06.12.34.56.78"],
+    ]
+
+    got = mapping(["Joined", "Renewal", "Col C"], rows)
+
+    assert got == {"Joined": CUSTOM, "Renewal": CUSTOM, "Col C": "phone"}
+    assert custom_type_for(["01.23.45.67.89"]) == "text"
