@@ -30,6 +30,21 @@ def small_chunks(monkeypatch):
     monkeypatch.setattr(bulk_service, "INLINE_LIMIT", 3)
 
 
+def worker_dies_in_chunk(number: int, monkeypatch):
+    """Make the worker die while processing its `number`th chunk; returns the real chunk
+    processing (to put back) and the chunks it was handed."""
+    process, calls = bulk_service._process_chunk, []
+
+    def dies(run, ids):
+        calls.append(ids)
+        if len(calls) == number:
+            raise WorkerDied
+        return process(run, ids)
+
+    monkeypatch.setattr(bulk_service, "_process_chunk", dies)
+    return process, calls
+
+
 def start_stage_job(client, contacts, stage="customer"):
     response = client.post(
         reverse("contacts:bulk_action"),
@@ -86,16 +101,7 @@ def test_a_job_resumed_after_its_worker_died_does_not_apply_twice(
     contacts = ContactFactory.create_batch(12, org=org, lifecycle_stage="lead")
     with django_capture_on_commit_callbacks(execute=False):
         _, job = start_stage_job(client_as(owner), contacts)
-    process = bulk_service._process_chunk
-    calls = []
-
-    def dies_on_third_chunk(run, ids):
-        calls.append(ids)
-        if len(calls) == 3:
-            raise WorkerDied
-        return process(run, ids)
-
-    monkeypatch.setattr(bulk_service, "_process_chunk", dies_on_third_chunk)
+    process, calls = worker_dies_in_chunk(3, monkeypatch)
     with pytest.raises(WorkerDied):
         run_bulk_action.apply(args=[job.org_id, job.pk], throw=True)
 
@@ -377,15 +383,7 @@ def test_retries_and_takeovers_after_progress_are_not_counted_against_the_job(
         assert bulk_service.job_claim(org.pk, job.pk, holder=holder)
     assert bulk_service.job_claim(org.pk, job.pk, holder=holder, redelivered=True)
     # The next worker commits a chunk before it dies: that clears the count.
-    process, calls = bulk_service._process_chunk, []
-
-    def dies_on_second_chunk(run, ids):
-        calls.append(ids)
-        if len(calls) == 2:
-            raise WorkerDied
-        return process(run, ids)
-
-    monkeypatch.setattr(bulk_service, "_process_chunk", dies_on_second_chunk)
+    process, _ = worker_dies_in_chunk(2, monkeypatch)
     with pytest.raises(WorkerDied):
         redelivered(run_bulk_action, org.pk, job.pk)
     assert BackgroundJob.objects.get(pk=job.pk).result["takeovers"] == 0
