@@ -27,7 +27,7 @@ ENCODING_LABELS = dict(ENCODINGS)
 
 # Rows after the data that spreadsheets and report exports append.
 _FOOTER_RE = re.compile(
-    r"^\s*(total|totals|grand total|sum|count|generated|exported|report generated|"
+    r"^\s*(totals?|grand totals?|sub-?totals?|sum|count|generated|exported|report generated|"
     r"confidential|copyright|©|page \d+|end of report|records?:|\d+ records?)\b",
     re.IGNORECASE,
 )

@@ -75,6 +75,20 @@ def test_footer_and_blank_rows_are_ignored():
     assert found.footer_rows >= 2
 
 
+@pytest.mark.parametrize(
+    "footer",
+    ["Grand Totals (3 records)", "Subtotal,3", "Sub-total: 3", "Totals,,3"],
+    ids=["salesforce-report", "subtotal", "sub-total", "totals"],
+)
+def test_report_footers_of_every_spelling_are_not_rows(footer):
+    from contacts.importing.reader import is_data_row
+
+    found = detect((TEXT + "\n" + footer + "\n").encode())
+
+    assert len(found.sample_rows) == 3
+    assert not is_data_row(footer.split(","), len(found.headers))
+
+
 def test_duplicate_and_blank_column_names_are_kept_apart():
     assert dedupe_headers(["Email", "email", "", "Email"]) == [
         "Email",
