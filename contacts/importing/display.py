@@ -14,6 +14,7 @@ from crm.models import User
 
 from ..fields import CUSTOM_PREFIX, catalog_by_key, contact_field_catalog
 from ..models import Contact
+from ..normalize import format_phone
 from .detect import DELIMITER_NAMES, ENCODING_LABELS
 from .forms import CUSTOM_LABEL, SKIP_LABEL
 from .mapper import CUSTOM, EXTRA_TARGETS, SKIP
@@ -120,6 +121,8 @@ def display_value(key: str, value, *, users: dict, custom_labels: dict) -> str:
         return date_format(timezone.localtime(value), "DATETIME_FORMAT")
     if key in CHOICE_KEYS:
         return choice_label(key, value)
+    if key in ("phone", "mobile"):
+        return format_phone(value)  # stored as +442079460958, read as +44 20 7946 0958
     return str(value)
 
 

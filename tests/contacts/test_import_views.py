@@ -793,3 +793,14 @@ def test_an_unknown_kind_of_custom_field_is_refused_next_to_its_column(owner, cl
     assert response.status_code == 400
     assert not CustomFieldDefinition.objects.for_org(owner.org).exists()
     assert "Select a valid choice" in text_of(response)
+
+
+def test_the_preview_and_the_diff_show_phone_numbers_the_way_people_read_them():
+    from contacts.importing.display import display_value
+
+    shown = [
+        display_value(key, value, users={}, custom_labels={})
+        for key, value in [("phone", "+442079460958"), ("mobile", "+33612345678")]
+    ]
+
+    assert shown == ["+44 20 7946 0958", "+33 6 12 34 56 78"]
