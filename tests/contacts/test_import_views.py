@@ -243,6 +243,11 @@ def test_store_as_custom_field_is_offered_only_to_members_who_edit_settings(memb
 
     assert "Store as custom field" not in page
     assert "Skip this column" in page
+    assert "only members who may change settings can keep them as new custom fields" in page
+    admin_page = text_of(
+        client_as(members["admin"]).get(url("import_map", uploaded(members["admin"])))
+    )
+    assert "only members who may change settings" not in admin_page
 
 
 def test_correcting_the_delimiter_reads_the_columns_again(owner, client_as):
