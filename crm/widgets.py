@@ -1,5 +1,6 @@
-"""Dashboard figures. Each app registers a provider; the dashboard shows those the
-member may see. A provider returns a list of {"label", "value", "url"} dicts."""
+"""Dashboard figures and panels. Each app registers providers; the dashboard shows those
+the member may see. A figure provider returns a list of {"label", "value", "url"} dicts; a
+panel provider returns {"template", ...its context} or None."""
 
 from django.urls import reverse
 
@@ -15,6 +16,28 @@ def register(module: str | None):
         return func
 
     return decorator
+
+
+_PANELS: list[tuple[str | None, object]] = []
+
+
+def register_panel(module: str | None):
+    def decorator(func):
+        _PANELS.append((module, func))
+        return func
+
+    return decorator
+
+
+def dashboard_panels(request) -> list[dict]:
+    policy = policy_for(request)
+    panels = []
+    for module, provider in _PANELS:
+        if module is None or policy.can_access(module):
+            panel = provider(request)
+            if panel is not None:
+                panels.append(panel)
+    return panels
 
 
 def dashboard_widgets(request):
@@ -49,3 +72,10 @@ def _latest_import_figure(request):
     from contacts.importing.views import latest_import_figure
 
     return latest_import_figure(request)
+
+
+@register_panel("contacts")
+def _recent_imports_panel(request):
+    from contacts.importing.views import recent_imports_panel
+
+    return recent_imports_panel(request)

@@ -552,6 +552,23 @@ def import_history(request):
     return render(request, "contacts/import/history.html", context)
 
 
+DASHBOARD_IMPORTS = 5
+
+
+def recent_imports_panel(request) -> dict | None:
+    """Dashboard panel: the organization's latest imports, for members who may import."""
+    policy = policy_for(request)
+    if not (policy.can("contacts", "create") or policy.can("contacts", "edit")):
+        return None
+    jobs = list(
+        ImportJob.objects.for_org(request.org)
+        .exclude(status__in=EDITABLE)
+        .select_related("created_by")
+        .order_by(F("created_at").desc(), "-id")[:DASHBOARD_IMPORTS]
+    )
+    return {"template": "contacts/import/_dashboard_panel.html", "jobs": jobs}
+
+
 def latest_import_figure(request) -> list[dict]:
     """Dashboard figure: the organization's latest import, for members who may import."""
     policy = policy_for(request)

@@ -10,7 +10,7 @@ from ..decorators import member_required
 from ..health import run_checks
 from ..middleware import SESSION_ORG_KEY
 from ..models import Membership, UserPreference
-from ..widgets import dashboard_widgets
+from ..widgets import dashboard_panels, dashboard_widgets
 
 
 @require_GET
@@ -27,7 +27,7 @@ def dashboard(request):
     return render(
         request,
         "crm/dashboard.html",
-        {"widgets": dashboard_widgets(request)},
+        {"widgets": dashboard_widgets(request), "panels": dashboard_panels(request)},
     )
 
 

@@ -665,6 +665,36 @@ def test_dashboard_shows_the_latest_import_with_its_status(owner, client_as):
     assert "Latest import · people.csv" in page
 
 
+def test_dashboard_lists_the_latest_imports_of_the_organization_only(
+    owner, members, other_org, client_as
+):
+    from tests.factories import member
+
+    first = finished(owner)
+    second = finished(owner, PEOPLE + "x,y,bad,,\n")
+    ImportJob.objects.filter(pk=first.pk).update(file_name="one.csv")
+    ImportJob.objects.filter(pk=second.pk).update(file_name="two.csv")
+    elsewhere = finished(member(other_org, "owner"))
+
+    page = text_of(client_as(owner).get(reverse("crm:dashboard")))
+    viewer_page = text_of(client_as(members["viewer"]).get(reverse("crm:dashboard")))
+
+    assert "Recent imports" in page
+    assert page.index("two.csv") < page.index("one.csv")  # newest first
+    assert "2 created, 0 updated" in page
+    assert f"{second.created_count} created, {second.updated_count} updated, 1 error" in page
+    assert f'href="{url("import_history")}">All imports</a>' in page
+    assert url("import_detail", elsewhere) not in page
+    assert "Recent imports" not in viewer_page
+
+
+def test_dashboard_invites_a_first_import_when_there_is_none(owner, client_as):
+    page = text_of(client_as(owner).get(reverse("crm:dashboard")))
+
+    assert "No imports yet." in page
+    assert f'href="{url("import_start")}">Import contacts</a>' in page
+
+
 def test_error_report_download_is_a_csv_named_after_the_file(owner, client_as):
     job = finished(owner, PEOPLE + "x,y,bad,,\n")
 
