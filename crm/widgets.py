@@ -7,46 +7,44 @@ from django.urls import reverse
 from .models import Invitation, Membership
 from .permissions import policy_for
 
-_PROVIDERS: list[tuple[str | None, object]] = []
-
-
-def register(module: str | None):
-    def decorator(func):
-        _PROVIDERS.append((module, func))
-        return func
-
-    return decorator
-
-
+_FIGURES: list[tuple[str | None, object]] = []
 _PANELS: list[tuple[str | None, object]] = []
 
 
-def register_panel(module: str | None):
-    def decorator(func):
-        _PANELS.append((module, func))
-        return func
+def _registrar(registry: list):
+    """A decorator factory: `@register(module)` adds a provider shown to members who may
+    access `module` (None: everyone)."""
 
-    return decorator
+    def register(module: str | None):
+        def decorator(func):
+            registry.append((module, func))
+            return func
+
+        return decorator
+
+    return register
+
+
+register = _registrar(_FIGURES)
+register_panel = _registrar(_PANELS)
+
+
+def _provided(request, registry: list) -> list:
+    """What each provider of `registry` the member may see returns, in order."""
+    policy = policy_for(request)
+    return [
+        provider(request)
+        for module, provider in registry
+        if module is None or policy.can_access(module)
+    ]
 
 
 def dashboard_panels(request) -> list[dict]:
-    policy = policy_for(request)
-    panels = []
-    for module, provider in _PANELS:
-        if module is None or policy.can_access(module):
-            panel = provider(request)
-            if panel is not None:
-                panels.append(panel)
-    return panels
+    return [panel for panel in _provided(request, _PANELS) if panel is not None]
 
 
 def dashboard_widgets(request):
-    policy = policy_for(request)
-    figures = []
-    for module, provider in _PROVIDERS:
-        if module is None or policy.can_access(module):
-            figures.extend(provider(request))
-    return figures
+    return [figure for figures in _provided(request, _FIGURES) for figure in figures]
 
 
 @register("settings")
