@@ -239,6 +239,20 @@ def split_full_name(text: str) -> tuple[str, str]:
     return parts[0], " ".join(parts[1:])
 
 
+def tag_names(raw: str) -> tuple[str, ...]:
+    """The tags of a labels cell. Google Contacts writes its own groups with a "* " lead:
+    "* myContacts" is on every contact and says nothing, "* starred" becomes "starred"."""
+    names = []
+    for name in _SPLIT_TAGS.split(raw):
+        if name.startswith("*"):
+            name = name[1:].strip()
+            if name.lower() == "mycontacts":
+                continue
+        if name:
+            names.append(name[:60])
+    return tuple(names)
+
+
 class RowConverter:
     """Converts cells to contact values for one import. `mapping` is column → target."""
 
@@ -361,7 +375,7 @@ class RowConverter:
                 raise ValidationError(f"No active member has the email “{raw}”.")
             return user_id
         if target == "tags":
-            return tuple(t[:60] for t in _SPLIT_TAGS.split(raw) if t and t != "*")
+            return tag_names(raw)
         if target == "linkedin_url":
             return raw if "://" in raw else f"https://{raw}"
         if target in ("company", "company_name", "external_id"):

@@ -166,3 +166,10 @@ def test_countries_are_read_from_their_names_in_several_languages_or_codes(cell,
     from contacts.importing.values import parse_country
 
     assert parse_country(cell) == code
+
+
+def test_google_contacts_labels_lose_its_system_groups_lead_and_my_contacts():
+    from contacts.importing.values import tag_names
+
+    assert tag_names("* myContacts ::: Friends ::: * starred") == ("Friends", "starred")
+    assert tag_names("VIP; Paris , *") == ("VIP", "Paris")
