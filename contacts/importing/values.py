@@ -241,9 +241,12 @@ def split_full_name(text: str) -> tuple[str, str]:
 
 def tag_names(raw: str) -> tuple[str, ...]:
     """The tags of a labels cell. Google Contacts writes its own groups with a "* " lead:
-    "* myContacts" is on every contact and says nothing, "* starred" becomes "starred"."""
+    "* myContacts" is on every contact and says nothing, "* starred" becomes "starred".
+    Mailchimp quotes each tag ('"Customers","VIP"'); the quotes are not part of the name."""
     names = []
     for name in _SPLIT_TAGS.split(raw):
+        if len(name) > 1 and name[0] == name[-1] == '"':
+            name = name[1:-1].strip()
         if name.startswith("*"):
             name = name[1:].strip()
             if name.lower() == "mycontacts":

@@ -168,8 +168,10 @@ def test_countries_are_read_from_their_names_in_several_languages_or_codes(cell,
     assert parse_country(cell) == code
 
 
-def test_google_contacts_labels_lose_its_system_groups_lead_and_my_contacts():
+def test_tags_from_google_labels_and_mailchimp_tags_come_in_clean():
     from contacts.importing.values import tag_names
 
     assert tag_names("* myContacts ::: Friends ::: * starred") == ("Friends", "starred")
     assert tag_names("VIP; Paris , *") == ("VIP", "Paris")
+    assert tag_names('"Customers","Trade show 2026"') == ("Customers", "Trade show 2026")
+    assert tag_names('say "hi"') == ('say "hi"',)  # quotes inside a name stay
