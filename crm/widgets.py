@@ -64,16 +64,9 @@ def _people_figures(request):
     ]
 
 
-@register("contacts")
-def _latest_import_figure(request):
-    # Imported lazily: the contacts app builds on crm, not the other way round.
-    from contacts.importing.views import latest_import_figure
-
-    return latest_import_figure(request)
-
-
 @register_panel("contacts")
 def _recent_imports_panel(request):
+    # Imported lazily: the contacts app builds on crm, not the other way round.
     from contacts.importing.views import recent_imports_panel
 
     return recent_imports_panel(request)

@@ -15,7 +15,6 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 from django.db.models import F
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_POST
@@ -567,26 +566,3 @@ def recent_imports_panel(request) -> dict | None:
         .order_by(F("created_at").desc(), "-id")[:DASHBOARD_IMPORTS]
     )
     return {"template": "contacts/import/_dashboard_panel.html", "jobs": jobs}
-
-
-def latest_import_figure(request) -> list[dict]:
-    """Dashboard figure: the organization's latest import, for members who may import."""
-    policy = policy_for(request)
-    if not (policy.can("contacts", "create") or policy.can("contacts", "edit")):
-        return []
-    job = (
-        ImportJob.objects.for_org(request.org)
-        .exclude(status__in=EDITABLE)
-        .order_by(F("created_at").desc(), "-id")
-        .only("public_id", "status", "file_name")
-        .first()
-    )
-    if job is None:
-        return []
-    return [
-        {
-            "label": f"Latest import · {job.file_name}",
-            "value": job.get_status_display(),
-            "url": reverse("contacts:import_detail", args=[job.public_id]),
-        }
-    ]

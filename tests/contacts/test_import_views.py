@@ -656,15 +656,6 @@ def test_history_lists_every_import_newest_first_and_pages_by_keyset(owner, clie
     assert owner.user.display_name in text_of(first)
 
 
-def test_dashboard_shows_the_latest_import_with_its_status(owner, client_as):
-    job = finished(owner)
-
-    page = text_of(client_as(owner).get(reverse("crm:dashboard")))
-
-    assert f'href="{url("import_detail", job)}"' in page
-    assert "Latest import · people.csv" in page
-
-
 def test_dashboard_lists_the_latest_imports_of_the_organization_only(
     owner, members, other_org, client_as
 ):
