@@ -1000,7 +1000,9 @@ def job_claim(
         result=JsonbMerge(F("result"), lease),
     )
     if claimed:
-        return BackgroundJob.objects.select_related("org", "created_by").get(pk=job_id)
+        return BackgroundJob.objects.select_related("org", "created_by").get(
+            pk=job_id, org_id=org_id
+        )
     takeover = Q(result__lease_expires__lt=time.time())
     if holder:
         takeover |= Q(result__holder=holder)

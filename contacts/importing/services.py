@@ -502,22 +502,30 @@ def claim(job_id: int, org_id: int) -> bool:
         job.filter(started_at__isnull=True).update(started_at=now)
         return True
     quiet = job.filter(status=ImportJob.Status.RUNNING, heartbeat_at__lt=_stale(now))
-    if quiet.filter(takeovers__lt=MAX_TAKEOVERS).update(
-        heartbeat_at=now, takeovers=F("takeovers") + 1
-    ):
-        return True
-    # Only the worker whose UPDATE moved the heartbeat on ends the job, and only once.
-    if quiet.update(heartbeat_at=now):
-        failed = ImportJob.objects.select_related("org", "created_by").get(pk=job_id)
+    taken = _take_over(quiet, now)
+    if taken is False:
+        failed = job.select_related("org", "created_by").get()
         reason = GAVE_UP.format(times=MAX_TAKEOVERS + 1, unit="chunk")
         log.error("import %s failed: %s", job_id, reason)
         _end(failed, ImportJob.Status.FAILED, f"The import stopped: {reason}.")
-    return False
+    return bool(taken)
 
 
 def _stale(now):
     """Heartbeats older than this mean the worker went quiet."""
     return now - timezone.timedelta(seconds=STALE_AFTER_SECONDS)
+
+
+def _take_over(quiet, now) -> bool | None:
+    """Take over the job in `quiet` (an import or undo whose worker went quiet): True when
+    taken, None when it is not there to take, False when its workers went quiet too often
+    in a row and this caller must end it. Only the worker whose UPDATE moved the heartbeat
+    on gets False, so the job is ended once."""
+    if quiet.filter(takeovers__lt=MAX_TAKEOVERS).update(
+        heartbeat_at=now, takeovers=F("takeovers") + 1
+    ):
+        return True
+    return False if quiet.update(heartbeat_at=now) else None
 
 
 def run_import(job_id: int, org_id: int, *, chunk_rows: int | None = None) -> ImportJob | None:
@@ -752,17 +760,13 @@ def claim_undo(job_id: int, org_id: int) -> bool:
     undo = ImportJob.objects.filter(pk=job_id, org_id=org_id, status=ImportJob.Status.UNDOING)
     if undo.filter(heartbeat_at__isnull=True).update(heartbeat_at=now):
         return True
-    quiet = undo.filter(heartbeat_at__lt=_stale(now))
-    if quiet.filter(takeovers__lt=MAX_TAKEOVERS).update(
-        heartbeat_at=now, takeovers=F("takeovers") + 1
-    ):
-        return True
-    if quiet.update(heartbeat_at=now):
-        job = ImportJob.objects.select_related("org", "undo_by").get(pk=job_id)
+    taken = _take_over(undo.filter(heartbeat_at__lt=_stale(now)), now)
+    if taken is False:
+        job = undo.select_related("org", "undo_by").get()
         reason = GAVE_UP.format(times=MAX_TAKEOVERS + 1, unit="batch")
         log.error("undo of import %s stopped: %s", job_id, reason)
         _undo_failed(job, job.org, _undo_actor(job), reason)
-    return False
+    return bool(taken)
 
 
 def run_undo(job_id: int, org_id: int) -> ImportJob | None:
