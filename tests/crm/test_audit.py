@@ -583,3 +583,14 @@ def test_stream_csv_yields_header_then_one_line_per_row():
     lines = list(stream_csv(iter([["=cmd", 1], ["ok", None]]), ["name", "count"]))
 
     assert lines == ["\ufeffname,count\r\n", "'=cmd,1\r\n", "ok,\r\n"]
+
+
+def test_audit_log_refuses_truncate(db):
+    """TRUNCATE fires no row trigger; a statement trigger refuses it like UPDATE and DELETE."""
+    AuditEventFactory()
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # no pending FK checks
+        cursor.execute("SET LOCAL crm.allow_audit_truncate = 'off'")
+        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+            cursor.execute("TRUNCATE crm_auditevent")
+    assert AuditEvent.objects.exists()
