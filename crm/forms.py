@@ -164,15 +164,11 @@ class SocialSignupForm(_OrganizationSignupMixin, AllauthSocialSignupForm):
 # Members settings -----------------------------------------------------------------------------
 
 
-def _role_queryset(org, may_grant_owner: bool):
-    roles = Role.objects.for_org(org)
-    if not may_grant_owner:
-        roles = roles.exclude(is_builtin=True, key="owner")
-    return roles
-
-
 class MemberUpdateForm(forms.Form):
-    """Role and team of a member; the invitation form adds the email."""
+    """Role and team of a member; the invitation form adds the email.
+
+    The role list offers only the roles `policy`'s member may grant. Any role of the org
+    still validates, so a forged choice reaches the service, whose refusal says why."""
 
     role = forms.ModelChoiceField(
         queryset=Role.objects.none(), label="Role", empty_label=None, to_field_name="public_id"
@@ -185,9 +181,12 @@ class MemberUpdateForm(forms.Form):
         to_field_name="public_id",
     )
 
-    def __init__(self, *args, org, may_grant_owner: bool, **kwargs):
+    def __init__(self, *args, org, policy, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["role"].queryset = _role_queryset(org, may_grant_owner)
+        role_field = self.fields["role"]
+        role_field.queryset = Role.objects.for_org(org)
+        self.grantable_roles = [r for r in role_field.queryset if policy.may_grant_role(r)]
+        role_field.choices = [(r.public_id, r.name) for r in self.grantable_roles]
         self.fields["team"].queryset = Team.objects.for_org(org)
 
 
@@ -199,13 +198,11 @@ class InvitationForm(MemberUpdateForm):
 
     field_order = ["email", "role", "team"]
 
-    def __init__(self, *args, org, may_grant_owner: bool, **kwargs):
-        super().__init__(*args, org=org, may_grant_owner=may_grant_owner, **kwargs)
-        if not self.is_bound:
-            self.fields["role"].initial = (
-                self.fields["role"].queryset.filter(key="team").first()
-                or self.fields["role"].queryset.first()
-            )
+    def __init__(self, *args, org, policy, **kwargs):
+        super().__init__(*args, org=org, policy=policy, **kwargs)
+        if not self.is_bound and self.grantable_roles:
+            by_key = {r.key: r for r in self.grantable_roles if r.is_builtin}
+            self.fields["role"].initial = (by_key.get("team") or self.grantable_roles[0]).public_id
 
 
 class TeamForm(forms.Form):

@@ -35,6 +35,9 @@ FIELD_LEVELS = ["editable", "visible", "hidden"]
 FIELD_RULES_MODULE = "contacts"  # the module whose fields `field_rules` describe
 # How far a scope reaches, for "may not grant more than you have" checks.
 SCOPE_REACH = {"own": 0, "team": 1, "all": 2}
+# How open a field level is, for the same checks on field rules.
+FIELD_OPENNESS = {"hidden": 0, "visible": 1, "editable": 2}
+MODULE_LABELS = dict(MODULES)
 
 _BUSINESS = ["contacts", "companies", "pipeline", "tasks", "messaging"]
 
@@ -206,6 +209,16 @@ class ModuleRights:
 NO_RIGHTS = ModuleRights(False, False, False, False, False, False, "own")
 
 
+def describe_rights(phrases: list[str], limit: int = 3) -> str:
+    """Phrases joined for a refusal message: "export on Contacts, delete on Tasks and 2 more"."""
+    shown = phrases[:limit]
+    if len(phrases) > limit:
+        return f"{', '.join(shown)} and {len(phrases) - limit} more"
+    if len(shown) > 1:
+        return f"{', '.join(shown[:-1])} and {shown[-1]}"
+    return "".join(shown)
+
+
 class Policy:
     """Answers questions for one membership. Cheap to build; cache per request."""
 
@@ -222,6 +235,18 @@ class Policy:
             self._field_rules = {} if role.is_owner else dict(rules)
         else:
             self._field_rules = {}
+
+    @classmethod
+    def for_role(cls, role) -> Policy:
+        """What any holder of `role` may do (saved or not): for comparing roles."""
+        from .models import Membership
+
+        return cls(Membership(role=role, is_active=True))
+
+    @property
+    def is_owner(self) -> bool:
+        m = self.membership
+        return bool(m is not None and m.is_active and m.role.is_owner)
 
     # Modules and actions ---------------------------------------------------------------
     def rights(self, module: str) -> ModuleRights:
@@ -326,6 +351,109 @@ class Policy:
 
     def hidden_fields(self, keys, module: str = "contacts") -> set[str]:
         return {k for k in keys if not self.can_see_field(k, module)}
+
+    # Granting -----------------------------------------------------------------------------
+    # Nobody grants a role or a right they do not hold themselves. Holding Settings edit is
+    # what lets a member manage people and roles at all; it is not a right to everything:
+    # what they hand out is measured module by module, scope by scope, field by field
+    # against their own role.
+
+    def rights_beyond(self, role) -> list[str]:
+        """What holders of `role` could do that this member cannot, as short phrases
+        ("export on Contacts"); empty when every right of `role` is one this member holds.
+
+        Compared: access and each action of every module `role` opens, the record scope
+        there, and how open each contact field is (a field hidden or only visible for this
+        member may not be visible or editable for `role`). The Owner holds everything."""
+        if self.is_owner:
+            return []
+        other = Policy.for_role(role)
+        beyond = []
+        for module in MODULE_KEYS:
+            theirs, mine = other.rights(module), self.rights(module)
+            if not theirs.access:
+                continue
+            label = MODULE_LABELS[module]
+            if not mine.access:
+                beyond.append(f"access to {label}")
+            beyond += [
+                f"{action} on {label}"
+                for action in ACTIONS
+                if getattr(theirs, action) and not (mine.access and getattr(mine, action))
+            ]
+            if mine.access and SCOPE_REACH[theirs.scope] > SCOPE_REACH[mine.scope]:
+                beyond.append(f"a wider record scope on {label}")
+        for key in sorted({*self._field_rules, *other._field_rules}):
+            level = other.field_level(key)
+            if FIELD_OPENNESS[level] > FIELD_OPENNESS[self.field_level(key)]:
+                kind = "edit" if level == "editable" else "view"
+                beyond.append(f"{kind} access to the contact field “{key}”")
+        return beyond
+
+    def grant_refusal(self, role) -> str:
+        """Why this member may not give `role` to anyone, or "" when they may."""
+        if not self.can("settings", "edit"):
+            return "Your role may not change members or their roles."
+        if role.is_owner and not self.is_owner:
+            return "Only an Owner may grant the Owner role."
+        beyond = self.rights_beyond(role)
+        if beyond:
+            return (
+                f"You can't grant the {role.name} role: it has rights your own role doesn't "
+                f"have ({describe_rights(beyond)})."
+            )
+        return ""
+
+    def may_grant_role(self, role) -> bool:
+        return not self.grant_refusal(role)
+
+    def reaches_team(self, module: str, team_id) -> bool:
+        """Whether this member reaches every record of team `team_id` in `module`."""
+        if not self.can_access(module):
+            return False
+        scope = self.scope(module)
+        if scope == "all":
+            return True
+        return scope == "team" and team_id is not None and self.membership.team_id == team_id
+
+    def placement_refusal(self, role, team, *, user_id=None, team_changed: bool = True) -> str:
+        """Why this member may not put someone (`user_id`, None for a new person) in `team`
+        with `role`, or "" when they may. Call after `grant_refusal`.
+
+        A team decides who sees whose records under the "team" scope, so a placement must
+        not reach past this member either way: the person must not come to see team records
+        this member cannot see, and, on a team change, the team's members must not come to
+        see records of the person that this member cannot see."""
+        if team is None or self.is_owner:
+            return ""
+        placed = Policy.for_role(role)
+        for module in MODULE_KEYS:
+            team_scoped = placed.can_access(module) and placed.scope(module) == "team"
+            if team_scoped and not self.reaches_team(module, team.pk):
+                return (
+                    f"You can't give the {role.name} role in team {team.name}: it would see "
+                    f"that team's {MODULE_LABELS[module]} records, which your own role "
+                    "doesn't reach."
+                )
+        if not team_changed or user_id is None:
+            return ""
+        from .models import Membership
+
+        teammates = (
+            Membership.objects.filter(org_id=team.org_id, team_id=team.pk, is_active=True)
+            .exclude(user_id=user_id)
+            .select_related("role")
+        )
+        watched = set()
+        for mate in map(Policy, teammates):
+            watched |= {m for m in MODULE_KEYS if mate.can_access(m) and mate.scope(m) == "team"}
+        for module in MODULE_KEYS:
+            if module in watched and not self.owns_in_scope(module, user_id):
+                return (
+                    f"You can't move this member into team {team.name}: its members would see "
+                    f"their {MODULE_LABELS[module]} records, which your own role doesn't reach."
+                )
+        return ""
 
 
 def policy_for(request) -> Policy:

@@ -1,7 +1,14 @@
 """Who may get into an organization: invitations, memberships and teams.
 
 Rules that hold for every function here:
-- Only an Owner grants or takes away the Owner role (a system job acts with full rights).
+- A person acting must be an active member allowed to edit Settings (a system job acts with
+  full rights).
+- Nobody grants a role they do not hold every right of (crm.permissions.Policy.grant_refusal),
+  nor changes, deactivates or reactivates a member whose role they could not grant.
+- Only an Owner grants or takes away the Owner role.
+- Nobody changes their own role.
+- A team change must not let anyone reach records the actor cannot reach
+  (Policy.placement_refusal).
 - An organization always keeps at least one active Owner.
 - Deactivating a member only closes the door; records they own stay where they are.
 - Invitation links carry a random token; only its SHA-256 is stored, so a database leak
@@ -26,6 +33,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from ..models import AuditEvent, Invitation, Membership, Role, Team
+from ..permissions import Policy
 from .audit import Actor, audit, diff, emit_event, snapshot
 
 logger = logging.getLogger(__name__)
@@ -78,6 +86,51 @@ def actor_is_owner(org, actor: Actor) -> bool:
 def _require_owner(org, actor: Actor, what: str) -> None:
     if not actor_is_owner(org, actor):
         raise PermissionDenied(f"Only an Owner may {what}.")
+
+
+def settings_editor_policy(org, actor: Actor, what: str) -> Policy | None:
+    """The policy of the member acting, or None for a system job. A person acting must be
+    an active member allowed to edit Settings, whoever called the service; `what` ends the
+    refusal ("change members")."""
+    if actor.user is None and actor.type == AuditEvent.ActorType.SYSTEM:
+        return None
+    policy = Policy(actor_membership(org, actor))
+    if not policy.can("settings", "edit"):
+        raise PermissionDenied(f"Your role may not {what}.")
+    return policy
+
+
+def _check_grant(
+    policy: Policy | None, role: Role, team: Team | None, *, user_id=None, team_changed=True
+) -> None:
+    """Refuse giving `role` in `team` (to `user_id`, None for someone new) when the actor
+    does not hold all of it; see Policy.grant_refusal and Policy.placement_refusal."""
+    if policy is None:
+        return
+    refusal = policy.grant_refusal(role) or policy.placement_refusal(
+        role, team, user_id=user_id, team_changed=team_changed
+    )
+    if refusal:
+        raise PermissionDenied(refusal)
+
+
+def _check_offer_manageable(policy: Policy | None, invitation: Invitation, what: str) -> None:
+    """Like _check_manages, for a pending invitation: its offer is the inviter's to change."""
+    if policy is not None and not policy.may_grant_role(invitation.role):
+        raise PermissionDenied(
+            f"You can't {what} the invitation for {invitation.email}: it offers the "
+            f"{invitation.role.name} role, which has rights your own role doesn't have."
+        )
+
+
+def _check_manages(policy: Policy | None, membership: Membership, what: str) -> None:
+    """Refuse touching a member whose role the actor could not grant: taking a role away
+    is for those who could give it."""
+    if policy is not None and not policy.may_grant_role(membership.role):
+        raise PermissionDenied(
+            f"You can't {what} {membership.user.display_name}: their role, "
+            f"{membership.role.name}, has rights your own role doesn't have."
+        )
 
 
 def _check_belongs(org, role: Role, team: Team | None) -> None:
@@ -159,14 +212,16 @@ def invitation_create(
     except ValidationError as exc:
         raise MemberError("Enter a valid email address.") from exc
     _check_belongs(org, role, team)
-    if role.is_owner:
-        _require_owner(org, actor, "invite someone as an Owner")
+    policy = settings_editor_policy(org, actor, "invite people")
 
     token = secrets.token_urlsafe(32)
     link = invitation_url(token, base_url)
     with transaction.atomic():
-        if Membership.objects.for_org(org).active().filter(user__email__iexact=email).exists():
+        known = Membership.objects.for_org(org).filter(user__email__iexact=email).first()
+        if known is not None and known.is_active:
             raise MemberError(f"{email} is already a member of {org.name}.")
+        # A former member comes back into `team` with what they owned: check that too.
+        _check_grant(policy, role, team, user_id=known.user_id if known else None)
         expires_at = timezone.now() + timedelta(days=settings.INVITATION_TTL_DAYS)
         invitation = (
             Invitation.objects.for_org(org)
@@ -176,6 +231,7 @@ def invitation_create(
             .first()
         )
         if invitation is not None:
+            _check_offer_manageable(policy, invitation, "replace")
             before = snapshot(invitation, ["role", "team", "expires_at"])
             invitation.role = role
             invitation.team = team
@@ -228,8 +284,10 @@ def invitation_revoke(*, invitation: Invitation, actor: Actor) -> Invitation:
             .select_related("org", "role")
             .get(pk=invitation.pk)
         )
+        policy = settings_editor_policy(invitation.org, actor, "withdraw invitations")
         if invitation.status != "pending":
             raise InvitationError(f"This invitation is already {invitation.status}.")
+        _check_offer_manageable(policy, invitation, "withdraw")
         invitation.revoked_at = timezone.now()
         invitation.save(update_fields=["revoked_at"])
         audit(
@@ -278,7 +336,34 @@ def invitation_problem(invitation: Invitation | None) -> str:
             f"This invitation expired on {invitation.expires_at:%d %b %Y}. "
             f"Ask an administrator of {invitation.org.name} to send a new one."
         )
+    if not inviter_may_still_grant(invitation):
+        return (
+            f"This invitation can no longer be used: whoever sent it may no longer give the "
+            f"{invitation.role.name} role in {invitation.org.name}. Ask an administrator of "
+            f"{invitation.org.name} for a new one."
+        )
     return ""
+
+
+def inviter_may_still_grant(invitation: Invitation) -> bool:
+    """Whether the person who sent `invitation` may still give its role and team: an
+    invitation is a grant waiting to happen, so an inviter who was deactivated or lost the
+    rights since cannot hand them out through an old link. Invitations without an inviter
+    were made by a system job."""
+    if invitation.invited_by_id is None:
+        return True
+    inviter = (
+        Membership.objects.for_org(invitation.org)
+        .active()
+        .select_related("role")
+        .filter(user_id=invitation.invited_by_id)
+        .first()
+    )
+    policy = Policy(inviter)
+    return not (
+        policy.grant_refusal(invitation.role)
+        or policy.placement_refusal(invitation.role, invitation.team, team_changed=False)
+    )
 
 
 def invitation_email_matches(invitation: Invitation, user) -> bool:
@@ -352,6 +437,7 @@ def member_deactivate(*, membership: Membership, actor: Actor) -> Membership:
     with transaction.atomic():
         membership = _locked(membership)
         org = membership.org
+        policy = settings_editor_policy(org, actor, "deactivate members")
         if not membership.is_active:
             raise MemberError(f"{membership.user.display_name} is already deactivated.")
         if actor.user is not None and membership.user_id == actor.user.pk:
@@ -363,6 +449,7 @@ def member_deactivate(*, membership: Membership, actor: Actor) -> Membership:
                 f"{membership.user.display_name} is the last active Owner of {org.name}. "
                 "Make someone else an Owner first.",
             )
+        _check_manages(policy, membership, "deactivate")
         before = snapshot(membership, MEMBERSHIP_FIELDS)
         membership.is_active = False
         membership.deactivated_at = timezone.now()
@@ -384,10 +471,15 @@ def member_reactivate(*, membership: Membership, actor: Actor) -> Membership:
     with transaction.atomic():
         membership = _locked(membership)
         org = membership.org
+        policy = settings_editor_policy(org, actor, "reactivate members")
         if membership.is_active:
             raise MemberError(f"{membership.user.display_name} is already active.")
         if membership.role.is_owner:
             _require_owner(org, actor, "give back Owner access")
+        # Giving access back hands out the member's role (in their team) again.
+        _check_grant(
+            policy, membership.role, membership.team, user_id=membership.user_id, team_changed=False
+        )
         before = snapshot(membership, MEMBERSHIP_FIELDS)
         membership.is_active = True
         membership.deactivated_at = None
@@ -409,12 +501,15 @@ def member_update(
     *, membership: Membership, actor: Actor, role: Role, team: Team | None
 ) -> Membership:
     """Change a member's role and team. Returns the membership unchanged (and audits
-    nothing) when neither differs."""
+    nothing) when neither differs. A refused change writes nothing."""
     with transaction.atomic():
         membership = _locked(membership)
         org = membership.org
         _check_belongs(org, role, team)
-        if role.pk != membership.role_id:
+        policy = settings_editor_policy(org, actor, "change members")
+        role_changed = role.pk != membership.role_id
+        team_changed = (team.pk if team else None) != membership.team_id
+        if role_changed:
             if membership.role.is_owner:
                 _require_owner(org, actor, "take away the Owner role")
                 if membership.is_active:
@@ -423,8 +518,11 @@ def member_update(
                         f"{membership.user.display_name} is the last active Owner of "
                         f"{org.name}. Make someone else an Owner first.",
                     )
-            if role.is_owner:
-                _require_owner(org, actor, "grant the Owner role")
+            if actor.user is not None and membership.user_id == actor.user.pk:
+                raise MemberError("You can't change your own role. Ask another admin to do it.")
+        if role_changed or team_changed:
+            _check_manages(policy, membership, "change")
+            _check_grant(policy, role, team, user_id=membership.user_id, team_changed=team_changed)
         before = snapshot(membership, ["role", "team"])
         membership.role = role
         membership.team = team
@@ -455,6 +553,7 @@ def _clean_team_name(org, name: str, exclude_pk=None) -> str:
 
 
 def team_create(*, org, actor: Actor, name: str) -> Team:
+    settings_editor_policy(org, actor, "change teams")
     name = _clean_team_name(org, name)
     try:
         with transaction.atomic():
@@ -477,6 +576,7 @@ def team_create(*, org, actor: Actor, name: str) -> Team:
 
 
 def team_rename(*, team: Team, actor: Actor, name: str) -> Team:
+    settings_editor_policy(team.org, actor, "change teams")
     name = _clean_team_name(team.org, name, exclude_pk=team.pk)
     try:
         with transaction.atomic():

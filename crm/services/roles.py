@@ -2,9 +2,12 @@
 
 Rules every write here keeps:
 - the Owner role never changes (it always has every right);
-- nobody removes Settings access or edit from the role they hold themselves (they would lock
-  themselves out of this very page);
-- a member may not grant a right, or a wider record scope, that their own role lacks;
+- nobody changes the role they hold themselves (nobody sets their own rights, and nobody
+  locks themselves out of this very page);
+- nobody changes a role with rights beyond their own: even taking rights away from it is for
+  someone who holds them;
+- a member may not grant a right, a wider record scope or a more open contact field than
+  their own role has (crm.permissions.Policy.rights_beyond), not even by copying a role;
 - every change is audited with its before/after and emits "role.updated", one event type
   for every kind of change, so consumers (caches, webhooks) need to follow only one.
 """
@@ -25,20 +28,19 @@ from ..permissions import (
     MODULE_KEYS,
     MODULES,
     SCOPE_KEYS,
-    SCOPE_REACH,
     Policy,
     apply_permission_change,
+    describe_rights,
     normalize_permissions,
 )
 from .audit import Actor, audit, diff, emit_event
+from .members import settings_editor_policy
 
 NAME_MAX_LENGTH = Role._meta.get_field("name").max_length
 DESCRIPTION_MAX_LENGTH = Role._meta.get_field("description").max_length
 KEY_MAX_LENGTH = Role._meta.get_field("key").max_length
 MODULE_LABELS = dict(MODULES)
 OWNER_IMMUTABLE = "The Owner role always has every permission and cannot be changed."
-# Removing any of these from your own role would shut you out of Roles & Permissions.
-SELF_LOCKOUT_FIELDS = ("access", "view", "edit")
 
 
 # Contact field catalog -------------------------------------------------------------------
@@ -63,21 +65,7 @@ def field_catalog(org) -> list[tuple[str, str, str, bool]]:
 
 # Helpers -------------------------------------------------------------------------------
 def _actor_policy(org, actor: Actor) -> Policy | None:
-    """The policy of the member acting, or None for a system job. A person acting here must
-    be an active member allowed to edit settings, whoever called the service."""
-    if actor.user is None:
-        return None
-    membership = (
-        Membership.objects.for_org(org)
-        .active()
-        .select_related("role")
-        .filter(user=actor.user)
-        .first()
-    )
-    policy = Policy(membership)
-    if not policy.can("settings", "edit"):
-        raise PermissionDenied("Your role may not change roles and permissions.")
-    return policy
+    return settings_editor_policy(org, actor, "change roles and permissions")
 
 
 def _check_same_org(org, role: Role) -> None:
@@ -103,36 +91,42 @@ def _label(module: str) -> str:
     return MODULE_LABELS.get(module, module)
 
 
-def _check_grants(actor_policy: Policy | None, before: dict, after: dict) -> None:
-    """Refuse rights in `after` that `before` did not have and the actor does not have."""
+def change_refusal(actor_policy: Policy | None, role: Role) -> str:
+    """Why the acting member may not change `role` at all, or "" when they may: not their
+    own role, and not one with rights beyond theirs (see the module docstring)."""
+    if actor_policy is None:
+        return ""
+    if role.is_owner:
+        return OWNER_IMMUTABLE
+    if actor_policy.membership.role_id == role.pk:
+        return (
+            f"{role.name} is your own role, so you can't change it: nobody sets their own "
+            "rights. Ask another admin or an Owner."
+        )
+    beyond = actor_policy.rights_beyond(role)
+    if beyond:
+        return (
+            f"You can't change {role.name}: it has rights your own role doesn't have "
+            f"({describe_rights(beyond)}). Ask someone who holds them, or an Owner."
+        )
+    return ""
+
+
+def _check_changeable(actor_policy: Policy | None, role: Role) -> None:
+    refusal = change_refusal(actor_policy, role)
+    if refusal:
+        raise ValidationError(refusal)
+
+
+def _check_grants(actor_policy: Policy | None, before: Role, after: Role) -> None:
+    """Refuse a change that gives `after` a right the actor lacks. Run after
+    _check_changeable, which refused roles that were beyond the actor already."""
     if actor_policy is None:
         return
-    for module in MODULE_KEYS:
-        old, new = before[module], after[module]
-        if not new["access"]:
-            continue
-        for action in ACTIONS:
-            if new[action] and not old[action] and not actor_policy.can(module, action):
-                raise ValidationError(
-                    f"You can't grant {action} on {_label(module)}: your own role doesn't have it."
-                )
-        widened = not old["access"] or SCOPE_REACH[new["scope"]] > SCOPE_REACH[old["scope"]]
-        actor_reach = SCOPE_REACH[actor_policy.scope(module)]
-        if widened and SCOPE_REACH[new["scope"]] > actor_reach:
-            raise ValidationError(
-                f"You can't grant a wider record scope on {_label(module)} than your own role has."
-            )
-
-
-def _check_self_lockout(actor_policy: Policy | None, role: Role, before: dict, after: dict):
-    if actor_policy is None or actor_policy.membership.role_id != role.pk:
-        return
-    for field in SELF_LOCKOUT_FIELDS:
-        if before["settings"][field] and not after["settings"][field]:
-            raise ValidationError(
-                f"You can't remove Settings {field} from {role.name}: it is your own role, and "
-                "you would lock yourself out of Roles & Permissions. Ask another admin to do it."
-            )
+    had = set(actor_policy.rights_beyond(before))
+    added = [right for right in actor_policy.rights_beyond(after) if right not in had]
+    if added:
+        raise ValidationError(f"You can't grant {added[0]}: your own role doesn't have it.")
 
 
 def _record(org, actor: Actor, role: Role, verb: str, changes: dict) -> None:
@@ -200,13 +194,21 @@ def role_create(org, actor: Actor, name, copy_from: Role | None = None) -> Role:
     permissions = normalize_permissions(copy_from.permissions) if copy_from else nothing
     if copy_from is not None and copy_from.is_owner:
         # The Owner's stored JSON is not what it can do; copy what the policy grants it.
-        owner_rights = Policy(Membership(role=copy_from, is_active=True))
+        owner_rights = Policy.for_role(copy_from)
         permissions = {m: asdict(owner_rights.rights(m)) for m in MODULE_KEYS}
     field_rules = dict(copy_from.field_rules or {}) if copy_from and not copy_from.is_owner else {}
-    try:
-        _check_grants(actor_policy, nothing, permissions)
-    except ValidationError as error:
-        raise ValidationError({"copy_from": error.messages}) from error
+    beyond = (
+        actor_policy.rights_beyond(Role(permissions=permissions, field_rules=field_rules))
+        if actor_policy is not None
+        else []
+    )
+    if beyond:
+        raise ValidationError(
+            {
+                "copy_from": f"You can't copy {copy_from.name}: it has rights your own role "
+                f"doesn't have ({describe_rights(beyond)})."
+            }
+        )
     role = Role.objects.create(
         org=org,
         key=_unique_key(org, name),
@@ -229,9 +231,10 @@ def role_create(org, actor: Actor, name, copy_from: Role | None = None) -> Role:
 def role_rename(org, actor: Actor, role: Role, name, description=None) -> Role:
     """Rename a custom role (and, when given, change its description)."""
     _check_same_org(org, role)
-    _actor_policy(org, actor)
+    actor_policy = _actor_policy(org, actor)
     _lock_names(org)
     role = _lock_role(role)
+    _check_changeable(actor_policy, role)
     if role.is_builtin:
         raise ValidationError(
             {"name": "Built-in roles keep their names; create a custom role instead."}
@@ -257,10 +260,11 @@ def role_rename(org, actor: Actor, role: Role, name, description=None) -> Role:
 def role_delete(org, actor: Actor, role: Role) -> None:
     """Delete a custom role nobody holds and no pending invitation offers."""
     _check_same_org(org, role)
-    _actor_policy(org, actor)
+    actor_policy = _actor_policy(org, actor)
     role = _lock_role(role)
     if role.is_builtin:
         raise ValidationError("Built-in roles cannot be deleted.")
+    _check_changeable(actor_policy, role)
     holders = Membership.objects.for_org(org).filter(role=role).count()
     if holders:
         people = "member holds" if holders == 1 else "members hold"
@@ -312,8 +316,6 @@ def _save(org, actor, actor_policy, role: Role, after: dict, rules: dict | None 
     difference (nothing is written or recorded when nothing changed)."""
     before = normalize_permissions(role.permissions)
     after = normalize_permissions(after)
-    _check_self_lockout(actor_policy, role, before, after)
-    _check_grants(actor_policy, before, after)
     changes = diff(_flat(before), _flat(after))
     stored = role.field_rules if isinstance(role.field_rules, dict) else {}
     field_changes = {}
@@ -323,8 +325,12 @@ def _save(org, actor, actor_policy, role: Role, after: dict, rules: dict | None 
             field_changes[f"fields.{key}"] = [old, level]
     if not changes and not field_changes:
         return role
+    after_rules = {**stored, **{k: level for k, (level, _) in (rules or {}).items()}}
+    _check_grants(
+        actor_policy, role, Role(name=role.name, permissions=after, field_rules=after_rules)
+    )
     role.permissions = after
-    role.field_rules = {**stored, **{k: level for k, (level, _) in (rules or {}).items()}}
+    role.field_rules = after_rules
     role.save(update_fields=["permissions", "field_rules"])
     verb = "role.permissions_changed" if changes else "role.field_rules_changed"
     _record(org, actor, role, verb, {**changes, **field_changes})
@@ -342,6 +348,7 @@ def role_set_permission(org, actor: Actor, role: Role, module, field, value) -> 
     actor_policy = _actor_policy(org, actor)
     _validate_permission(module, field, value)
     role = _lock_role(role)
+    _check_changeable(actor_policy, role)
     current = normalize_permissions(role.permissions)
     after = {**current, module: apply_permission_change(current[module], field, value)}
     return _save(org, actor, actor_policy, role, after)
@@ -384,6 +391,7 @@ def role_update_matrix(
     if unknown:
         raise ValidationError(f"Unknown module “{sorted(unknown)[0]}”.")
     role = _lock_role(role)
+    _check_changeable(actor_policy, role)
     current = normalize_permissions(role.permissions)
     after = dict(current)
     for module, submitted in permissions.items():
@@ -426,4 +434,5 @@ def role_set_field_rule(org, actor: Actor, role: Role, field_key, level) -> Role
     actor_policy = _actor_policy(org, actor)
     rules = _clean_field_rules(org, {field_key: level})
     role = _lock_role(role)
+    _check_changeable(actor_policy, role)
     return _save(org, actor, actor_policy, role, role.permissions, rules)

@@ -5,6 +5,7 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
 from django.http import HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
@@ -38,13 +39,15 @@ PAGE = "crm/members.html"
 
 
 def _error_text(exc) -> str:
+    """The reason of a refused change: a MemberError's messages, or a PermissionDenied's text
+    (the services say there why a grant is refused)."""
+    if isinstance(exc, PermissionDenied):
+        return str(exc) or "Your role may not make this change."
     return " ".join(exc.messages)
 
 
-def _may_grant_owner(request) -> bool:
-    """Whether the signed-in member is an Owner (the service checks the same again)."""
-    membership = request.membership
-    return bool(membership and membership.is_active and membership.role.is_owner)
+# What the member services refuse with; shown where the member is, never as an error page.
+REFUSED = (MemberError, PermissionDenied)
 
 
 def _members(org):
@@ -71,24 +74,29 @@ def _teams(org):
 
 
 def _choices(request):
-    """Roles and teams for the inline selects, loaded once per page, not once per row."""
-    form = MemberUpdateForm(org=request.org, may_grant_owner=_may_grant_owner(request))
+    """Roles (those the member may grant) and teams for the inline selects, loaded once
+    per page, not once per row."""
+    form = MemberUpdateForm(org=request.org, policy=policy_for(request))
     return {
-        "role_choices": list(form.fields["role"].queryset),
+        "role_choices": form.grantable_roles,
         "team_choices": list(form.fields["team"].queryset),
     }
 
 
 def _row(request, membership, *, error="", confirming=""):
-    """One member row: may the current member change it? Only an Owner touches an Owner,
-    and nobody deactivates themselves."""
-    can_edit = policy_for(request).can("settings", "edit")
-    locked = membership.role.is_owner and not _may_grant_owner(request)
+    """One member row: may the current member change it? Only someone who could grant a
+    member's role touches that member (so only an Owner touches an Owner); nobody changes
+    their own role or deactivates themselves. The services check all of it again."""
+    policy = policy_for(request)
+    can_edit = policy.can("settings", "edit")
+    locked = not policy.may_grant_role(membership.role)
     is_self = membership.user_id == request.user.pk
+    editable = can_edit and not locked and membership.is_active
     return {
         "m": membership,
         "error": error,
-        "editable": can_edit and not locked and membership.is_active,
+        "editable": editable,
+        "role_editable": editable and not is_self,
         "can_toggle": can_edit and not locked and not is_self,
         "is_self": is_self,
         "confirming": confirming,
@@ -98,14 +106,18 @@ def _row(request, membership, *, error="", confirming=""):
 def _page_context(request, *, invite_form=None, team_form=None):
     org = request.org
     members = list(_members(org))
+    invitations = list(_pending_invitations(org))
+    for invitation in invitations:
+        # An offer of a role the member could not grant is not theirs to withdraw.
+        invitation.manageable = policy_for(request).may_grant_role(invitation.role)
     return {
         "rows": [_row(request, m) for m in members],
         "active_count": sum(1 for m in members if m.is_active),
         "inactive_count": sum(1 for m in members if not m.is_active),
-        "invitations": _pending_invitations(org),
+        "invitations": invitations,
         "teams": _teams(org),
         "invite_form": invite_form
-        or InvitationForm(org=org, may_grant_owner=_may_grant_owner(request), prefix="invite"),
+        or InvitationForm(org=org, policy=policy_for(request), prefix="invite"),
         "team_form": team_form or TeamForm(prefix="team"),
         "can_edit": policy_for(request).can("settings", "edit"),
         "invitation_ttl_days": settings.INVITATION_TTL_DAYS,
@@ -129,7 +141,7 @@ def member_invite(request):
     if (refused := _post_only(request)) is not None:
         return refused
     form = InvitationForm(
-        request.POST, org=request.org, may_grant_owner=_may_grant_owner(request), prefix="invite"
+        request.POST, org=request.org, policy=policy_for(request), prefix="invite"
     )
     if form.is_valid():
         try:
@@ -141,6 +153,8 @@ def member_invite(request):
                 team=form.cleaned_data["team"],
                 base_url=request.build_absolute_uri("/"),
             )
+        except PermissionDenied as exc:
+            form.add_error("role", _error_text(exc))
         except MemberError as exc:
             form.add_error("email", _error_text(exc))
         else:
@@ -165,7 +179,7 @@ def invitation_revoke_view(request, invitation_public_id):
         return refused
     try:
         invitation_revoke(invitation=invitation, actor=Actor.from_request(request))
-    except InvitationError as exc:
+    except REFUSED as exc:
         messages.error(request, _error_text(exc))
     else:
         messages.success(request, f"Invitation for {invitation.email} withdrawn.")
@@ -198,9 +212,7 @@ def member_update_view(request, membership_public_id):
         return redirect("crm:members")
     if (refused := _post_only(request)) is not None:
         return refused
-    form = MemberUpdateForm(
-        request.POST, org=request.org, may_grant_owner=_may_grant_owner(request)
-    )
+    form = MemberUpdateForm(request.POST, org=request.org, policy=policy_for(request))
     error = ""
     if form.is_valid():
         try:
@@ -210,7 +222,7 @@ def member_update_view(request, membership_public_id):
                 role=form.cleaned_data["role"],
                 team=form.cleaned_data["team"],
             )
-        except MemberError as exc:
+        except REFUSED as exc:
             error = _error_text(exc)
         else:
             messages.success(request, f"{membership.user.display_name} updated.")
@@ -235,7 +247,7 @@ def _toggle_view(request, membership_public_id, *, action):
     service = member_deactivate if action == "deactivate" else member_reactivate
     try:
         service(membership=membership, actor=Actor.from_request(request))
-    except MemberError as exc:
+    except REFUSED as exc:
         messages.error(request, _error_text(exc))
     else:
         name = membership.user.display_name
@@ -268,7 +280,7 @@ def team_create_view(request):
             team = team_create(
                 org=request.org, actor=Actor.from_request(request), name=form.cleaned_data["name"]
             )
-        except MemberError as exc:
+        except REFUSED as exc:
             form.add_error("name", _error_text(exc))
         else:
             messages.success(request, f"Team {team.name} added.")
@@ -286,7 +298,7 @@ def team_rename_view(request, team_public_id):
         team = team_rename(
             team=team, actor=Actor.from_request(request), name=request.POST.get("name", "")
         )
-    except MemberError as exc:
+    except REFUSED as exc:
         messages.error(request, _error_text(exc))
     else:
         if team.name != old_name:

@@ -2,7 +2,10 @@
 
 Each control of the matrix saves on its own (HTMX posts one change, gets its row back so the
 boxes that depend on it update); the same page is one plain form without JavaScript.
-Seeing these pages needs Settings view; every change needs Settings edit.
+Seeing these pages needs Settings view; every change needs Settings edit, and nobody may
+change their own role, the Owner role, or a role with rights beyond their own. Controls for
+rights the member does not hold are shown disabled: they may not grant them (the services
+refuse them anyway).
 """
 
 from django import forms
@@ -14,7 +17,15 @@ from django.shortcuts import get_object_or_404, redirect, render
 
 from ..decorators import member_required
 from ..models import Role
-from ..permissions import ACTIONS, MODULES, SCOPES, normalize_permissions, policy_for
+from ..permissions import (
+    ACTIONS,
+    FIELD_OPENNESS,
+    MODULES,
+    SCOPE_REACH,
+    SCOPES,
+    normalize_permissions,
+    policy_for,
+)
 from ..services import Actor
 from ..services import roles as role_services
 
@@ -40,9 +51,16 @@ class RoleCreateForm(forms.Form):
         help_text="Start from an existing role's permissions and field visibility.",
     )
 
-    def __init__(self, org, *args, **kwargs):
+    def __init__(self, org, policy, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["copy_from"].queryset = Role.objects.for_org(org)
+        field = self.fields["copy_from"]
+        field.queryset = Role.objects.for_org(org)
+        # Offer only roles the member may copy (every right of them is theirs); any role of
+        # the org still validates, so a forged choice gets the service's reason.
+        field.choices = [
+            ("", field.empty_label),
+            *((r.public_id, r.name) for r in field.queryset if not policy.rights_beyond(r)),
+        ]
 
 
 class RoleRenameForm(forms.Form):
@@ -58,27 +76,45 @@ def _role(request, public_id) -> Role:
     return get_object_or_404(Role.objects.for_org(request.org), public_id=public_id)
 
 
+def _change_refusal(request, role: Role) -> str:
+    """Why the member may not change `role` ("" when they may), for the read-only note."""
+    policy = policy_for(request)
+    if not policy.can("settings", "edit"):
+        return "You can look at this role; changing it needs the right to edit Settings."
+    return role_services.change_refusal(policy, role)
+
+
 def _can_change(request, role: Role) -> bool:
-    return policy_for(request).can("settings", "edit") and not role.is_owner
+    return not _change_refusal(request, role)
 
 
-def _locked_fields(request, role: Role, module: str) -> set[str]:
-    """Controls shown disabled: the ones that would lock the member out of this page."""
-    membership = request.membership
-    if module == "settings" and membership is not None and membership.role_id == role.pk:
-        return set(role_services.SELF_LOCKOUT_FIELDS)
-    return set()
+def _locked_fields(request, module: str) -> set[str]:
+    """Controls shown disabled: rights of `module` the member's own role lacks, which they
+    may not grant. (A role that already has such a right is read-only as a whole.)"""
+    mine = policy_for(request).rights(module)
+    locked = {action for action in ACTIONS if not (mine.access and getattr(mine, action))}
+    return locked | ({"access"} if not mine.access else set())
+
+
+def _scope_options(request, module: str, current: str) -> list[dict]:
+    """The record scopes, those wider than the member's own disabled (except the current)."""
+    reach = SCOPE_REACH[policy_for(request).scope(module)]
+    return [
+        {"value": value, "label": label, "locked": value != current and SCOPE_REACH[value] > reach}
+        for value, label in SCOPES
+    ]
 
 
 def _permission_row(request, role: Role, module: str, label: str, error: str = "") -> dict:
     entry = normalize_permissions(role.permissions)[module]
-    locked = _locked_fields(request, role, module)
+    locked = _locked_fields(request, module)
     return {
         "key": module,
         "label": label,
         "access": entry["access"],
         "access_locked": "access" in locked,
         "scope": entry["scope"],
+        "scopes": _scope_options(request, module, entry["scope"]),
         "actions": [
             {
                 "key": action,
@@ -93,24 +129,29 @@ def _permission_row(request, role: Role, module: str, label: str, error: str = "
     }
 
 
-def _field_rows(org, role: Role) -> list[dict]:
+def _field_rows(request, role: Role) -> list[dict]:
     stored = role.field_rules if isinstance(role.field_rules, dict) else {}
+    policy = policy_for(request)
     rows = []
-    for key, label, group, editable in role_services.field_catalog(org):
+    for key, label, group, editable in role_services.field_catalog(request.org):
         default = role_services.default_field_level(editable)
+        current = "editable" if role.is_owner else stored.get(key, default)
+        # A level more open than the member's own for this field is not theirs to give.
+        mine = FIELD_OPENNESS[policy.field_level(key)]
         rows.append(
             {
                 "key": key,
                 "label": label,
                 "group": group,
                 "dom_id": "fld-" + key.replace(".", "-").replace("_", "-"),
-                "level": "editable" if role.is_owner else stored.get(key, default),
+                "level": current,
                 # One cell per level; "editable" is not offered for fields the CRM fills in.
                 "cells": [
                     {
                         "level": level,
                         "label": level_label,
                         "offered": editable or level != "editable",
+                        "locked": level != current and FIELD_OPENNESS[level] > mine,
                     }
                     for level, level_label in LEVEL_LABELS
                 ],
@@ -120,8 +161,8 @@ def _field_rows(org, role: Role) -> list[dict]:
     return rows
 
 
-def _field_row(org, role: Role, field_key: str, error: str = "") -> dict | None:
-    for row in _field_rows(org, role):
+def _field_row(request, role: Role, field_key: str, error: str = "") -> dict | None:
+    for row in _field_rows(request, role):
         if row["key"] == field_key:
             row["error"] = error
             return row
@@ -129,19 +170,22 @@ def _field_row(org, role: Role, field_key: str, error: str = "") -> dict | None:
 
 
 def _detail_context(request, role: Role, **extra) -> dict:
-    field_rows = _field_rows(request.org, role)
+    field_rows = _field_rows(request, role)
     groups: dict[str, list] = {}
     for row in field_rows:
         groups.setdefault(row["group"], []).append(row)
     rights = normalize_permissions(role.permissions)["contacts"]
     member_count = role.memberships.filter(is_active=True).count()
+    change_refusal = _change_refusal(request, role)
+    rows = [_permission_row(request, role, key, label) for key, label in MODULES]
     context = {
         "role": role,
-        "can_change": _can_change(request, role),
-        "own_role": request.membership is not None and request.membership.role_id == role.pk,
-        "rows": [_permission_row(request, role, key, label) for key, label in MODULES],
+        "can_change": not change_refusal,
+        "change_refusal": change_refusal,
+        "rows": rows,
+        "greyed": any(row["locked"] for row in rows)
+        or any(cell["locked"] for row in field_rows for cell in row["cells"]),
         "field_groups": list(groups.items()),
-        "scopes": SCOPES,
         "contacts_visible": role.is_owner or rights["access"],
         "contacts_editable": role.is_owner or rights["edit"] or rights["create"],
         "member_count": member_count,
@@ -158,7 +202,7 @@ def _parse_matrix(request, role: Role) -> tuple[dict, dict]:
     current = normalize_permissions(role.permissions)
     permissions = {}
     for module, _label in MODULES:
-        locked = _locked_fields(request, role, module)
+        locked = _locked_fields(request, module)
         entry = {}
         for field in ("access", *ACTIONS):
             name = f"{module}-{field}"
@@ -176,10 +220,10 @@ def _parse_matrix(request, role: Role) -> tuple[dict, dict]:
 # Views ---------------------------------------------------------------------------------
 @member_required("settings", "view")
 def role_list(request):
-    form = RoleCreateForm(request.org)
+    form = RoleCreateForm(request.org, policy_for(request))
     if request.method == "POST":
         policy_for(request).require("settings", "edit")
-        form = RoleCreateForm(request.org, request.POST)
+        form = RoleCreateForm(request.org, policy_for(request), request.POST)
         if form.is_valid():
             try:
                 role = role_services.role_create(
@@ -260,7 +304,7 @@ def role_permission(request, public_id):
     return render(
         request,
         "crm/roles_detail.html#permission_row",
-        {"row": row, "role": role, "can_change": _can_change(request, role), "scopes": SCOPES},
+        {"row": row, "role": role, "can_change": _can_change(request, role)},
     )
 
 
@@ -282,7 +326,7 @@ def role_field_rule(request, public_id):
         error = " ".join(exc.messages)
         messages.error(request, error)
         role.refresh_from_db()
-    row = _field_row(request.org, role, field_key, error=error)
+    row = _field_row(request, role, field_key, error=error)
     if not error and row is not None:
         messages.success(request, f"Saved: {row['label']} is {level} for {role.name}.")
     if not request.htmx:

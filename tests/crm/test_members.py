@@ -164,11 +164,14 @@ def test_admin_cannot_take_the_owner_role_away(members, org):
 
 
 @pytest.mark.django_db
-def test_owner_can_make_another_owner_then_step_down(members, org):
+def test_owner_can_make_another_owner_who_can_then_move_the_first_to_admin(members, org):
     owner, admin = members["owner"], members["admin"]
 
     member_update(membership=admin, actor=as_actor(owner), role=role(org, "owner"), team=None)
-    member_update(membership=owner, actor=as_actor(owner), role=role(org, "admin"), team=None)
+    # Nobody changes their own role, an Owner included: the new Owner does it.
+    with pytest.raises(MemberError, match="your own role"):
+        member_update(membership=owner, actor=as_actor(owner), role=role(org, "admin"), team=None)
+    member_update(membership=owner, actor=as_actor(admin), role=role(org, "admin"), team=None)
 
     owner.refresh_from_db()
     admin.refresh_from_db()

@@ -240,20 +240,20 @@ def test_owner_role_page_is_read_only_with_an_explanation(org, owner, client_as)
 def test_admin_cannot_remove_settings_access_or_edit_from_own_role(org, admin, field):
     admin_role = role(org, "admin")
 
-    with pytest.raises(ValidationError, match="lock yourself out"):
+    with pytest.raises(ValidationError, match="your own role"):
         role_set_permission(org, actor(admin), admin_role, "settings", field, False)
 
     assert perms(admin_role)["settings"][field] is True
 
 
-def test_admin_may_change_other_parts_of_own_role(org, admin):
+def test_admin_may_not_change_other_parts_of_own_role_either(org, admin):
+    """Nobody sets their own rights (it used to be allowed for all but Settings)."""
     admin_role = role(org, "admin")
 
-    role_set_permission(org, actor(admin), admin_role, "settings", "delete", False)
-    role_set_permission(org, actor(admin), admin_role, "contacts", "export", False)
+    with pytest.raises(ValidationError, match="your own role"):
+        role_set_permission(org, actor(admin), admin_role, "contacts", "export", False)
 
-    assert perms(admin_role)["settings"]["delete"] is False
-    assert perms(admin_role)["contacts"]["export"] is False
+    assert perms(admin_role)["contacts"]["export"] is True
 
 
 def test_owner_may_remove_settings_from_the_admin_role(org, owner):
@@ -264,19 +264,20 @@ def test_owner_may_remove_settings_from_the_admin_role(org, owner):
     assert perms(admin_role)["settings"]["access"] is False
 
 
-def test_self_lockout_via_htmx_is_refused_and_own_settings_controls_are_disabled(
-    org, admin, client_as
-):
+def test_own_role_via_htmx_is_refused_and_its_page_is_read_only(org, admin, client_as):
     admin_role = role(org, "admin")
     client = client_as(admin, htmx=True)
 
     response = client.post(permission_url(admin_role), {"module": "settings", "field": "edit"})
     page = client_as(admin).get(reverse("crm:role_detail", args=[admin_role.public_id]))
 
-    assert "lock yourself out" in response.content.decode()
+    assert "your own role" in response.content.decode()
     assert perms(admin_role)["settings"]["edit"] is True
-    assert re.search(r'id="perm-settings-edit"[^>]*\bdisabled\b', page.content.decode())
-    assert not re.search(r'id="perm-contacts-edit"[^>]*\bdisabled\b', page.content.decode())
+    html = page.content.decode()
+    assert "your own role" in html
+    assert re.search(r'id="perm-settings-edit"[^>]*\bdisabled\b', html)
+    assert re.search(r'id="perm-contacts-edit"[^>]*\bdisabled\b', html)
+    assert "hx-post" not in html
 
 
 def test_member_cannot_grant_a_right_their_own_role_lacks(org):
@@ -287,13 +288,21 @@ def test_member_cannot_grant_a_right_their_own_role_lacks(org):
     )
     person = member(org, "viewer")
     Membership.objects.filter(pk=person.pk).update(role=settings_admin)
+    empty = custom_role(org, "Empty")
     team = role(org, "team")
 
     with pytest.raises(ValidationError, match="your own role doesn't have it"):
-        role_set_permission(org, actor(person), team, "contacts", "export", True)
+        role_set_permission(org, actor(person), empty, "contacts", "export", True)
+    # A scope on a closed module grants nothing; opening the module with it would.
+    role_set_permission(org, actor(person), empty, "settings", "scope", "all")
     with pytest.raises(ValidationError, match="wider record scope"):
-        role_set_permission(org, actor(person), team, "settings", "view", True)
+        role_set_permission(org, actor(person), empty, "settings", "view", True)
+    # Team already has rights this member lacks, so they may not change it at all.
+    with pytest.raises(ValidationError, match="rights your own role doesn't have"):
+        role_set_permission(org, actor(person), team, "contacts", "export", True)
 
+    assert perms(empty)["contacts"]["export"] is False
+    assert perms(empty)["settings"]["view"] is False
     assert perms(team)["contacts"]["export"] is False
 
 
@@ -416,24 +425,33 @@ def test_whole_matrix_new_action_opens_a_closed_module(org, admin, catalog):
     assert (entry["access"], entry["view"], entry["edit"]) == (True, True, True)
 
 
-def test_whole_matrix_refusal_saves_none_of_it(org, admin, client_as, catalog):
-    admin_role = role(org, "admin")
-    data = _matrix_post(admin_role, {"contacts-export": False, "settings-edit": False})
-    # The disabled settings boxes are not sent; the view keeps them, so force the removal
-    # through the service to prove a refused part rolls back the rest.
+def test_whole_matrix_refusal_saves_none_of_it(org, client_as, catalog):
+    clerk_role = custom_role(
+        org,
+        "Clerk",
+        {
+            "settings": {"access": True, "view": True, "edit": True, "scope": "all"},
+            "contacts": {"access": True, "view": True, "edit": True, "scope": "all"},
+        },
+    )
+    clerk = member(org, "viewer")
+    Membership.objects.filter(pk=clerk.pk).update(role=clerk_role)
+    target = custom_role(org, "Reader", {"contacts": {"access": True, "view": True}})
+    data = _matrix_post(target, {"contacts-edit": "on", "contacts-export": "on"})
     submitted = {
         m: {f: f"{m}-{f}" in data for f in ["access", *ACTIONS]} | {"scope": data[f"{m}-scope"]}
         for m in MODULE_KEYS
     }
 
-    with pytest.raises(ValidationError, match="lock yourself out"):
-        role_update_matrix(org, actor(admin), admin_role, submitted)
+    with pytest.raises(ValidationError, match="export on Contacts"):
+        role_update_matrix(org, actor(clerk), target, submitted)
 
-    assert perms(admin_role)["contacts"]["export"] is True
-    response = client_as(admin).post(reverse("crm:role_detail", args=[admin_role.public_id]), data)
+    assert perms(target)["contacts"]["edit"] is False
+    # The page leaves the export box disabled: a browser does not send it, so the rest saves.
+    response = client_as(clerk).post(reverse("crm:role_detail", args=[target.public_id]), data)
     assert response.status_code == 302
-    assert perms(admin_role)["settings"]["edit"] is True
-    assert perms(admin_role)["contacts"]["export"] is False
+    assert perms(target)["contacts"]["edit"] is True
+    assert perms(target)["contacts"]["export"] is False
 
 
 # Custom roles ---------------------------------------------------------------------------
