@@ -22,10 +22,10 @@ import re
 from decimal import Decimal, InvalidOperation
 
 from django.core.exceptions import ValidationError
-from django.core.validators import URLValidator
 
 from .fields import COMPANY_FIELD_KEYS, CONTACT_FIELD_KEYS
 from .models import Company, Contact, CustomFieldDefinition
+from .validators import clean_url, pattern_matches, pattern_problem
 
 FieldType = CustomFieldDefinition.FieldType
 
@@ -71,13 +71,9 @@ def _json_number(number: Decimal):
 def _check_regex(definition, text: str) -> None:
     if not definition.regex:
         return
-    try:
-        matched = re.fullmatch(definition.regex, text) is not None
-    except re.error:
-        # A pattern saved before it was checked must not block people; the definition
-        # form reports it to the admin.
-        return
-    if not matched:
+    # RE2 (linear time), never Python's re: an admin's pattern must not hang a worker.
+    # None: a pattern RE2 cannot run (saved before patterns were checked) is not applied.
+    if pattern_matches(definition.regex, text) is False:
         raise ValidationError(
             definition.regex_message or DEFAULT_REGEX_MESSAGE, code="regex_mismatch"
         )
@@ -116,15 +112,7 @@ def coerce_custom_value(definition: CustomFieldDefinition, raw):
         return text
 
     if field_type == FieldType.LINK:
-        text = str(raw).strip()
-        if "://" not in text:
-            text = f"https://{text}"
-        try:
-            URLValidator(schemes=["http", "https"])(text)
-        except ValidationError:
-            raise ValidationError(
-                f"“{str(raw).strip()}” is not a web address.", code="invalid_link"
-            ) from None
+        text = clean_url(raw, max_length=MAX_TEXT_LENGTH)
         _check_regex(definition, text)
         return text
 
@@ -306,10 +294,9 @@ def clean_definition(
         if field_type not in REGEX_TYPES:
             errors["regex"] = "Pattern checks apply to Text and Link fields only."
         else:
-            try:
-                re.compile(regex)
-            except re.error as exc:
-                errors["regex"] = f"This pattern does not compile: {exc}."
+            problem = pattern_problem(regex)
+            if problem:
+                errors["regex"] = problem
     else:
         regex_message = ""
 

@@ -29,6 +29,7 @@ from .fields import (
 from .models import Activity, Company, Contact, CustomFieldDefinition, Task
 from .normalize import country_choices, display_domain, format_phone
 from .services import QUICK_LOG_TYPES, is_contact_admin
+from .validators import URL_MAX_LENGTH, clean_url, pattern_problem
 
 FieldType = CustomFieldDefinition.FieldType
 BLANK = [("", "—")]
@@ -80,6 +81,22 @@ def _datetime_field(label: str, required=False, help_text="") -> forms.DateTimeF
     )
 
 
+class WebAddressField(forms.CharField):
+    """A web address checked by the validator the services and the import use: http(s)
+    only, https:// assumed when no scheme is typed. (Django's URLField would also let
+    ftp:// through, for the service to refuse with another message.)"""
+
+    widget = forms.URLInput
+
+    def to_python(self, value):
+        text = super().to_python(value)
+        if self.disabled:
+            # A read-only field shows the stored value and is never written: a value saved
+            # before this check must not block the member's other changes.
+            return text
+        return clean_url(text, max_length=self.max_length or URL_MAX_LENGTH)
+
+
 def custom_form_field(definition: CustomFieldDefinition) -> forms.Field:
     """A typed input for a custom field (the service checks the value again, regex included)."""
     common = {"label": definition.label, "required": False, "help_text": definition.help_text}
@@ -95,7 +112,7 @@ def custom_form_field(definition: CustomFieldDefinition) -> forms.Field:
     if kind == FieldType.PERCENT:
         return forms.DecimalField(min_value=0, max_value=100, **common)
     if kind == FieldType.LINK:
-        return forms.URLField(assume_scheme="https", max_length=1000, **common)
+        return WebAddressField(max_length=1000, **common)
     if kind == FieldType.DATE:
         return forms.DateField(widget=forms.DateInput(attrs={"type": "date"}), **common)
     if kind == FieldType.LIST:
@@ -252,7 +269,7 @@ class ContactForm(CatalogForm):
         if kind == "datetime":
             return _datetime_field(label)
         if kind == "url":
-            return forms.URLField(assume_scheme="https", max_length=500, **common)
+            return WebAddressField(max_length=model_field.max_length, **common)
         if kind == "country":
             return forms.ChoiceField(choices=_country_choices(), **common)
         if kind == "user":
@@ -369,7 +386,7 @@ class CompanyForm(CatalogForm):
                 **common,
             )
         if spec.key == "website":
-            return forms.URLField(assume_scheme="https", max_length=500, **common)
+            return WebAddressField(max_length=URL_MAX_LENGTH, **common)
         if spec.key == "size":
             return forms.ChoiceField(choices=BLANK + list(spec.choices), **common)
         if spec.key == "description":
@@ -555,6 +572,11 @@ class CustomFieldDefinitionForm(forms.Form):
             for name in ("entity", "key", "field_type"):
                 self.fields[name].disabled = True
                 self.fields[name].help_text = "Fixed once the field exists."
+            problem = pattern_problem(instance.regex) if instance.regex else None
+            if problem:
+                # Saved before patterns were checked: values are not checked against it.
+                note = f"{problem} Values are not checked against it until you change it."
+                self.fields["regex"].help_text = note
 
     def service_data(self) -> dict:
         data = {

@@ -17,6 +17,8 @@ import phonenumbers
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
+from .validators import WEB_SCHEMES
+
 
 def _region_names() -> dict[str, dict[str, str]]:
     """phonenumbers' names of regions ({"DE": {"en": "Germany", ...}}).
@@ -311,14 +313,22 @@ def normalize_domain(value) -> str:
     text = (value or "").strip()
     if not text:
         return ""
+    not_a_domain = ValidationError(f"“{text}” is not a domain.", code="invalid_domain")
     if "@" in text and "://" not in text:
         text = text.rsplit("@", 1)[1]  # an email address: its domain
-    parts = urlsplit(text if "://" in text else f"//{text}")
-    host = (parts.hostname or "").strip().rstrip(".")
+    if "://" in text and text.split("://", 1)[0].lower() not in WEB_SCHEMES:
+        # A pasted web address gives its host, but only a web one ("ftp://", "javascript://"
+        # are refused as they are everywhere else).
+        raise not_a_domain
+    try:
+        host = (urlsplit(text if "://" in text else f"//{text}").hostname or "").strip()
+    except ValueError:  # "[…]" that is no IPv6 address, an unclosed "["
+        raise not_a_domain from None
+    host = host.rstrip(".")
     if host.startswith("www."):
         host = host[4:]
     if not host:
-        raise ValidationError(f"“{value.strip()}” is not a domain.", code="invalid_domain")
+        raise not_a_domain
     try:
         ascii_host = idna.encode(host, uts46=True).decode("ascii").lower()
     except idna.IDNAError:

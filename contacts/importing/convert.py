@@ -4,9 +4,14 @@ A file repeats itself: first names, job titles, cities, countries, stages, tags 
 choices come from small sets, so each column converts every distinct cell once (a memo per
 column) and the rest of its cells are dictionary look-ups. Only the converted values of a
 chunk's good rows travel on, as one list per staged field, and the COPY text of the staging
-table is written from those lists, again with a memo per field. Rows are checked in the
-mapping's column order and the first column that refuses a cell names the row's error, as a
-person reading the row left to right would expect.
+table is written from those lists, again with a memo per field.
+
+A bad value in one field never costs the whole row: the cell is left empty and the row
+carries a note naming the column and why (the error report lists it). Only a refused match
+key (email, phone, mobile) refuses the row, since without it the row could land on the
+wrong contact or a duplicate. Rows are checked in the mapping's column order and the first
+column that refuses a row names its error, as a person reading the row left to right would
+expect.
 """
 
 from __future__ import annotations
@@ -34,6 +39,9 @@ MEMO_LIMIT = 50_000
 _GATHERED = {"tags", "other_emails", "note", "full_name"}
 # Targets that only feed the company of a row.
 COMPANY_TARGETS = {"company", "company_name", "company_domain", "company_website"}
+# Targets that decide which contact a row is: a cell of these that is refused refuses the
+# row; any other refused cell is left empty and noted.
+ROW_KEYS = frozenset({"email", "phone", "mobile", "external_id"})
 IDENTITY_MESSAGE = "The row has no name, email or phone."
 
 
@@ -49,12 +57,24 @@ class _Refused:
 @dataclass
 class Converted:
     """A chunk converted: the good rows' numbers and staged values (one list per staged
-    field, aligned with `numbers`), and (row number, message) for every refused row."""
+    field, aligned with `numbers`), (row number, message) for every refused row, and
+    (row number, message) for the good rows that left some cells out."""
 
     numbers: list[int]
     columns: dict[str, list]
     bad: list[tuple[int, str]]
     lanes: list[int] = field(default_factory=list)
+    notes: list[tuple[int, str]] = field(default_factory=list)
+
+    def notes_by_lane(self, lanes: list[int]) -> dict[int, list[tuple[int, str]]]:
+        """The notes of each of `lanes`: a note goes with its row's merge lane, which
+        drops it should the merge refuse the row after all."""
+        out: dict[int, list] = {lane: [] for lane in lanes}
+        if self.notes:
+            lane_of = dict(zip(self.numbers, self.lanes or [0] * len(self.numbers), strict=True))
+            for number, message in self.notes:
+                out.setdefault(lane_of.get(number, 0), []).append((number, message))
+        return out
 
     @property
     def tag_names(self) -> set[str]:
@@ -85,6 +105,12 @@ def _memoised(convert: Callable, memo: dict, message_prefix: str):
         return found
 
     return run
+
+
+def _note_text(notes: list[str]) -> str:
+    """One report message for the cells a good row left out."""
+    tail = "This value was left out." if len(notes) == 1 else "These values were left out."
+    return f"{' '.join(notes)} {tail}"
 
 
 def _cleaned(raw: str) -> str:
@@ -132,6 +158,7 @@ class ChunkConverter:
         records = [(n, cells) for n, cells in raw_records if is_data_row(cells, self.width)]
         count = len(records)
         errors: list[str | None] = [None] * count
+        notes: list[list[str] | None] = [None] * count  # per row: cells left out, and why
         plain: dict[str, list] = {}  # staged field (or company target) -> value per row
         gathered: dict[str, list] = {}  # multi-column target -> list of values per row
         custom: dict[str, list] = {}  # custom key -> value per row
@@ -145,6 +172,7 @@ class ChunkConverter:
                 continue
             memo = self._memos.setdefault((index, target), {})
             run = _memoised(self._cell_function(target, header), memo, prefix)
+            refuses_row = target in ROW_KEYS
             if target.startswith(CUSTOM_PREFIX):
                 column, gather, skip_blank = custom.setdefault(target, [None] * count), False, False
             elif target in _GATHERED:
@@ -159,7 +187,12 @@ class ChunkConverter:
                 if value is memo:
                     value = run(raw)
                 if type(value) is _Refused:
-                    errors[i] = value.message
+                    if refuses_row:
+                        errors[i] = value.message
+                    elif notes[i] is None:
+                        notes[i] = [value.message]
+                    else:
+                        notes[i].append(value.message)
                 elif value is None:
                     continue
                 elif gather:
@@ -171,7 +204,7 @@ class ChunkConverter:
                     column[i] = value  # a later column of the same target wins
         out = self._assemble(count, plain, gathered, custom)
         self._check_identity(out, errors)
-        return self._split(records, errors, out)
+        return self._split(records, errors, notes, out)
 
     def _regions(self, records) -> list | None:
         """The region each row's phone numbers are read in: its country, else the org's."""
@@ -331,13 +364,14 @@ class ChunkConverter:
             if errors[i] is None and not any(column[i] for column in keys):
                 errors[i] = IDENTITY_MESSAGE
 
-    def _split(self, records, errors, out) -> Converted:
+    def _split(self, records, errors, notes, out) -> Converted:
         good = [i for i, e in enumerate(errors) if e is None]
         bad = [(records[i][0], errors[i]) for i, e in enumerate(errors) if e is not None]
         if len(good) != len(records):
             out = {name: [column[i] for i in good] for name, column in out.items()}
         numbers = [records[i][0] for i in good]
         converted = Converted(numbers, out, bad)
+        converted.notes = [(records[i][0], _note_text(notes[i])) for i in good if notes[i]]
         converted.lanes = self._lanes(converted)
         return converted
 

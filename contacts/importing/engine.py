@@ -34,6 +34,7 @@ from .convert import COMPANY_TARGETS, ChunkConverter, Converted, copy_parts
 from .mapper import CUSTOM
 from .models import ImportJob, ImportRowError
 from .reader import iter_records
+from .selectors import owners_for_rows
 from .values import RowConverter, dumps
 
 log = logging.getLogger(__name__)
@@ -152,7 +153,8 @@ def _model_default(name: str):
 
 def build_plan(job: ImportJob) -> Plan:
     org = job.org
-    members = dict(Membership.objects.for_org(org).active().values_list("user__email", "user_id"))
+    # An owner column may name only the members the import's creator may give contacts to.
+    members = dict(owners_for_rows(job).values_list("user__email", "user_id"))
     custom_for_columns = {}
     for header, target in job.mapping.items():
         if target == CUSTOM:
@@ -303,6 +305,15 @@ class Part:
     cells: ChunkCells
     tags: set[str] = field(default_factory=set)  # its rows' tags, lower-cased
     number: int = -1  # chunk * lanes + lane, set when it is committed
+    notes: list[tuple[int, str]] = field(default_factory=list)  # its rows' cells left out
+
+
+def _kept_notes(notes: list, errors: list) -> list:
+    """The notes of rows the merge did not refuse after all (a refused row reports why)."""
+    if not notes:
+        return []
+    refused = {number for number, _ in errors}
+    return [(number, message) for number, message in notes if number not in refused]
 
 
 def _put(target: queue.Queue, item, stop: threading.Event) -> bool:
@@ -357,30 +368,34 @@ class Importer:
             rows.close()  # the reader lets go of the file before the caller closes it
 
     # Converting --------------------------------------------------------------------------
-    def convert_slice(self, raw, lanes: list[int]) -> tuple[dict, list, int, set]:
+    def convert_slice(self, raw, lanes: list[int]) -> tuple[dict, list, int, set, dict]:
         """Convert records and write them out as COPY text per merge lane: ({lane: (text,
-        rows)} for the lanes asked for, the refused rows, the number of good rows and their
-        tags). A row's lane follows from its match key (email, else phone, else external
-        id), so two rows that could be one contact always share a lane."""
+        rows)} for the lanes asked for, the refused rows, the number of good rows, their
+        tags, and {lane: notes} for cells left out of good rows). A row's lane follows from
+        its match key (email, else phone, else external id), so two rows that could be one
+        contact always share a lane."""
         converted = self.chunks.convert(raw)
         copies = copy_parts(converted, self.plan.stage_types, lanes)
-        return copies, converted.bad, len(converted.numbers), converted.tag_names
+        notes = converted.notes_by_lane(lanes)
+        return copies, converted.bad, len(converted.numbers), converted.tag_names, notes
 
     def _parts(self, raw, slices: list[tuple], lanes: list[int]) -> dict[int, Part]:
         """The parts of one chunk from its converted slices (consecutive, in row order)."""
         cells = ChunkCells(raw)
-        bad = [row for _, refused, _, _ in slices for row in refused]
-        good = sum(count for _, _, count, _ in slices)
-        tags = set().union(*(names for *_, names in slices))
+        bad = [row for _, refused, _, _, _ in slices for row in refused]
+        good = sum(count for _, _, count, _, _ in slices)
+        tags = set().union(*(names for _, _, _, names, _ in slices))
         parts = {}
         for lane in lanes:
             rows = sum(copies[lane][1] for copies, *_ in slices)
             text = b"".join(copies[lane][0] for copies, *_ in slices)
+            notes = [note for *_, by_lane in slices for note in by_lane[lane]]
             if lane == 0:
                 # Refused rows, blank lines and footers are accounted for by lane 0.
                 parts[lane] = Part(text, rows, bad, rows + len(raw) - good, cells, tags)
             else:
                 parts[lane] = Part(text, rows, [], rows, cells, tags)
+            parts[lane].notes = notes
         return parts
 
     def convert_parts(self, raw, lanes: list[int]) -> dict[int, Part]:
@@ -392,6 +407,7 @@ class Importer:
         converted = self.chunks.convert(raw)
         text, rows = copy_parts(converted, self.plan.stage_types, [0])[0]
         part = Part(text, rows, converted.bad, len(raw), ChunkCells(raw), converted.tag_names)
+        part.notes = converted.notes
         return converted, self.merge(part, dry_run=True)
 
     # Running -----------------------------------------------------------------------------
@@ -685,7 +701,11 @@ class Importer:
                 result.skipped += matched_rows - result.updated
                 cur.execute("DROP TABLE IF EXISTS imp_co")
                 cur.execute("DROP TABLE imp_stage")
-                self.preview_errors = errors
+                notes = _kept_notes(part.notes, errors)
+                # Rows kept without some cells: the preview shows why, next to what lands.
+                self.preview_kept = {number for number, _ in notes}
+                self.preview_errors = errors + notes
+                result.errors = len(self.preview_errors)
                 return result
             self._companies(cur, self._written_rows_sql(policy))
             if policy != ImportJob.Policy.UPDATE:
@@ -701,6 +721,10 @@ class Importer:
             self._record_part(cur, part.number)
             cur.execute("DROP TABLE IF EXISTS imp_co")
             cur.execute("DROP TABLE imp_stage")
+        # Cells left out of kept rows are reported like refused rows: the error report
+        # lists the row and why, and uploading the fixed report fills the cells in.
+        errors += _kept_notes(part.notes, errors)
+        result.errors = len(errors)
         if errors:
             ImportRowError.objects.bulk_create(
                 [

@@ -19,6 +19,7 @@ from ..custom_fields import coerce_custom_value
 from ..fields import CUSTOM_PREFIX, catalog_by_key, contact_field_catalog
 from ..models import Contact
 from ..normalize import LOCALE_DATA, normalize_domain, normalize_email, region_code
+from ..validators import clean_timezone, clean_twitter_handle, clean_url
 from .mapper import CUSTOM, SKIP
 
 _ESCAPED_LEADS = {"=", "+", "-", "@", "\t", "\r"}
@@ -285,8 +286,6 @@ class RowConverter:
         "region",
         "postal_code",
         "language",
-        "timezone",
-        "twitter_handle",
         "consent_source",
     }
 
@@ -359,6 +358,13 @@ class RowConverter:
             return split_full_name(raw)
         if target in self.TEXT_FIELDS:
             return raw[: Contact._meta.get_field(target).max_length]
+        # The rest are checked by the validators the form and the services use.
+        if target == "linkedin_url":
+            return clean_url(raw)
+        if target == "timezone":
+            return clean_timezone(raw)
+        if target == "twitter_handle":
+            return clean_twitter_handle(raw)[: Contact._meta.get_field(target).max_length]
         if target in self.CHOICE_FIELDS:
             return self._choice(target, raw)
         if target in self.BOOL_FIELDS:
@@ -375,15 +381,15 @@ class RowConverter:
         if target == "owner":
             user_id = self.members_by_email.get(raw.lower())
             if user_id is None:
-                raise ValidationError(f"No active member has the email “{raw}”.")
+                raise ValidationError(f"No member you may give contacts to has the email “{raw}”.")
             return user_id
         if target == "tags":
             return tag_names(raw)
-        if target == "linkedin_url":
-            return raw if "://" in raw else f"https://{raw}"
         if target in ("company", "company_name", "external_id"):
             return raw[:200]
-        if target in ("company_domain", "company_website"):
+        if target == "company_website":
+            return normalize_domain(clean_url(raw))
+        if target == "company_domain":
             return normalize_domain(raw)
         if target == "note":
             return raw

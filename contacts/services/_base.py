@@ -7,7 +7,6 @@ import datetime as dt
 import zoneinfo
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.validators import URLValidator
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -116,19 +115,6 @@ def _datetime_or_none(value, tz):
     if timezone.is_naive(moment):
         moment = timezone.make_aware(moment, tz)
     return moment
-
-
-def _url(value) -> str:
-    text = _text(value)
-    if not text:
-        return ""
-    if "://" not in text:
-        text = f"https://{text}"
-    try:
-        URLValidator(schemes=["http", "https"])(text)
-    except ValidationError:
-        raise ValidationError(f"“{_text(value)}” is not a web address.") from None
-    return text
 
 
 def _choice(spec, value, model) -> str:

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from crm.services import Actor, audit, diff, emit_event, snapshot
 
-from .. import normalize
+from .. import normalize, validators
 from ..custom_fields import apply_custom_values
 from ..fields import (
     CUSTOM_PREFIX,
@@ -23,7 +23,6 @@ from ._base import (
     _choice,
     _require,
     _text,
-    _url,
     _user_of,
 )
 from .timeline import _log
@@ -56,7 +55,7 @@ def _clean_company_input(org, data: dict, *, company: Company | None) -> tuple[d
             elif key == "domain":
                 values[key] = normalize.normalize_domain(_text(raw))
             elif key == "website":
-                values[key] = _url(raw)
+                values[key] = validators.clean_url(raw)
             elif key == "size":
                 values[key] = _choice(spec, raw, Company)
             elif key == "owner":

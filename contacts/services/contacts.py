@@ -4,7 +4,6 @@ archive and restore."""
 from __future__ import annotations
 
 import contextlib
-import zoneinfo
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
@@ -13,7 +12,7 @@ from django.utils import timezone
 
 from crm.services import Actor, audit, diff, emit_event, snapshot
 
-from .. import normalize
+from .. import normalize, validators
 from ..custom_fields import apply_custom_values
 from ..fields import (
     CONTACT_FIELDS,
@@ -34,7 +33,6 @@ from ._base import (
     _refuse_locked_fields,
     _require,
     _text,
-    _url,
     _user_of,
     is_contact_admin,
 )
@@ -137,7 +135,7 @@ def _clean_contact_input(
             elif kind == "datetime":
                 values[key] = _datetime_or_none(raw, tz)
             elif kind == "url":
-                values[key] = _url(raw)
+                values[key] = validators.clean_url(raw)
             elif kind == "country":
                 text = _text(raw).upper()
                 if text and normalize.region_code(text) is None:
@@ -151,15 +149,10 @@ def _clean_contact_input(
                 tags = raw
             else:
                 text = _text(raw)
-                if key == "timezone" and text:
-                    try:
-                        zoneinfo.ZoneInfo(text)
-                    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-                        raise ValidationError(
-                            f"“{text}” is not a time zone such as Europe/Berlin."
-                        ) from None
+                if key == "timezone":
+                    text = validators.clean_timezone(text)
                 if key == "twitter_handle":
-                    text = text.lstrip("@")
+                    text = validators.clean_twitter_handle(text)
                 limit = Contact._meta.get_field(key).max_length
                 if limit and len(text) > limit:
                     raise ValidationError(f"Use at most {limit} characters.")

@@ -1,9 +1,10 @@
-"""Template helpers for contact pages: phone and domain display, notes as safe HTML, and one
-way to show any catalog field's value."""
+"""Template helpers for contact pages: phone and domain display, notes as safe HTML, one
+way to show any catalog field's value, and the one filter for links made of user data."""
 
 from __future__ import annotations
 
 import re
+from urllib.parse import quote
 
 from django import template
 from django.urls import reverse
@@ -14,6 +15,7 @@ from django.utils.safestring import mark_safe
 from ..custom_fields import display_custom_value
 from ..models import CustomFieldDefinition
 from ..normalize import country_name, display_domain, format_phone
+from ..validators import safe_url as _safe_url
 
 register = template.Library()
 
@@ -35,6 +37,17 @@ def domain(value) -> str:
 @register.filter
 def country(value) -> str:
     return country_name(value)
+
+
+@register.filter
+def safe_url(value) -> str:
+    """The value when it is an http(s) link, else "": every href or src made of something a
+    person typed goes through this, and the template shows the text when it is "".
+
+        {% with href=contact.linkedin_url|safe_url %}
+        {% if href %}<a href="{{ href }}">…</a>{% else %}{{ contact.linkedin_url }}{% endif %}
+    """
+    return _safe_url(value)
 
 
 # Notes ------------------------------------------------------------------------------------
@@ -93,8 +106,13 @@ def _datetime(value) -> str:
 
 
 def _link(url: str, text: str | None = None):
+    """A link to a stored address; text only when it is not an http(s) link (a value from
+    before the validators, say), so it never runs as javascript: or data:."""
+    href = _safe_url(url)
+    if not href:
+        return format_html("{}", text or url)
     return format_html(
-        '<a href="{}" rel="nofollow noopener" target="_blank">{}</a>', url, text or url
+        '<a href="{}" rel="nofollow noopener" target="_blank">{}</a>', href, text or url
     )
 
 
@@ -129,7 +147,7 @@ def field_value(obj, spec):
             return EMPTY
         return format_html_join(
             " ",
-            '<span class="tag-chip" style="--tag:{}">{}</span>',
+            '<span class="tag-chip" data-tag-color="{}">{}</span>',
             ((tag_color(t.color), t.name) for t in tags),
         )
     value = getattr(obj, spec.key, None)
@@ -159,7 +177,8 @@ def field_value(obj, spec):
     if spec.key == "domain":
         return display_domain(value)
     if spec.key == "twitter_handle":
-        return _link(f"https://x.com/{value}", f"@{value}")
+        # One path segment, whatever was typed ("../", "?", "#").
+        return _link(f"https://x.com/{quote(value, safe='')}", f"@{value}")
     return value
 
 

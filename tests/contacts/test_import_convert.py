@@ -45,7 +45,7 @@ def converter(org, *, lanes=1, default_tags=()):
     return ChunkConverter(rows, stage_fields=FIELDS, default_tags=list(default_tags), lanes=lanes)
 
 
-def test_the_first_column_that_refuses_a_cell_names_the_rows_error(org):
+def test_the_first_match_key_that_refuses_a_cell_names_the_rows_error(org):
     chunk = converter(org).convert(
         [
             (2, ["Ada King", "", "not-an-email", "12", "", "Nope", "", ""]),
@@ -54,10 +54,27 @@ def test_the_first_column_that_refuses_a_cell_names_the_rows_error(org):
         ]
     )
 
-    assert chunk.numbers == []
     assert chunk.bad[0][0] == 2 and chunk.bad[0][1].startswith("Email: ")
     assert chunk.bad[1][0] == 3 and chunk.bad[1][1].startswith("Phone: ")
-    assert chunk.bad[2][0] == 4 and chunk.bad[2][1].startswith("Stage: ")
+    # A bad value in any other field costs that cell, not the row: it is noted.
+    assert chunk.numbers == [4]
+    assert chunk.columns["lifecycle_stage"] == [None]
+    assert [n for n, _ in chunk.notes] == [4]
+    assert chunk.notes[0][1].startswith("Stage: “Nope” is not a")
+    assert chunk.notes[0][1].endswith("This value was left out.")
+
+
+def test_every_cell_a_kept_row_leaves_out_is_named_in_its_note(org):
+    chunk = converter(org).convert(
+        [(2, ["Cy", "", "cy@example.com", "", "Atlantis", "Nope", "", "ftp://acme.com"])]
+    )
+
+    assert chunk.numbers == [2] and chunk.bad == []
+    ((_, message),) = chunk.notes
+    assert message.startswith("Country: ")
+    assert "Stage: " in message and "Website: " in message
+    assert message.endswith("These values were left out.")
+    assert chunk.columns["company_key"] == [None]
 
 
 def test_repeated_cells_convert_once_yet_every_row_keeps_its_own_values(org):

@@ -130,8 +130,9 @@ def test_preview_counts_creates_updates_skips_and_every_kind_of_row_error(org, o
 
     preview = services.import_preview(job)
 
+    # Rows 6 and 8 are created without their bad cell; each is still reported.
     assert (preview["created"], preview["updated"], preview["skipped"], preview["errors"]) == (
-        1,
+        3,
         1,
         1,
         5,
@@ -143,13 +144,15 @@ def test_preview_counts_creates_updates_skips_and_every_kind_of_row_error(org, o
         "update",
         "skip",
         "error",
+        "create",
         "error",
-        "error",
-        "error",
+        "create",
         "error",
     ]
     assert "not-an-email" in by_row[5]["problem"]
     assert "Consent Date" in by_row[6]["problem"] and "31/31/2020" in by_row[6]["problem"]
+    assert by_row[6]["problem"].endswith("This value was left out.")
+    assert by_row[6]["values"]["email"] == "date@example.com"
     assert by_row[7]["problem"].startswith("Phone:")
     assert "Use three capitals, a dash and three digits" in by_row[8]["problem"]
     assert "Duplicate inside the file" in by_row[9]["problem"] and "row 2" in by_row[9]["problem"]
@@ -927,8 +930,11 @@ def test_a_multi_chunk_import_converts_in_worker_processes(org, owner, monkeypat
 
     assert paths == ["_converted_in_processes"]
     assert process._config["daemon"] is daemonic
-    assert (job.status, job.created_count, job.error_count) == (ImportJob.Status.DONE, 24, 1)
-    assert ImportRowError.objects.get(job=job).row_number == 19
+    # Row 19's bad score is left out and reported; the contact itself is imported.
+    assert (job.status, job.created_count, job.error_count) == (ImportJob.Status.DONE, 25, 1)
+    noted = ImportRowError.objects.get(job=job)
+    assert noted.row_number == 19 and noted.message.startswith("Score: “bad” is not a number.")
+    assert Contact.objects.get(org=org, email="p17@example.com").custom == {}
     assert Contact.objects.get(org=org, email="p3@example.com").phone == "+4930123456" + "03"
 
 
