@@ -13,6 +13,8 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
+from .limits import bounds, csv_records, fit_csv_field_limit
+
 SAMPLE_BYTES = 256 * 1024
 DELIMITERS = [",", ";", "\t", "|"]
 DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
@@ -148,7 +150,8 @@ def dedupe_headers(headers: list[str]) -> list[str]:
     out: list[str] = []
     seen: Counter = Counter()
     for i, raw in enumerate(headers):
-        name = " ".join(raw.replace("\ufeff", "").split()) or f"Column {i + 1}"
+        # A NUL is dropped as in the cells: PostgreSQL can't store one (the headers are JSON).
+        name = " ".join(raw.replace("\ufeff", "").replace("\x00", "").split()) or f"Column {i + 1}"
         seen[name.lower()] += 1
         if seen[name.lower()] > 1:
             name = f"{name} ({seen[name.lower()]})"
@@ -184,15 +187,21 @@ def detect(
     delimiter: str | None = None,
     header_row: int | None = None,
     truncated: bool = False,
+    workbook: bool = False,
 ) -> Detection:
-    """Detect from a sample; any argument given overrides detection (the user's correction)."""
+    """Detect from a sample; any argument given overrides detection (the user's correction).
+    The sample is read inside the import's bounds, so a file over one is refused at once
+    (`workbook`: the sample is a workbook's rows written as CSV, whose cells may hold any
+    number of lines)."""
+    limits = bounds()
+    fit_csv_field_limit(limits)  # before the delimiter is guessed with the csv module
     notes: list[str] = []
     enc = encoding or detect_encoding(sample)
     text = _complete_lines(decode_sample(sample, enc), truncated)
     if "\ufffd" in text and not encoding:
         notes.append("Some characters could not be decoded; check the encoding.")
     delim = delimiter or detect_delimiter(text)
-    rows = list(csv.reader(io.StringIO(text), delimiter=delim))
+    rows = list(csv_records(io.StringIO(text), delim, limits=limits, lines=not workbook))
     hdr = header_row if header_row is not None else find_header_row(rows)
     hdr = max(0, min(hdr, max(0, len(rows) - 1)))
     raw_headers = rows[hdr] if rows else []
