@@ -179,6 +179,36 @@ def make_instance(model, org):
     return maker(org=org)
 
 
+# The user fields that say whose a row is (its owner, author, assignee, creator...).
+OWNER_FIELDS = ("owner", "created_by", "author", "assignee", "user", "actor", "actor_user")
+
+
+def give_to(row, user):
+    """Make `user` the owner of `row` and of the tenant rows it hangs off (a note's contact,
+    a task's company), so the record-scope walk has rows that are someone else's. Written
+    with UPDATE, so no save() logic runs. A membership is left alone: its user is who it is."""
+    if isinstance(row, Membership):
+        return row
+    changes = {}
+    for f in row._meta.concrete_fields:
+        if not f.many_to_one or f.name == "org":
+            continue
+        if f.related_model is User and f.name in OWNER_FIELDS:
+            changes[f.name] = user
+        elif getattr(row, f.attname, None) is not None and f.related_model not in (
+            Organization,
+            Membership,
+            Role,
+            Team,
+        ):
+            give_to(getattr(row, f.name), user)
+    if changes:
+        type(row).objects.filter(pk=row.pk).update(**changes)
+        for name, value in changes.items():
+            setattr(row, name, value)
+    return row
+
+
 # Contact list: smart views and remembered list preferences ------------------------------
 
 

@@ -15,6 +15,7 @@ from crm.models import User
 from ..fields import CUSTOM_PREFIX, catalog_by_key, contact_field_catalog
 from ..models import Contact
 from ..normalize import format_phone
+from .convert import COMPANY_TARGETS
 from .detect import DELIMITER_NAMES, ENCODING_LABELS
 from .forms import CUSTOM_LABEL, SKIP_LABEL
 from .mapper import CUSTOM, EXTRA_TARGETS, SKIP
@@ -82,6 +83,22 @@ PREVIEW_LABELS = {
     "external_id": "External ID",
     "owner_id": "Owner",
 }
+
+
+def preview_field(key: str) -> str:
+    """The contact field a preview column shows ("owner_id": owner, "company_name": company)."""
+    if key == "owner_id":
+        return "owner"
+    if key in ("company_name", "company_domain"):
+        return "company"
+    return key
+
+
+def visible_custom(value, can_see) -> dict:
+    """The staged custom values (a dict, or its JSON) the reader may see."""
+    if isinstance(value, str):
+        value = json.loads(value)
+    return {k: v for k, v in (value or {}).items() if can_see(CUSTOM_PREFIX + k)}
 
 
 CHOICE_KEYS = {
@@ -222,11 +239,69 @@ def mapping_rows(job: ImportJob, org) -> list[dict]:
     return rows
 
 
-def contact_label(contact: Contact | None) -> str:
+def contact_label(contact: Contact | None, can_see=None) -> str:
+    """The contact's name, else its email or phone; `can_see(field_key)` leaves out the
+    fields hidden from the reader, so a hidden email never stands in for a name."""
     if contact is None:
         return ""
-    name = f"{contact.first_name} {contact.last_name}".strip()
-    return name or contact.email or contact.phone or contact.mobile or "(no name)"
+    can_see = can_see or (lambda key: True)
+    shown = [getattr(contact, key) for key in ("first_name", "last_name") if can_see(key)]
+    name = " ".join(part for part in shown if part).strip()
+    if name:
+        return name
+    for key in ("email", "phone", "mobile"):
+        if can_see(key) and getattr(contact, key):
+            return getattr(contact, key)
+    return "(no name)"
+
+
+# What of the file a reader sees -------------------------------------------------------------
+
+
+def fields_of_target(job: ImportJob, header: str, target: str) -> list[str]:
+    """The contact fields a column mapped to `target` fills (none for a skipped column)."""
+    if target == SKIP:
+        return []
+    if target == CUSTOM:
+        key = (job.defaults or {}).get("custom_keys", {}).get(header, "")
+        return [CUSTOM_PREFIX + key]
+    if target == "full_name":
+        return ["first_name", "last_name"]
+    if target in COMPANY_TARGETS:
+        return ["company"]
+    return [target]
+
+
+def hidden_columns(job: ImportJob, policy, reader_id) -> set[int]:
+    """The file's columns whose cells this reader may not see (on the mapping page, the
+    preview and the error report): those that fill a field hidden from them, and, for a
+    reader with field rules, the skipped ones too, since a column nobody mapped may hold
+    anything. The member who uploaded the file sees all of it: it is theirs."""
+    if reader_id is not None and reader_id == job.created_by_id:
+        return set()
+    has_rules = bool(policy.hidden_fields(spec.key for spec in contact_field_catalog(job.org)))
+    hidden = set()
+    for index, header in enumerate(job.headers):
+        target = (job.mapping or {}).get(header, SKIP)
+        fields = fields_of_target(job, header, target)
+        if (not fields and has_rules) or not all(policy.can_see_field(f) for f in fields):
+            hidden.add(index)
+    return hidden
+
+
+def without_columns(cells: list, hidden: set[int]) -> list:
+    """`cells` with the hidden columns blanked."""
+    return ["" if i in hidden else cell for i, cell in enumerate(cells)]
+
+
+def safe_error(message: str, headers: list[str], hidden: set[int]) -> str:
+    """A row's error, unless it is about a hidden column ("Email: ..." may quote the value):
+    then only that the column's value was refused."""
+    for index in hidden:
+        header = headers[index] if index < len(headers) else ""
+        if header and message.startswith(f"{header}: "):
+            return f"{header}: this value could not be imported."
+    return message
 
 
 def field_label(key: str, catalog: dict, custom_labels: dict) -> str:

@@ -66,12 +66,10 @@ class DetectionForm(forms.Form):
             del self.fields["delimiter"]
 
 
-def member_choices(org) -> list[tuple[str, str]]:
-    members = (
-        Membership.objects.for_org(org)
-        .active()
-        .select_related("user")
-        .order_by("user__first_name", "user__last_name", "user__email")
+def member_choices(members) -> list[tuple[str, str]]:
+    """(public id, name) of each membership in `members`, by name."""
+    members = members.select_related("user").order_by(
+        "user__first_name", "user__last_name", "user__email"
     )
     return [(str(m.user.public_id), m.user.display_name) for m in members]
 
@@ -126,8 +124,12 @@ class MappingForm(forms.Form):
         can_create_custom: bool,
         mapping: dict | None = None,
         suggested_owner: str = "",
+        owners=None,
+        owner_error: str = "",
         **kwargs,
     ):
+        """`owners`: the memberships the member may give the contacts to (the select offers
+        only them, and `owner_error` says so to a forged choice); all active members if None."""
         self.job = job
         defaults = job.defaults or {}
         initial = {
@@ -151,10 +153,14 @@ class MappingForm(forms.Form):
         kwargs.setdefault("initial", initial)
         super().__init__(*args, **kwargs)
 
+        if owners is None:
+            owners = Membership.objects.for_org(job.org).active()
         self.fields["default_owner"].choices = [
             ("", "Nobody (unassigned)"),
-            *member_choices(job.org),
+            *member_choices(owners),
         ]
+        if owner_error:
+            self.fields["default_owner"].error_messages["invalid_choice"] = owner_error
         self.fields["default_consent_status"].choices = [
             ("", "Leave as Unknown"),
             *[(v, lbl) for v, lbl in Contact.ConsentStatus.choices if v != "unknown"],

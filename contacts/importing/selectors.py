@@ -1,15 +1,60 @@
-"""Reads of what an import did: the contacts it created (listed on its parts), the ones it
-updated (its records), and which of them were edited since."""
+"""Reads of imports: which ones a member may see, whom they may give imported contacts to,
+what an import did (the contacts it created, listed on its parts, and the ones it updated,
+its records), and which of them were edited since."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from django.db import connection
+from django.db.models.expressions import RawSQL
 
+from crm.models import Membership
 from crm.pagination import NEXT, OrderKey, Page, decode_cursor, encode_cursor
+from crm.permissions import Policy
 
+from ..models import Contact
 from .models import ImportJob, ImportPart
+
+# Who may see what ---------------------------------------------------------------------------
+# An import is its creator's, as a contact is its owner's: a member reaches the imports of
+# the members their contacts scope covers (their own; their team's; everyone's), and no other.
+
+
+def imports_in_scope(org, policy):
+    """The imports of `org` this member may see and act on."""
+    return ImportJob.objects.for_org(org).filter(policy.scope_filter("contacts", "created_by"))
+
+
+def assignable_owners(org, policy):
+    """The active members this member may give imported contacts to: the members whose
+    contacts their scope reaches (themselves; their team; anyone), so nothing they import
+    lands outside what they, or the people they work for, can see."""
+    return Membership.objects.for_org(org).active().filter(policy.scope_filter("contacts", "user"))
+
+
+def creator_policy(job: ImportJob) -> Policy | None:
+    """The policy of the member who created the import (None for a system import): the
+    worker writes with their rights, whoever pressed Start."""
+    if job.created_by_id is None:
+        return None
+    membership = (
+        Membership.objects.for_org(job.org)
+        .filter(user_id=job.created_by_id)
+        .select_related("role")
+        .first()
+    )
+    return Policy(membership)
+
+
+def owners_for_rows(job: ImportJob):
+    """The members an owner column of the file may name: those the creator may give
+    contacts to (every active member for a system import)."""
+    policy = creator_policy(job)
+    if policy is None:
+        return Membership.objects.for_org(job.org).active()
+    return assignable_owners(job.org, policy)
+
 
 CREATED_KEYS = [OrderKey("row_number"), OrderKey("contact_id")]
 PARTS_FETCHED_TOGETHER = 4
@@ -146,6 +191,30 @@ def undo_counts(job: ImportJob) -> dict:
         )
         delete, restore, keep = cur.fetchone()
     return {"delete": delete, "restore": restore, "keep": keep}
+
+
+# The contacts Undo would delete or restore: those the import created or updated that nobody
+# has edited since (the test Undo applies batch by batch; an edit or a new owner moves
+# updated_at on, and Undo then keeps the contact).
+UNDO_TARGETS_SQL = """
+    SELECT u.id
+      FROM contacts_importpart p CROSS JOIN LATERAL unnest(p.created_ids) AS u(id)
+      JOIN contacts_contact c ON c.id = u.id
+     WHERE p.job_id = %s AND c.updated_at <= p.written_at
+    UNION ALL
+    SELECT r.contact_id
+      FROM contacts_importrecord r JOIN contacts_contact c ON c.id = r.contact_id
+     WHERE r.job_id = %s AND c.updated_at <= r.written_at
+"""
+
+
+def undo_outside_scope(job: ImportJob, policy) -> int:
+    """How many of the contacts Undo would delete or restore lie outside this member's
+    contacts scope (unowned ones included): Undo may not do for them what they could not do
+    by hand. One query."""
+    ids = RawSQL(UNDO_TARGETS_SQL, [job.id, job.id])  # noqa: S611 -- a constant, bound ids
+    targets = Contact.objects.filter(org_id=job.org_id, pk__in=ids)
+    return targets.exclude(pk__in=targets.filter(policy.scope_filter("contacts"))).count()
 
 
 def created_ids(job: ImportJob):

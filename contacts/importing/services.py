@@ -62,6 +62,24 @@ def require_import_rights(policy) -> None:
         raise PermissionDenied("Your role may not import contacts.")
 
 
+def require_import_in_scope(job: ImportJob, policy) -> None:
+    """An import is its creator's: only they, and members whose contacts scope covers them,
+    may change, start, cancel or undo it (the views answer 404 before this is reached)."""
+    require_import_rights(policy)
+    if not policy.owns_in_scope("contacts", job.created_by_id):
+        raise PermissionDenied("This import belongs to someone outside your records.")
+
+
+def owner_refusal(policy) -> str:
+    """What a member is told when they name an owner they may not give contacts to."""
+    scope = policy.scope("contacts")
+    if scope == "all":
+        return "Choose an active member as owner."
+    if scope == "team" and policy.membership is not None and policy.membership.team_id:
+        return "You may give imported contacts only to yourself or a member of your team."
+    return "You may give imported contacts only to yourself."
+
+
 def headers_signature(headers: list[str]) -> str:
     norm = "\x1f".join(h.strip().lower() for h in headers)
     return hashlib.sha256(norm.encode()).hexdigest()
@@ -89,7 +107,8 @@ def import_targets(org, policy) -> list[tuple[str, str, str]]:
 # Upload -------------------------------------------------------------------------------
 
 
-@transaction.atomic
+# Not atomic as a whole: the suggestions may ask the AI provider (seconds), and no
+# transaction may be open while they do. The writes below are one transaction.
 def import_create(*, org, actor: Actor, policy, upload) -> ImportJob:
     require_import_rights(policy)
     name = os.path.basename(upload.name or "upload.csv")
@@ -102,6 +121,8 @@ def import_create(*, org, actor: Actor, policy, upload) -> ImportJob:
         raise ValidationError({"file": f"The file is larger than the {limit} MB limit."})
     try:
         kind, found = sniff_file(upload, name)
+    except ValidationError as exc:  # over a bound (limits.FileRefused): it says which
+        raise ValidationError({"file": exc.messages}) from None
     except Exception as exc:  # a broken workbook or binary junk
         raise ValidationError({"file": f"This file can't be read: {exc}"}) from None
     if not found.headers or len(found.headers) < 1:
@@ -117,31 +138,39 @@ def import_create(*, org, actor: Actor, policy, upload) -> ImportJob:
         header_row=found.header_row,
         headers=found.headers,
     )
-    upload.seek(0)
-    job.file.save(f"{org.public_id}/{slugify(name)[:80] or 'import'}", upload, save=False)
     _suggest(job, found.sample_rows, policy)
-    job.save()
-    audit(
-        org=org,
-        actor=actor,
-        verb="import.uploaded",
-        obj=job,
-        changes={"file": [None, name], "size": [None, upload.size]},
-    )
+    with transaction.atomic():
+        upload.seek(0)
+        job.file.save(f"{org.public_id}/{slugify(name)[:80] or 'import'}", upload, save=False)
+        job.save()
+        audit(
+            org=org,
+            actor=actor,
+            verb="import.uploaded",
+            obj=job,
+            changes={"file": [None, name], "size": [None, upload.size]},
+        )
     return job
 
 
 def _suggest(job: ImportJob, sample_rows, policy) -> None:
-    allowed = {k for k, _, _ in import_targets(job.org, policy)}
+    """Fill the job's suggestions and mapping. Call it outside a transaction: it may ask
+    the AI provider."""
+    targets = import_targets(job.org, policy)
     custom_labels = {
         spec.key: spec.label for spec in contact_field_catalog(job.org) if spec.is_custom
     }
     suggestions = suggest_mapping(
-        job.headers, sample_rows, allowed_targets=allowed, custom_labels=custom_labels
+        job.headers,
+        sample_rows,
+        allowed_targets={k for k, _, _ in targets},
+        custom_labels=custom_labels,
     )
-    suggestions = refine_with_llm(
-        suggestions, sample_rows, job.headers, import_targets(job.org, policy)
+    suggestions, ai_note = refine_with_llm(
+        suggestions, sample_rows, job.headers, targets, org=job.org, policy=policy
     )
+    # Why the AI did not help, for the mapping page (like "saved_mapping" below).
+    job.defaults = {**(job.defaults or {}), "ai_note": ai_note}
     if not policy.can("settings", "edit"):
         # Only admins create custom fields; others skip what they can't store.
         for s in suggestions:
@@ -170,11 +199,12 @@ def _suggest(job: ImportJob, sample_rows, policy) -> None:
         job.mapping = {s["column"]: s["target"] for s in job.suggestions}
 
 
-@transaction.atomic
 def import_redetect(
     *, job: ImportJob, actor: Actor, policy, encoding=None, delimiter=None, header_row=None
 ) -> ImportJob:
-    """Apply the user's correction of what detection found."""
+    """Apply the user's correction of what detection found. Not atomic as a whole, like
+    import_create: the suggestions may ask the AI provider first."""
+    require_import_in_scope(job, policy)
     _editable(job)
     if encoding and encoding not in ENCODING_LABELS and encoding not in {"utf-16-le", "utf-16-be"}:
         raise ValidationError({"encoding": "Choose one of the listed encodings."})
@@ -192,8 +222,11 @@ def import_redetect(
     job.encoding, job.delimiter = found.encoding, found.delimiter
     job.header_row, job.headers = found.header_row, found.headers
     _suggest(job, found.sample_rows, policy)
-    job.status = ImportJob.Status.UPLOADED
-    job.save()
+    with transaction.atomic():
+        # The import may have been started while the suggestions were made.
+        _editable(ImportJob.objects.for_org(job.org).select_for_update().get(pk=job.pk))
+        job.status = ImportJob.Status.UPLOADED
+        job.save()
     return job
 
 
@@ -235,7 +268,7 @@ def import_set_mapping(
     the org's field of the same label, or get a new one of the kind `custom_types` names
     for them (text when it names none)."""
     _editable(job)
-    require_import_rights(policy)
+    require_import_in_scope(job, policy)
     allowed = {k for k, _, _ in import_targets(job.org, policy)}
     errors: dict[str, str] = {}
     clean: dict[str, str] = {}
@@ -274,7 +307,7 @@ def import_set_mapping(
         errors["policy"] = "Choose what to do with existing contacts."
     if blank_policy not in ImportJob.BlankPolicy.values:
         errors["blank_policy"] = "Choose what empty cells do."
-    clean_defaults = _clean_defaults(job.org, defaults, errors)
+    clean_defaults = _clean_defaults(job.org, policy, defaults, errors)
     if errors:
         raise ValidationError(errors)
     # Columns stored as custom fields get (or reuse) a definition now.
@@ -314,9 +347,7 @@ def import_set_mapping(
     return job
 
 
-def _clean_defaults(org, defaults: dict, errors: dict) -> dict:
-    from crm.models import Membership
-
+def _clean_defaults(org, policy, defaults: dict, errors: dict) -> dict:
     out = {}
     owner = (
         (defaults.get("owner") or "").strip()
@@ -324,9 +355,14 @@ def _clean_defaults(org, defaults: dict, errors: dict) -> dict:
         else (defaults.get("owner"))
     )
     if owner:
-        member = Membership.objects.for_org(org).active().filter(user__public_id=owner).first()
+        # Only a member the importer may give contacts to (the select offers no one else);
+        # a value that is not an id at all is refused the same way.
+        try:
+            member = selectors.assignable_owners(org, policy).filter(user__public_id=owner).first()
+        except ValidationError:
+            member = None
         if member is None:
-            errors["default_owner"] = "Choose an active member as owner."
+            errors["default_owner"] = owner_refusal(policy)
         else:
             out["owner"] = member.user_id
             out["owner_public_id"] = str(owner)
@@ -437,7 +473,7 @@ def import_preview(job: ImportJob, *, show: int = 50) -> dict:
 
 def _preview_action(job: ImportJob, problem: str, number: int, importer) -> str:
     """What the import will do with one row: create, update, skip or error."""
-    if problem:
+    if problem and number not in importer.preview_kept:  # kept rows only lost some cells
         return "error"
     if number in importer.preview_matched:
         return "update"
@@ -477,7 +513,7 @@ def _preview_columns(importer) -> list[str]:
 
 @transaction.atomic
 def import_start(*, job: ImportJob, actor: Actor, policy) -> ImportJob:
-    require_import_rights(policy)
+    require_import_in_scope(job, policy)
     if job.status != ImportJob.Status.MAPPED:
         raise ValidationError("Map the columns before starting the import.")
     job.status = ImportJob.Status.QUEUED
@@ -655,7 +691,7 @@ def _end(job: ImportJob, status: str, failure: str) -> None:
 
 @transaction.atomic
 def import_cancel(*, job: ImportJob, actor: Actor, policy) -> ImportJob:
-    require_import_rights(policy)
+    require_import_in_scope(job, policy)
     if job.status in (ImportJob.Status.UPLOADED, ImportJob.Status.MAPPED, ImportJob.Status.QUEUED):
         job.status = ImportJob.Status.CANCELLED
         job.finished_at = timezone.now()
@@ -704,11 +740,19 @@ _UNDO_CASTS = {
 
 def import_undo(*, job: ImportJob, actor: Actor, policy) -> ImportJob:
     """Start undoing the import in the background: delete what it created and restore what
-    it changed, except records edited since (those are kept and listed)."""
+    it changed, except records edited since (those are kept and listed).
+
+    Undo deletes and restores contacts, so it is for a member who could do that by hand to
+    every one of them: with the right to delete contacts, and a scope that covers each
+    contact it would touch. Otherwise nothing is undone and the member is told why."""
     require_import_rights(policy)
     if not policy.can("contacts", "delete"):
         raise PermissionDenied("Undoing an import deletes contacts; your role may not.")
+    require_import_in_scope(job, policy)
     with transaction.atomic():
+        outside = selectors.undo_outside_scope(job, policy)
+        if outside:
+            raise ValidationError(undo_scope_refusal(outside))
         # One conditional UPDATE decides, so two clicks (or two tabs) start one undo.
         started = ImportJob.objects.filter(
             pk=job.pk, org_id=job.org_id, status__in=UNDOABLE, undone_at__isnull=True
@@ -742,6 +786,15 @@ def import_undo(*, job: ImportJob, actor: Actor, policy) -> ImportJob:
 
         transaction.on_commit(lambda: run_undo_task.delay(job.org_id, job.id))
     return job
+
+
+def undo_scope_refusal(outside: int) -> str:
+    contacts = "1 contact" if outside == 1 else f"{outside} contacts"
+    return (
+        f"You can't undo this import: {contacts} it created or changed "
+        f"{'is' if outside == 1 else 'are'} outside the records your role may delete. "
+        "Ask a member whose role covers them."
+    )
 
 
 def _undo_refusal(job: ImportJob) -> str:

@@ -3,6 +3,9 @@ progress, what it changed, its error report and Undo, and the organization's imp
 
 Every view needs the contacts module and the right to import (contacts create or edit); the
 services re-check what they need, so a forged POST gets the same 403 as a hidden button.
+An import is its creator's, as a contact is its owner's: a member reaches only the imports
+their contacts scope covers (selectors.imports_in_scope), and any other is a 404. What its
+pages show of contacts and of the file follows the reader's record scope and field rules.
 """
 
 from __future__ import annotations
@@ -59,10 +62,13 @@ def import_access(view):
     return wrapped
 
 
+def _jobs(request):
+    """The imports this member may see: another's is a 404 on every page, like another org's."""
+    return selectors.imports_in_scope(request.org, policy_for(request)).select_related("created_by")
+
+
 def _job(request, public_id) -> ImportJob:
-    return get_object_or_404(
-        ImportJob.objects.for_org(request.org).select_related("created_by"), public_id=public_id
-    )
+    return get_object_or_404(_jobs(request), public_id=public_id)
 
 
 def _actor(request) -> Actor:
@@ -141,11 +147,7 @@ def _upload_page(request):
                 _errors_to_form(form, exc, default_field="file")
             else:
                 return redirect("contacts:import_map", public_id=job.public_id)
-    recent = (
-        ImportJob.objects.for_org(request.org)
-        .select_related("created_by")
-        .order_by("-created_at", "-id")[:5]
-    )
+    recent = _jobs(request).order_by("-created_at", "-id")[:5]
     return render(
         request,
         "contacts/import/upload.html",
@@ -191,6 +193,9 @@ def import_map(request, public_id):
         "suggested_owner": (
             str(request.user.public_id) if policy.scope("contacts") != "all" else ""
         ),
+        # Only members whose contacts this member reaches, as on the contact form.
+        "owners": selectors.assignable_owners(request.org, policy),
+        "owner_error": services.owner_refusal(policy),
     }
     detection_form = DetectionForm(job=job)
     mapping_form = None
@@ -246,7 +251,14 @@ def import_map(request, public_id):
         mapping_form = MappingForm(mapping=suggested if reset else None, **form_kwargs)
 
     mapping_form.describe_errors()
-    detection = services.import_detection(job)
+    try:
+        detection = services.import_detection(job)
+    except ValidationError as exc:
+        # The file passed its bounds when it was uploaded; limits lowered since refuse it now.
+        # Start again from the upload page, where the message stands, instead of a 500.
+        messages.error(request, " ".join(exc.messages))
+        return redirect("contacts:import_start")
+    hidden = display.hidden_columns(job, policy, request.user.pk)
     labels = display.target_labels(targets)
     suggestions = {s["column"]: s for s in job.suggestions}
     columns = []
@@ -260,7 +272,9 @@ def import_map(request, public_id):
                 "header": header,
                 "field": field,
                 "type_field": type_field,
-                "samples": display.column_samples(detection.sample_rows, index),
+                "samples": (
+                    [] if index in hidden else display.column_samples(detection.sample_rows, index)
+                ),
                 "suggested": suggestion["target"],
                 "suggested_label": labels.get(suggestion["target"], suggestion["target"]),
                 "confidence": suggestion["confidence"],
@@ -277,6 +291,7 @@ def import_map(request, public_id):
         "form": mapping_form,
         "columns": columns,
         "saved_mapping": (job.defaults or {}).get("saved_mapping", ""),
+        "ai_note": (job.defaults or {}).get("ai_note", ""),
         "can_create_custom": can_create_custom,
     }
     return render(request, "contacts/import/map.html", context, status=status)
@@ -310,7 +325,10 @@ def import_preview(request, public_id):
         return redirect("contacts:import_map", public_id=job.public_id)
 
     catalog = catalog_by_key(contact_field_catalog(request.org))
-    keys = preview["columns"]
+    # Fields hidden from this member stay out, and so do the file's hidden columns.
+    can_see = policy.can_see_field
+    keys = [k for k in preview["columns"] if k == "custom" or can_see(display.preview_field(k))]
+    hidden = display.hidden_columns(job, policy, request.user.pk)
     headings = []
     for key in keys:
         spec = catalog.get(key) or catalog.get(key.removesuffix("_id"))
@@ -322,6 +340,8 @@ def import_preview(request, public_id):
     rows = []
     for row in preview["rows"]:
         values = row["values"]
+        if "custom" in values:
+            values = {**values, "custom": display.visible_custom(values["custom"], can_see)}
         if values:
             cells = [
                 display.display_value(
@@ -331,10 +351,10 @@ def import_preview(request, public_id):
             ]
         else:
             cells = None
-        problem = row["problem"]
+        problem = display.safe_error(row["problem"], job.headers, hidden)
         if cells is None and not problem:
             problem = "Not a contact: a summary or footer line, skipped."
-        raw = " · ".join(c for c in row["cells"] if c)
+        raw = " · ".join(c for c in display.without_columns(row["cells"], hidden) if c)
         rows.append({**row, "problem": problem, "display": cells, "raw": raw})
     context = {
         "job": job,
@@ -365,12 +385,19 @@ def _diff_context(request, job: ImportJob) -> dict:
             records, ["row_number", "id"], request.GET.get("cursor"), DIFF_PAGE_SIZE
         )
     contact_ids = [r.contact_id for r in result.rows]
+    policy = policy_for(request)
+    # Contacts outside the reader's scope are listed by row only: no name, no values.
     contacts = {
         c.pk: c
-        for c in Contact.objects.for_org(request.org)
+        for c in policy.scope_queryset("contacts", Contact.objects.for_org(request.org))
         .filter(pk__in=contact_ids)
         .select_related("company")
     }
+    outside = set(
+        Contact.objects.for_org(request.org)
+        .filter(pk__in=[pk for pk in contact_ids if pk not in contacts])
+        .values_list("pk", flat=True)
+    )
     user_ids, company_ids = set(), set()
     for record in result.rows:
         for key, pair in (record.changes or {}).items():
@@ -386,7 +413,6 @@ def _diff_context(request, job: ImportJob) -> dict:
     )
     catalog = catalog_by_key(contact_field_catalog(request.org))
     custom_labels = display.custom_field_labels(request.org)
-    policy = policy_for(request)
     rows = []
     for record in result.rows:
         contact = contacts.get(record.contact_id)
@@ -394,9 +420,10 @@ def _diff_context(request, job: ImportJob) -> dict:
             {
                 "record": record,
                 "contact": contact,
-                "label": display.contact_label(contact),
+                "outside": record.contact_id in outside,
+                "label": display.contact_label(contact, policy.can_see_field),
                 "changes": display.change_rows(
-                    record.changes or {},
+                    (record.changes or {}) if contact is not None else {},
                     catalog=catalog,
                     custom_labels=custom_labels,
                     users=users,
@@ -439,10 +466,19 @@ def _detail_context(request, job: ImportJob) -> dict:
             and policy_for(request).can("contacts", "delete")
         )
         if job.undo_result:
+            policy = policy_for(request)
             ids = job.undo_result.get("edited_contact_ids") or []
-            kept = Contact.objects.for_org(request.org).filter(pk__in=ids[:UNDO_KEPT_SHOWN])
+            kept = policy.scope_queryset(
+                "contacts",
+                Contact.objects.for_org(request.org).filter(pk__in=ids[:UNDO_KEPT_SHOWN]),
+            )
+            show_email = policy.can_see_field("email")
             context["kept_contacts"] = [
-                {"contact": contact, "label": display.contact_label(contact)}
+                {
+                    "contact": contact,
+                    "label": display.contact_label(contact, policy.can_see_field),
+                    "email": contact.email if show_email else "",
+                }
                 for contact in kept.order_by("last_name", "first_name", "id")
             ]
     return context
@@ -509,6 +545,10 @@ def import_undo(request, public_id):
     if job.status not in FINISHED or job.undone_at:
         messages.info(request, "This import can't be undone.")
         return redirect("contacts:import_detail", public_id=job.public_id)
+    outside = selectors.undo_outside_scope(job, policy)
+    if outside:
+        messages.error(request, services.undo_scope_refusal(outside))
+        return redirect("contacts:import_detail", public_id=job.public_id)
     return render(
         request,
         "contacts/import/undo_confirm.html",
@@ -519,18 +559,21 @@ def import_undo(request, public_id):
 @import_access
 def import_errors(request, public_id):
     """The rows the import could not take, as a CSV with the file's own columns and an Error
-    column, ready to fix and upload again."""
+    column, ready to fix and upload again. A reader other than the uploader gets the columns
+    of fields hidden from them blank (display.hidden_columns), and no value quoted from them."""
     job = _job(request, public_id)
     headers = list(job.headers)
     # A fixed error report uploaded again already ends in "Error": replace it, don't stack.
     width = len(headers) - 1 if headers and headers[-1] == "Error" else len(headers)
+    hidden = display.hidden_columns(job, policy_for(request), request.user.pk)
 
     def rows():
         errors = ImportRowError.objects.filter(job=job).order_by("row_number", "id")
         for error in errors.iterator(chunk_size=2000):
-            cells = list(error.values)[:width]
+            cells = display.without_columns(list(error.values)[:width], hidden)
             cells += [""] * (width - len(cells))
-            yield [*cells, f"Row {error.row_number}: {error.message}"]
+            message = display.safe_error(error.message, headers, hidden)
+            yield [*cells, f"Row {error.row_number}: {message}"]
 
     stem = os.path.splitext(job.file_name)[0] or "import"
     return csv_response(rows(), [*headers[:width], "Error"], f"{stem}-errors.csv")
@@ -541,7 +584,7 @@ def import_errors(request, public_id):
 
 @import_access
 def import_history(request):
-    jobs = ImportJob.objects.for_org(request.org).select_related("created_by")
+    jobs = _jobs(request)
     result = keyset_page(jobs, ["-created_at", "-id"], request.GET.get("cursor"), HISTORY_PAGE_SIZE)
     for job in result.rows:
         job.duration_text = display.duration_text(job)
@@ -555,14 +598,13 @@ DASHBOARD_IMPORTS = 5
 
 
 def recent_imports_panel(request) -> dict | None:
-    """Dashboard panel: the organization's latest imports, for members who may import."""
+    """Dashboard panel: the latest imports the member may see, for members who may import."""
     policy = policy_for(request)
     if not (policy.can("contacts", "create") or policy.can("contacts", "edit")):
         return None
     jobs = list(
-        ImportJob.objects.for_org(request.org)
+        _jobs(request)
         .exclude(status__in=EDITABLE)
-        .select_related("created_by")
         .order_by(F("created_at").desc(), "-id")[:DASHBOARD_IMPORTS]
     )
     return {"template": "contacts/import/_dashboard_panel.html", "jobs": jobs}

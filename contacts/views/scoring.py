@@ -11,6 +11,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from crm.models import BackgroundJob
 from crm.permissions import policy_for
+from crm.views.jobs import may_follow
 
 from ..fields import contact_field_catalog
 from ..filters import (
@@ -124,10 +125,15 @@ def _page(request, form, *, status=200, editing=None):
         "form": form,
         "editing": editing,
         "schema": form.schema,
-        "job": latest_rescore_job(request.org),
+        "job": _followed(request, latest_rescore_job(request.org)),
         "can_edit": policy_for(request).can("settings", "edit"),
     }
     return render(request, PAGE, context, status=status)
+
+
+def _followed(request, job: BackgroundJob | None) -> BackgroundJob | None:
+    """The job if this member may follow its progress (its page would be a 404 otherwise)."""
+    return job if job is not None and may_follow(request, job) else None
 
 
 def _job_message(request, job: BackgroundJob | None) -> None:

@@ -11,12 +11,23 @@ from django.utils.http import url_has_allowed_host_and_scheme
 
 from ..decorators import member_required
 from ..models import BackgroundJob
-from ..permissions import policy_for
+from ..permissions import MODULE_KEYS, policy_for
 
 
-def _may_follow(request, job: BackgroundJob) -> bool:
-    """The member who started a job follows it; so do those who run the organization."""
-    return job.created_by_id == request.user.pk or policy_for(request).can("settings", "view")
+def job_module(job: BackgroundJob) -> str:
+    """The module a job works in, named by its kind ("contacts.bulk": contacts); a kind that
+    names none is an administration job."""
+    module = job.kind.split(".", 1)[0]
+    return module if module in MODULE_KEYS else "settings"
+
+
+def may_follow(request, job: BackgroundJob) -> bool:
+    """A job is its starter's, as a record is its owner's: they follow it, and so do members
+    whose record scope in the job's module covers them (their team lead; those who see all).
+    Anyone else gets a 404, as for a job that does not exist."""
+    return job.created_by_id == request.user.pk or policy_for(request).owns_in_scope(
+        job_module(job), job.created_by_id
+    )
 
 
 def safe_return_url(request, url: str) -> str:
@@ -34,7 +45,7 @@ def job_progress(request, public_id):
         BackgroundJob.objects.for_org(request.org).select_related("created_by"),
         public_id=public_id,
     )
-    if not _may_follow(request, job):
+    if not may_follow(request, job):
         raise Http404("No such job.")
     context = {
         "job": job,
