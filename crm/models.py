@@ -61,6 +61,9 @@ class Organization(models.Model):
     base_currency = models.CharField(max_length=3, default="USD")
     timezone = models.CharField(max_length=64, default="UTC")
     locale = models.CharField(max_length=16, default="en-us")
+    # Whether column names and sample values of an import may go to the deployment's AI
+    # provider for mapping suggestions. Off until an admin opts in (Settings → Organization).
+    ai_send_samples = models.BooleanField("Send samples to the AI provider", default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self):

@@ -27,6 +27,7 @@ SIDEBAR = [
 
 SETTINGS_NAV = [
     NavItem("Customize", "crm:customize", None, "palette"),
+    NavItem("Organization", "crm:organization_settings", "settings", "settings"),
     NavItem("Members", "crm:members", "settings", "users"),
     NavItem("Roles & Permissions", "crm:roles", "settings", "key"),
     NavItem("Custom fields", "contacts:custom_fields", "settings", "sliders"),
