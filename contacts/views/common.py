@@ -91,9 +91,10 @@ def require_contact_edit(request, contact: Contact) -> None:
 
 
 def safe_next(request, default: str) -> str:
-    """A same-site `next` URL from the form, or `default`."""
+    """A same-site `next` URL from the form, or `default`. Only a path ("/...") counts:
+    redirect() would take any other word for a URL name and fail to reverse it."""
     target = request.POST.get("next") or request.GET.get("next") or ""
-    if target and url_has_allowed_host_and_scheme(
+    if target.startswith("/") and url_has_allowed_host_and_scheme(
         target, {request.get_host()}, require_https=request.is_secure()
     ):
         return target

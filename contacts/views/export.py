@@ -3,7 +3,8 @@ streamed. Needs the contacts export right; every export is audited with its row 
 
 from __future__ import annotations
 
-from django.http import HttpResponseBadRequest, StreamingHttpResponse
+from django.http import StreamingHttpResponse
+from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
@@ -68,6 +69,13 @@ def _prepare(request, fmt: str):
     return export_values(queryset, columns, order), columns, ""
 
 
+def _refusal(request, error: str):
+    """A 400 page for a filter that cannot be applied. The message repeats what the person
+    typed (an unknown field's name), so it goes through a template, which escapes it: a link
+    to this URL must never be able to put markup in the CRM's pages."""
+    return render(request, "contacts/export_error.html", {"error": error}, status=400)
+
+
 def _filename(request, ext: str) -> str:
     stamp = timezone.now().astimezone(org_timezone(request.org)).strftime("%Y%m%d-%H%M")
     return f"contacts-{request.org.slug}-{stamp}.{ext}"
@@ -78,7 +86,7 @@ def _filename(request, ext: str) -> str:
 def export_csv(request):
     rows, columns, error = _prepare(request, "csv")
     if error:
-        return HttpResponseBadRequest(f"Fix the filter before exporting: {error}")
+        return _refusal(request, error)
     tz = org_timezone(request.org)
     return csv_response(csv_rows(rows, columns, tz), csv_header(columns), _filename(request, "csv"))
 
@@ -88,7 +96,7 @@ def export_csv(request):
 def export_json(request):
     rows, columns, error = _prepare(request, "json")
     if error:
-        return HttpResponseBadRequest(f"Fix the filter before exporting: {error}")
+        return _refusal(request, error)
     tz = org_timezone(request.org)
     response = StreamingHttpResponse(
         json_stream(rows, columns, tz), content_type="application/json; charset=utf-8"

@@ -123,7 +123,51 @@
     if (input && input.getAttribute("aria-disabled") === "true") event.preventDefault();
   });
 
+  // Behaviour that used to sit in on*="" attributes, which the Content-Security-Policy ----
+  // refuses (as it refuses htmx's hx-on): delegated listeners read data-attributes instead.
+
+  // <form data-confirm="Delete …?"> asks before it submits. Capture phase: before any other
+  // submit listener (htmx's) sees the event.
+  document.addEventListener("submit", function (event) {
+    var question = event.target.getAttribute && event.target.getAttribute("data-confirm");
+    if (question && !window.confirm(question)) {
+      event.preventDefault();
+      event.stopImmediatePropagation();
+    }
+  }, true);
+
+  // <input data-submit-on-change> submits its form as soon as it changes.
+  document.addEventListener("change", function (event) {
+    var input = event.target;
+    if (!input.matches || !input.matches("[data-submit-on-change]") || !input.form) return;
+    input.form.requestSubmit();
+  });
+
+  // The top-bar search appends its suggestions to its form (hx-swap="beforeend"): the
+  // previous answer goes first, so only the latest one shows.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var config = event.detail.requestConfig;
+    var sender = config && config.elt;
+    if (!sender || sender.id !== "global-search" || !sender.form) return;
+    sender.form.querySelectorAll(".search-suggest").forEach(function (el) { el.remove(); });
+  });
+
+  // Values that CSS needs per element (a tag's colour, a score's share of the ring) come as
+  // data-attributes; style="" attributes are refused by the policy, CSSOM from here is not.
+  var CSS_VARIABLES = { "data-tag-color": "--tag", "data-score": "--score" };
+  function applyCssVariables(root) {
+    if (!root || !root.querySelectorAll) return;
+    Object.keys(CSS_VARIABLES).forEach(function (attribute) {
+      var apply = function (el) { el.style.setProperty(CSS_VARIABLES[attribute], el.getAttribute(attribute)); };
+      if (root.matches && root.matches("[" + attribute + "]")) apply(root);
+      root.querySelectorAll("[" + attribute + "]").forEach(apply);
+    });
+  }
+  // htmx:load fires for the page once htmx starts and for every piece it swaps in later.
+  document.addEventListener("htmx:load", function (event) { applyCssVariables(event.target); });
+
   document.addEventListener("DOMContentLoaded", function () {
+    applyCssVariables(document.body);
     document.querySelectorAll("#toasts [data-toast]").forEach(scheduleDismiss);
     if (isMac) {
       document.querySelectorAll("[data-shortcut-hint]").forEach(function (hint) {

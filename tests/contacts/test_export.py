@@ -232,3 +232,23 @@ def test_another_orgs_contacts_never_appear(org, other_org, members, client_as):
     ContactFactory(org=other_org, first_name="Outsider")
 
     assert json_rows(client_as(members["admin"]).get(reverse(JSON_URL))) == []
+
+
+XSS_FIELD = "<img src=x onerror=alert(1)>"
+
+
+@pytest.mark.parametrize("url_name", [CSV_URL, JSON_URL])
+def test_a_filter_naming_html_is_refused_with_the_markup_escaped(org, members, client_as, url_name):
+    """The filter error repeats the unknown field name; a 400 that echoed it raw as text/html
+    would run script from a link anyone can send."""
+    spec = json.dumps({"groups": [{"conditions": [{"field": XSS_FIELD, "op": "eq", "value": 1}]}]})
+
+    response = client_as(members["admin"]).get(reverse(url_name), {"filters": spec})
+
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert XSS_FIELD not in body
+    assert "Fix the filter before exporting" in body
+    if response["Content-Type"].startswith("text/html"):
+        assert "&lt;img src=x onerror=alert(1)&gt;" in body
+    assert "script-src 'self'" in response["Content-Security-Policy"]

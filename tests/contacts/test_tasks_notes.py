@@ -137,6 +137,18 @@ def test_edit_and_delete_a_task(client_as, org, owner):
     assert AuditEvent.objects.for_org(org).filter(verb="task.deleted").exists()
 
 
+@pytest.mark.parametrize("next_value", ["{{ 7*7 }}", "inbox", "https://evil.example/", "//evil"])
+def test_a_next_that_is_not_a_path_of_this_site_falls_back_to_the_inbox(
+    client_as, org, owner, next_value
+):
+    task = TaskFactory(org=org, assignee=owner.user)
+
+    response = client_as(owner).post(task_url("task_delete", task), {"next": next_value})
+
+    assert response.status_code == 302
+    assert response["Location"] == reverse("contacts:inbox")
+
+
 # Quick-log from the inbox -----------------------------------------------------------------
 
 
