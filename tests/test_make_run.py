@@ -105,7 +105,18 @@ def test_make_run_on_a_fresh_copy_serves_healthz_and_ctrl_c_stops_everything(tmp
     env = {
         key: value
         for key, value in os.environ.items()
-        if key not in {"DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"}
+        # A new user has none of these: not the servers, nor the test suite's settings.
+        if key
+        not in {
+            "DATABASE_URL",
+            "REDIS_URL",
+            "CELERY_BROKER_URL",
+            "CELERY_RESULT_BACKEND",
+            "DJANGO_ENV",
+            "DJANGO_SETTINGS_MODULE",
+            "SECRET_KEY",
+            "DEBUG",
+        }
     }
     env["CRM_DATA_DIR"] = str(data_dir)
     port = free_port()
@@ -147,6 +158,11 @@ def test_make_run_on_a_fresh_copy_serves_healthz_and_ctrl_c_stops_everything(tmp
         assert "celery -A crm beat" in commands
         assert "postgres" in " ".join(describe(started))
         assert "redis-server" in " ".join(describe(started))
+        # With no SECRET_KEY anywhere, make run made this checkout its own, readable by its
+        # owner only (the settings refuse to start without one).
+        secret = data_dir / "secret_key"
+        assert len(secret.read_text().strip()) >= 50
+        assert secret.stat().st_mode & 0o077 == 0
 
         os.killpg(devstack.pid, signal.SIGINT)  # what Ctrl+C in its terminal sends
         exit_code = devstack.wait(timeout=STOPPED_WITHIN)

@@ -6,12 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 PRODUCTION_ENV = {
     "DJANGO_ENV": "production",
     "SECRET_KEY": "test-production-secret-key-with-enough-length-0123456789",
-    "FIELD_ENCRYPTION_KEYS": "dGVzdC1rZXktdGhhdC1pcy0zMi1ieXRlcy1sb25nISE=",
     "DATABASE_URL": "postgres://crm:secret@db.internal:5432/crm",
     "REDIS_URL": "redis://cache.internal:6379/0",
     "ALLOWED_HOSTS": "crm.example.com",
@@ -22,14 +23,22 @@ REPORT_SETTINGS = (
     "print('DEBUG', settings.DEBUG); print('HOSTS', ','.join(settings.ALLOWED_HOSTS)); "
     "print('SECURE_COOKIES', settings.SESSION_COOKIE_SECURE and settings.CSRF_COOKIE_SECURE)"
 )
+REPORT_TRANSPORT = (
+    "import django; django.setup(); from django.conf import settings as s; "
+    "print(s.SECURE_HSTS_SECONDS, s.SECURE_HSTS_INCLUDE_SUBDOMAINS, s.SECURE_SSL_REDIRECT, "
+    "s.SECURE_REDIRECT_EXEMPT, s.SESSION_COOKIE_HTTPONLY, s.CSRF_COOKIE_HTTPONLY)"
+)
 
 
-def load_settings(env_overrides: dict[str, str], drop: tuple[str, ...] = ()):
+def load_settings(
+    env_overrides: dict[str, str], drop: tuple[str, ...] = (), report: str = REPORT_SETTINGS
+):
     env = {
         key: value
         for key, value in os.environ.items()
         # Nothing from the developer's shell may stand in for a missing production secret.
-        if key not in PRODUCTION_ENV and key not in {"DEBUG", "DJANGO_SETTINGS_MODULE"}
+        if key not in PRODUCTION_ENV
+        and key not in {"DEBUG", "DJANGO_SETTINGS_MODULE", "DJANGO_ENV", "SECRET_KEY"}
     }
     env.update(env_overrides)
     for key in drop:
@@ -38,7 +47,7 @@ def load_settings(env_overrides: dict[str, str], drop: tuple[str, ...] = ()):
     # Nor may a developer's .env file.
     env["ENV_FILE"] = os.devnull
     return subprocess.run(
-        [sys.executable, "-c", REPORT_SETTINGS],
+        [sys.executable, "-c", report],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -57,11 +66,12 @@ def test_production_without_secret_key_refuses_to_start_naming_it():
     )
 
 
-def test_production_without_encryption_keys_refuses_to_start_naming_them():
-    result = load_settings(PRODUCTION_ENV, drop=("FIELD_ENCRYPTION_KEYS",))
+@pytest.mark.parametrize("name", ["DATABASE_URL", "REDIS_URL", "ALLOWED_HOSTS"])
+def test_production_without_a_server_setting_refuses_to_start_naming_it(name):
+    result = load_settings(PRODUCTION_ENV, drop=(name,))
 
     assert result.returncode != 0
-    assert "ImproperlyConfigured: FIELD_ENCRYPTION_KEYS must be set" in result.stderr
+    assert name in result.stderr
 
 
 def test_production_with_every_secret_set_loads_with_debug_off():
@@ -74,3 +84,37 @@ def test_production_with_every_secret_set_loads_with_debug_off():
         "HOSTS crm.example.com",
         "SECURE_COOKIES True",
     ]
+
+
+def test_production_turns_on_hsts_secure_cookies_and_the_https_redirect():
+    result = load_settings(PRODUCTION_ENV, report=REPORT_TRANSPORT)
+
+    assert result.returncode == 0, result.stderr
+    # A year of HSTS with subdomains; the health probe stays reachable over plain HTTP.
+    assert result.stdout.split() == ["31536000", "True", "True", "['^healthz$']", "True", "True"]
+
+
+def test_without_a_secret_key_nothing_starts_outside_the_test_suite():
+    for mode in ("development", "staging", ""):
+        result = load_settings({"DJANGO_ENV": mode} if mode else {})
+
+        assert result.returncode != 0, mode
+        assert "ImproperlyConfigured: SECRET_KEY is not set." in result.stderr
+
+
+def test_debug_is_off_unless_asked_for():
+    secret = {"DJANGO_ENV": "development", "SECRET_KEY": PRODUCTION_ENV["SECRET_KEY"]}
+
+    quiet = load_settings(secret)
+    asked = load_settings({**secret, "DEBUG": "1"})
+
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stdout.splitlines()[0] == "DEBUG False"
+    assert asked.stdout.splitlines()[0] == "DEBUG True"
+
+
+def test_the_test_suite_alone_runs_without_a_secret(settings):
+    assert settings.TESTING is True
+    assert settings.DEBUG is False
+    result = load_settings({"DJANGO_ENV": "test"})
+    assert result.returncode == 0, result.stderr

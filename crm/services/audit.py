@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from django.db import models
 
+from ..client_ip import client_ip
 from ..models import AuditEvent, OutboxEvent
 
 
@@ -28,8 +29,7 @@ class Actor:
     @classmethod
     def from_request(cls, request) -> Actor:
         user = request.user if request.user.is_authenticated else None
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-        ip = forwarded.split(",")[0].strip() if forwarded else request.META.get("REMOTE_ADDR")
+        ip = client_ip(request)
         return cls(
             type=AuditEvent.ActorType.USER,
             user=user,

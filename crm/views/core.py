@@ -16,9 +16,14 @@ from ..widgets import dashboard_panels, dashboard_widgets
 @require_GET
 @never_cache
 def healthz(request):
+    """Anyone (a load balancer, a monitor) learns whether the app is up; only staff see which
+    service is down and why: exception text names hosts, ports and internals.
+    `manage.py healthcheck` prints the same detail on the server."""
     results = run_checks()
     down = [name for name, result in results.items() if not result["ok"]]
-    body = {"status": "ok" if not down else "down", "down": down, "checks": results}
+    body = {"status": "ok" if not down else "down"}
+    if request.user.is_authenticated and request.user.is_staff and request.user.is_active:
+        body.update(down=down, checks=results)
     return JsonResponse(body, status=200 if not down else 503)
 
 

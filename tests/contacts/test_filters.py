@@ -16,6 +16,7 @@ from contacts.filters import (
     compile_condition,
     compile_filters,
     describe_filters,
+    parse_condition,
     parse_filters,
 )
 from contacts.models import Contact
@@ -520,3 +521,17 @@ def test_a_field_hidden_for_the_member_cannot_be_filtered(org):
     # A visible field is fine for the same member.
     parsed = parse_filters(one("lead_score", "gt", 1), contact_field_catalog(org), policy=policy)
     assert parsed["groups"][0]["conditions"][0]["field"] == "lead_score"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"groups": ' + "[" * 50_000 + "]" * 50_000 + "}",  # deep enough to exhaust the stack
+        '{"groups": [], "x": "' + "a" * 200_000 + '"}',  # longer than any real filter
+    ],
+)
+def test_hostile_filter_json_is_a_filter_error_not_a_crash(text):
+    with pytest.raises(FilterError):
+        parse_filters(text, [])
+    with pytest.raises(FilterError):
+        parse_condition(text, [])

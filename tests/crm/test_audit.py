@@ -4,6 +4,7 @@ import io
 from unittest import mock
 
 import pytest
+from django.contrib.auth.models import AnonymousUser
 from django.db import DatabaseError, connection, transaction
 from django.test import RequestFactory
 from django.urls import reverse
@@ -58,16 +59,60 @@ def test_organization_create_records_actor_object_and_ip(db):
     assert event.ip_address == "198.51.100.23"
 
 
-def test_actor_ip_comes_from_first_forwarded_for_address(db):
+def _actor_ip(remote_addr, forwarded=None):
+    extra = {"HTTP_X_FORWARDED_FOR": forwarded} if forwarded is not None else {}
+    request = RequestFactory().get("/", REMOTE_ADDR=remote_addr, **extra)
+    request.user = AnonymousUser()
+    return Actor.from_request(request).ip
+
+
+def test_forwarded_for_is_ignored_when_no_proxy_is_trusted(settings):
+    settings.TRUSTED_PROXIES = []
+
+    # Anyone can send the header: a client must not pick the address the audit log records.
+    assert _actor_ip("198.51.100.7", "203.0.113.9") == "198.51.100.7"
+
+
+def test_forwarded_for_is_ignored_from_a_peer_that_is_not_a_trusted_proxy(settings):
+    settings.TRUSTED_PROXIES = ["10.0.0.0/8"]
+
+    assert _actor_ip("198.51.100.7", "203.0.113.9, 10.0.0.1") == "198.51.100.7"
+
+
+def test_actor_ip_is_the_first_address_a_trusted_proxy_did_not_add(settings, db):
+    settings.TRUSTED_PROXIES = ["10.0.0.0/8"]
     user = UserFactory()
+    # The client forged the left-most entry; the load balancer (10.0.0.1) appended the real
+    # address it saw, and the app's own proxy (10.0.0.2) is the peer.
     request = RequestFactory().get(
-        "/", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="203.0.113.9, 10.0.0.1"
+        "/", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="1.2.3.4, 203.0.113.9, 10.0.0.1"
     )
     request.user = user
 
     org = organization_create(name="Hooli", owner=user, actor=Actor.from_request(request))
 
     assert AuditEvent.objects.for_org(org).get().ip_address == "203.0.113.9"
+
+
+def test_garbage_in_forwarded_for_stops_at_the_last_vouched_address(settings):
+    settings.TRUSTED_PROXIES = ["10.0.0.2"]
+
+    assert _actor_ip("10.0.0.2", "<script>, 203.0.113.9") == "203.0.113.9"
+    assert _actor_ip("10.0.0.2", "203.0.113.9, not-an-ip") == "10.0.0.2"
+    assert _actor_ip("10.0.0.2", "") == "10.0.0.2"
+
+
+def test_sign_in_rate_limits_count_the_same_client_address(settings, rf):
+    """allauth keys its rate limits by client address; it asks our adapter, so a forged
+    X-Forwarded-For cannot give each attempt a fresh budget."""
+    from allauth.account.adapter import get_adapter
+
+    settings.TRUSTED_PROXIES = []
+    request = rf.post(
+        "/accounts/login/", REMOTE_ADDR="198.51.100.7", HTTP_X_FORWARDED_FOR="1.1.1.1"
+    )
+
+    assert get_adapter(request).get_client_ip(request) == "198.51.100.7"
 
 
 def test_service_change_records_before_and_after_of_changed_fields_only(org):

@@ -146,6 +146,16 @@ def test_google_button_hidden_without_oauth_settings(client, settings):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_google_sign_in_without_credentials_is_not_found_not_a_crash(client, settings, method):
+    settings.SOCIALACCOUNT_PROVIDERS = {"google": {}}
+
+    response = getattr(client, method)(reverse("google_login"))
+
+    assert response.status_code == 404
+
+
+@pytest.mark.django_db
 def test_google_button_posts_to_allauth_provider_login_when_configured(client, settings):
     settings.GOOGLE_LOGIN_ENABLED = True
     settings.SOCIALACCOUNT_PROVIDERS = {
@@ -302,3 +312,38 @@ def test_password_change_keeps_user_signed_in(client_as, owner):
     owner.user.refresh_from_db()
     assert owner.user.check_password(NEW_PASSWORD)
     assert client.get(reverse("crm:dashboard")).status_code == 200
+
+
+def test_admin_login_goes_through_the_rate_limited_sign_in(client, db):
+    """The admin's own password form had no rate limit; it now sends people to the app's
+    sign-in page, which allauth limits."""
+    response = client.get("/admin/login/?next=/admin/")
+
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("account_login"))
+
+    posted = client.post(
+        "/admin/login/", {"username": "x@example.test", "password": "guess", "next": "/admin/"}
+    )
+    assert posted.status_code == 302
+    assert posted["Location"].startswith(reverse("account_login"))
+
+
+def test_sign_in_is_rate_limited_per_address(client, db, settings):
+    import random
+
+    address = f"198.51.{random.randint(0, 255)}.{random.randint(1, 254)}"  # a fresh budget
+    settings.ACCOUNT_RATE_LIMITS = {"login_failed": "3/m/ip,3/5m/key"}
+    url = reverse("account_login")
+    limited = []
+    for attempt in range(5):
+        response = client.post(
+            url,
+            {"login": f"nobody{attempt}@example.test", "password": "wrong"},
+            REMOTE_ADDR=address,
+            # A forged header must not give each attempt a fresh address.
+            HTTP_X_FORWARDED_FOR=f"203.0.113.{attempt}",
+        )
+        limited.append("Too many failed login attempts" in response.content.decode())
+
+    assert limited == [False, False, False, True, True]

@@ -9,6 +9,13 @@ from django.test import override_settings
 from django.urls import reverse
 
 from crm.celery import app as celery_app
+from tests.factories import UserFactory
+
+
+@pytest.fixture
+def staff_client(client, db):
+    client.force_login(UserFactory(is_staff=True))
+    return client
 
 
 def closed_port() -> int:
@@ -23,7 +30,8 @@ def closed_port() -> int:
 # transactional_db: building the worker runs Celery's Django fixup, which closes this thread's
 # database connection, and that would end the transaction the plain `db` fixture wraps tests in.
 @pytest.mark.slow
-def test_healthz_is_ok_with_database_redis_and_a_running_worker(client, transactional_db):
+def test_healthz_is_ok_with_database_redis_and_a_running_worker(transactional_db, client):
+    client.force_login(UserFactory(is_staff=True))
     # The worker runs in a thread of this process with the project's app and answers control
     # commands (ping) over the real broker; the built-in ping task is not needed for that.
     with (
@@ -46,7 +54,8 @@ def test_healthz_is_ok_with_database_redis_and_a_running_worker(client, transact
 
 @pytest.mark.slow
 @override_settings(HEALTHZ_CELERY_TIMEOUT=0.5)
-def test_healthz_names_celery_when_no_worker_answers(client, db):
+def test_healthz_names_celery_when_no_worker_answers(staff_client):
+    client = staff_client
     response = client.get(reverse("healthz"))
 
     body = response.json()
@@ -59,9 +68,9 @@ def test_healthz_names_celery_when_no_worker_answers(client, db):
 
 
 @override_settings(HEALTHZ_CELERY_TIMEOUT=0.2)
-def test_healthz_names_redis_when_redis_is_unreachable(client, db):
+def test_healthz_names_redis_when_redis_is_unreachable(staff_client):
     with override_settings(REDIS_URL=f"redis://127.0.0.1:{closed_port()}/0"):
-        response = client.get(reverse("healthz"))
+        response = staff_client.get(reverse("healthz"))
 
     body = response.json()
     assert response.status_code == 503
@@ -75,3 +84,31 @@ def test_healthz_answers_only_get(client, db):
     response = client.post(reverse("healthz"))
 
     assert response.status_code == 405
+
+
+@override_settings(HEALTHZ_CELERY_TIMEOUT=0.2)
+@pytest.mark.parametrize("who", ["visitor", "member"])
+def test_healthz_tells_the_public_only_up_or_down(client, db, who):
+    """Exception text names hosts, ports and internals: only staff see it."""
+    if who == "member":
+        client.force_login(UserFactory(is_staff=False))
+    with override_settings(REDIS_URL=f"redis://127.0.0.1:{closed_port()}/0"):
+        response = client.get(reverse("healthz"))
+
+    assert response.status_code == 503
+    assert response.json() == {"status": "down"}
+    assert b"127.0.0.1" not in response.content
+    assert b"Error" not in response.content
+
+
+def test_healthcheck_command_prints_the_detail(db, capsys):
+    from django.core.management import CommandError, call_command
+
+    with (
+        override_settings(HEALTHZ_CELERY_TIMEOUT=0.2),
+        override_settings(REDIS_URL=f"redis://127.0.0.1:{closed_port()}/0"),
+        pytest.raises(CommandError, match="redis"),
+    ):
+        call_command("healthcheck")
+
+    assert "ConnectionError" in capsys.readouterr().out
