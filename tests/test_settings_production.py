@@ -2,6 +2,7 @@
 once everything is set. Settings are imported in a fresh interpreter, as a server would."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -118,3 +119,26 @@ def test_the_test_suite_alone_runs_without_a_secret(settings):
     assert settings.DEBUG is False
     result = load_settings({"DJANGO_ENV": "test"})
     assert result.returncode == 0, result.stderr
+
+
+def test_production_passes_djangos_deployment_checklist():
+    """`manage.py check --deploy` finds nothing but the HSTS preload list, which a deployment
+    opts into itself (SECURE_HSTS_PRELOAD): submitting a domain there is hard to undo."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"DEBUG", "DJANGO_SETTINGS_MODULE", "DJANGO_ENV", "SECRET_KEY"}
+    }
+    env.update(PRODUCTION_ENV, DJANGO_SETTINGS_MODULE="crm.settings", ENV_FILE=os.devnull)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    found = re.findall(r"\(security\.\w+\)", result.stdout + result.stderr)
+    assert found == ["(security.W021)"], result.stdout + result.stderr
