@@ -10,6 +10,13 @@ writes a realistic CSV (mixed columns, two custom fields, 10% rows updating exis
     DEBUG off as a deployed worker runs) and samples the memory of that process and of its
     converting workers,
 and prints one line per size. It also times mapping suggestions for a 100-column header.
+
+    python manage.py bench_import --accuracy [-v 2] [--raise-floors]
+
+imports each export of the corpus (tests/fixtures/exports/) with the automatic mapping and
+prints, per system, the rows, the people who arrived and were lost, and the field accuracy
+(-v 2 adds what was wrong; --raise-floors records better figures in the corpus test's
+floors.json).
 Run it on a scratch database: every run leaves its organizations behind.
 """
 
@@ -348,8 +355,22 @@ class Command(BaseCommand):
             action="store_true",
             help="Also import each file's rows as an Excel workbook (the COPY floor stays CSV).",
         )
+        parser.add_argument(
+            "--accuracy",
+            action="store_true",
+            help="Instead, import each export of tests/fixtures/exports/ with the automatic "
+            "mapping into a scratch organization and print the field accuracy per system.",
+        )
+        parser.add_argument(
+            "--raise-floors",
+            action="store_true",
+            help="With --accuracy: record better figures in tests/fixtures/exports/floors.json.",
+        )
 
     def handle(self, *args, **opts):
+        if opts["accuracy"]:
+            self._accuracy_figures(opts["verbosity"], raise_floors=opts["raise_floors"])
+            return
         self._mapping_figure()
         rng = random.Random(opts["seed"])
         workdir = tempfile.mkdtemp(prefix="bench-import-")
@@ -384,6 +405,34 @@ class Command(BaseCommand):
             f"ratio={seconds / floor:.1f}x "
             f"cpu_python={cpu['python']:.1f}s cpu_postgres={postgres}"
         )
+
+    def _accuracy_figures(self, verbosity: int, *, raise_floors: bool = False) -> None:
+        """The corpus's field accuracy (contacts/importing/accuracy.py, as the corpus test
+        measures it), each system in a scratch organization of its own. The uploads go to
+        a temporary folder and the end-of-import emails nowhere: only the figures matter."""
+        from django.test.utils import override_settings
+
+        from contacts.importing import accuracy
+
+        run = uuid.uuid4().hex[:6]
+        results = []
+        with (
+            tempfile.TemporaryDirectory(prefix="bench-accuracy-") as media,
+            override_settings(
+                MEDIA_ROOT=media, EMAIL_BACKEND="django.core.mail.backends.dummy.EmailBackend"
+            ),
+        ):
+            for system in accuracy.systems():
+                slug = f"bench-accuracy-{run}-{system.replace('_', '-')}"
+                membership = accuracy.make_org(slug, f"Bench accuracy {run} {system}")
+                results.append(accuracy.measure(system, membership))
+        if verbosity > 1:
+            for result in results:
+                self.stdout.write(accuracy.mismatch_table(result))
+        self.stdout.write(accuracy.summary_table(results))
+        if raise_floors:
+            accuracy.raise_floors(results)
+            self.stdout.write(f"floors recorded in {accuracy.FLOORS}")
 
     def _mapping_figure(self) -> None:
         headers = [
