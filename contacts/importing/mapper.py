@@ -223,7 +223,8 @@ SYNONYMS: dict[str, list[str]] = {
         "webseite",
     ],
     "deal_role": ["role", "buying role", "contact role", "deal role", "role in deal"],
-    "status": ["status", "contact status", "lead status", "person status", "estado", "statut"],
+    # A lead status (New, Open, ...) is not the Active/Inactive status: see _MISLEADING.
+    "status": ["status", "contact status", "person status", "estado", "statut"],
     "lifecycle_stage": [
         "lifecycle stage",
         "lifecycle",
@@ -254,8 +255,6 @@ SYNONYMS: dict[str, list[str]] = {
         "account owner",
         "owner email",
         "person owner",
-        "ownerid",
-        "owner id",
         "assigned to",
         "sales rep",
         "rep",
@@ -476,7 +475,8 @@ def normalize_header(header: str) -> str:
     text = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", header)  # camelCase / PascalCase → words
     text = text.replace("__c", " ")
     text = unicodedata.normalize("NFKD", text)
-    text = "".join(ch for ch in text if not unicodedata.combining(ch)).lower()
+    # "ß" has no decomposition: spell it "ss" so "Straße" and "Strasse" are one word.
+    text = "".join(ch for ch in text if not unicodedata.combining(ch)).lower().replace("ß", "ss")
     text = re.sub(r"[^a-z0-9]+", " ", text)
     return " ".join(text.split())
 
@@ -574,6 +574,183 @@ def custom_type_for(values: list[str]) -> str:
     return "text"
 
 
+# Columns whose names mislead (issue 11): what they hold, whatever the name suggests.
+_HONORIFIC_REASON = (
+    "an honorific (Mr., Dr.), not the job title; there is no salutation field, so it is"
+    " skipped (store it as a custom field to keep it)"
+)
+_LEAD_STATUS_REASON = (
+    "a lead status (New, Open, In progress…), not the contact's Active/Inactive status;"
+    " kept as a custom field"
+)
+_ACCOUNT_ID_REASON = "Salesforce account ids (001…) name no company here; kept as a custom value"
+_OWNER_ID_REASON = "the old system's owner id, not an owner email; kept as a custom value"
+_MISLEADING: dict[str, tuple[str, str]] = {
+    **dict.fromkeys(
+        ["salutation", "anrede", "name prefix", "prefix", "honorific", "civilite"],
+        (SKIP, _HONORIFIC_REASON),
+    ),
+    **dict.fromkeys(["lead status", "hs lead status"], (CUSTOM, _LEAD_STATUS_REASON)),
+    **dict.fromkeys(
+        ["marketing contact status", "hs marketable status"],
+        (
+            CUSTOM,
+            "HubSpot's marketing contact status is a billing flag, not consent;"
+            " kept as a custom field",
+        ),
+    ),
+    **dict.fromkeys(
+        ["account id", "accountid", "account 18 id", "company id", "organization id"],
+        (CUSTOM, _ACCOUNT_ID_REASON),
+    ),
+    **dict.fromkeys(["owner id", "ownerid", "owner user id"], (CUSTOM, _OWNER_ID_REASON)),
+}
+# "Title" is Outlook's honorific but Salesforce's job title: an honorific when the file
+# also has a real job title column, or when its values are honorifics.
+_AMBIGUOUS_TITLE = {"title", "titre", "titel"}
+_HONORIFICS = {
+    "mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "dame", "herr", "frau", "m",
+    "mme", "mlle", "sr", "sra", "srta", "dott", "ssa", "ing", "dipl",
+}  # fmt: skip
+# Google's "E-mail 1 - Type"/"Phone 1 - Label", Outlook's "E-mail Type"/"E-mail Display
+# Name": they describe the column beside them. ("Person - Label" is Pipedrive's tags.)
+_DESCRIBES_RE = re.compile(r"^(?:.+ \d+ (?:type|label)|e ?mail(?: \d+)? (?:type|display name))$")
+# A Salesforce record id: 3-char key prefix, 2-char pod, a reserved 0, 9 chars, and for
+# the 18-char form a 3-char case checksum.
+_SFID_RE = re.compile(r"^[0-9a-zA-Z]{5}0[0-9a-zA-Z]{9}(?:[A-Z0-5]{3})?$")
+_LEAD_STATUSES = {
+    "new", "open", "in progress", "open deal", "unqualified", "attempted to contact",
+    "connected", "bad timing", "contacted", "not contacted", "contact in future",
+    "junk lead", "lost lead", "pre qualified", "not qualified",
+}  # fmt: skip
+
+
+def _is_sfid(v: str) -> bool:
+    return len(v) in (15, 18) and bool(_SFID_RE.match(v)) and any(c.isdigit() for c in v[:3])
+
+
+def _is_honorific(v: str) -> bool:
+    # Cheap on purpose (it runs on every sampled value of unmatched columns).
+    if len(v) > 16:
+        return False
+    words = v.lower().replace(".", " ").split()
+    return bool(words) and all(w in _HONORIFICS for w in words)
+
+
+def _mostly(vals: list[str], pred, share: float = 0.8) -> bool:
+    """Whether `share` of the values fit; stops as soon as too many don't, so a column
+    that is nothing of the kind costs a few values, not the whole sample."""
+    allowed_misses = len(vals) * (1 - share)
+    misses = 0
+    for v in vals:
+        if not pred(v):
+            misses += 1
+            if misses > allowed_misses:
+                return False
+    return bool(vals)
+
+
+# Address families: the qualifier word names the family, the rest names the part.
+_ADDRESS_KINDS = {
+    **dict.fromkeys(["business", "work", "mailing", "geschaftlich", "bureau", "office"], 0),
+    **dict.fromkeys(["home", "privat", "domicile", "personal"], 2),
+    **dict.fromkeys(["other", "weitere", "weiterer", "weiteres", "autre"], 3),
+    "ip": 4,  # a guess from the visitor's IP address, not an address anyone gave
+}
+_ADDRESS_PARTS = {
+    **dict.fromkeys(
+        ["street", "street address", "address", "address line", "strasse", "rue", "adresse"],
+        "street",
+    ),
+    **dict.fromkeys(["city", "town", "locality", "ort", "ville", "stadt"], "city"),
+    **dict.fromkeys(
+        ["state", "region", "state region", "state province", "province", "dep region"],
+        "region",
+    ),
+    **dict.fromkeys(
+        ["postal code", "zip", "zip code", "zip postal code", "postleitzahl", "plz",
+         "code postal", "postcode"],
+        "postal_code",
+    ),
+    **dict.fromkeys(["country", "country region", "land region", "pays region", "land", "pays"],
+                    "country"),
+    # Parts with no field of their own.
+    **dict.fromkeys(["po box", "postfach", "extended address", "formatted"], ""),
+}  # fmt: skip
+
+
+def _address_part(norm: str) -> tuple[str, str, int, str] | None:
+    """(family key, family name, rank, part) of an address column, or None. Part "" is a
+    line with no field of its own (second street line, PO box, formatted)."""
+    words = norm.split()
+    if len(words) > 2 and words[0] == "address" and words[1].isdigit():
+        family, name, rank, rest = f"address {words[1]}", f"Address {words[1]}", 1, words[2:]
+    else:
+        kinds = [w for w in words if w in _ADDRESS_KINDS]
+        rest = [w for w in words if w not in _ADDRESS_KINDS]
+        family = name = kinds[0] if kinds else "main"
+        rank = _ADDRESS_KINDS[kinds[0]] if kinds else 1
+    line = 1
+    if len(rest) > 1 and rest[-1].isdigit():
+        line = int(rest[-1])
+        rest = rest[:-1]
+    part = _ADDRESS_PARTS.get(" ".join(rest))
+    if part is None:
+        return None
+    return family, name, rank, part if line == 1 else ""
+
+
+def _pick_address_family(headers, norms, columns, raw, allowed_targets) -> None:
+    """All address columns of one family land together: the business (mailing, work) one
+    first, else the first with values in the sample; the others are kept aside as custom
+    fields (skipped when empty), never half an address from each."""
+    families: dict[str, list] = {}
+    for i, norm in enumerate(norms):
+        if raw[i].target == SKIP and _DESCRIBES_RE.match(norm):
+            continue
+        found = _address_part(norm)
+        if found is None:
+            continue
+        family, name, rank, part = found
+        entry = families.setdefault(family, [name, rank, False, []])
+        entry[2] = entry[2] or any(v.strip() for v in columns[i])
+        entry[3].append((i, part))
+    families = {k: f for k, f in families.items() if any(p for _, p in f[3])}
+    if not families:
+        return
+    for family, entry in families.items():
+        if family.startswith("address "):  # Google: the family's "Type" column says which
+            for label in ("type", "label"):
+                if f"{family} {label}" in norms:
+                    kinds = [normalize_header(v) for v in columns[norms.index(f"{family} {label}")]]
+                    kinds = [k for k in kinds if k]
+                    if kinds:
+                        top = max(set(kinds), key=kinds.count)
+                        entry[1] = _ADDRESS_KINDS.get(top.split()[0], 1)
+    has_sample = any(columns)
+    order = list(families)
+    winner = min(
+        order, key=lambda k: (has_sample and not families[k][2], families[k][1], order.index(k))
+    )
+    win_name = families[winner][0]
+    for family, (name, _, _, cols) in families.items():
+        parts = {p for _, p in cols}
+        for i, part in cols:
+            filled = any(v.strip() for v in columns[i])
+            if family != winner:
+                reason = f"the {win_name} address fills the address fields; {name} is kept aside"
+                raw[i] = Suggestion(headers[i], CUSTOM if filled else SKIP, 0.8, reason)
+            elif part and (allowed_targets is None or part in allowed_targets):
+                raw[i] = Suggestion(headers[i], part, 0.95, f"part of the {name} address")
+            elif norms[i].endswith("formatted") and len(parts) > 1:
+                raw[i] = Suggestion(
+                    headers[i], SKIP, 0.9, "repeats the address parts mapped beside it"
+                )
+            else:
+                reason = "a further address line; the address fields hold the first"
+                raw[i] = Suggestion(headers[i], CUSTOM if filled else SKIP, 0.6, reason)
+
+
 def _header_guess(header: str) -> tuple[str | None, float, str]:
     norm = normalize_header(header)
     if not norm:
@@ -609,6 +786,13 @@ def suggest_mapping(
         if norm in custom_norm:
             raw.append(Suggestion(header, custom_norm[norm], 0.95, "matches a custom field"))
             continue
+        if _DESCRIBES_RE.match(norm):
+            raw.append(Suggestion(header, SKIP, 0.9, "describes the column beside it, not data"))
+            continue
+        if norm in _MISLEADING:
+            target, reason = _MISLEADING[norm]
+            raw.append(Suggestion(header, target, 0.9, reason))
+            continue
         target, conf, reason = _header_guess(header)
         kind, share = sniff_values(values)
         if kind in {"email", "linkedin_url", "phone"} and share >= 0.8:
@@ -622,6 +806,20 @@ def suggest_mapping(
             conf, reason = 0.5, reason + "; values don't look like emails"
         if target == "linkedin_url" and norm == "url" and kind != "linkedin_url":
             target, conf, reason = "company_website", 0.6, "a URL column"
+        filled = [v.strip() for v in values if v and v.strip()]
+        if target != "external_id" and _mostly(filled, _is_sfid):
+            # An id of the old system is never a name, an email or an owner.
+            target, conf = CUSTOM, 0.8
+            reason = "values are Salesforce record ids (001…), not names; kept as a custom value"
+        elif target in (None, "job_title") and _mostly(filled, _is_honorific):
+            target, conf, reason = SKIP, 0.85, _HONORIFIC_REASON
+        elif target == "status" and _mostly(
+            filled, lambda v: normalize_header(v) in _LEAD_STATUSES
+        ):
+            target, conf, reason = CUSTOM, 0.8, _LEAD_STATUS_REASON
+        if target in (SKIP, CUSTOM):
+            raw.append(Suggestion(header, target, conf, reason))
+            continue
         if not any(v.strip() for v in values) and sample_rows and target is None:
             raw.append(Suggestion(header, SKIP, 0.9, "column is empty in the sample"))
             continue
@@ -631,6 +829,18 @@ def suggest_mapping(
             raw.append(Suggestion(header, CUSTOM, 0.3, reason))
         else:
             raw.append(Suggestion(header, target, conf, reason))
+
+    norms = [normalize_header(h) for h in headers]
+    # Outlook's "Title" beside a "Job Title" is the honorific.
+    if any(
+        s.target == "job_title" and s.confidence >= 0.9 and norms[k] not in _AMBIGUOUS_TITLE
+        for k, s in enumerate(raw)
+    ):
+        for k, s in enumerate(raw):
+            if norms[k] in _AMBIGUOUS_TITLE and s.target == "job_title":
+                raw[k] = Suggestion(s.column, SKIP, 0.85, _HONORIFIC_REASON)
+    columns = [[row[i] for row in sample_rows[:200] if i < len(row)] for i in range(len(headers))]
+    _pick_address_family(headers, norms, columns, raw, allowed_targets)
 
     # Each single-valued target goes to its most confident column; a second email column
     # becomes "other emails", others fall back to custom fields.

@@ -39,7 +39,8 @@ EXPORTS = {
             "Mobile Phone Number": "mobile",
             "Company Name": "company",
             "Lifecycle Stage": "lifecycle_stage",
-            "Lead Status": "status",
+            # A lead status (NEW, OPEN...) is not the Active/Inactive status (issue 11).
+            "Lead Status": CUSTOM,
             "Contact owner": "owner",
             "State/Region": "region",
             "Country/Region": "country",
@@ -106,7 +107,8 @@ EXPORTS = {
             "MobilePhone": "mobile",
             "MailingPostalCode": "postal_code",
             "LeadSource": "source",
-            "OwnerId": "owner",
+            # A Salesforce user id (005...), not an owner email (issue 11).
+            "OwnerId": CUSTOM,
             "HasOptedOutOfEmail": "consent_email",
             "DoNotCall": "consent_phone",
             "Department": "department",
