@@ -7,11 +7,13 @@ chunk's good rows travel on, as one list per staged field, and the COPY text of 
 table is written from those lists, again with a memo per field.
 
 A bad value in one field never costs the whole row: the cell is left empty and the row
-carries a note naming the column and why (the error report lists it). Only a refused match
-key (email, phone, mobile) refuses the row, since without it the row could land on the
-wrong contact or a duplicate. Rows are checked in the mapping's column order and the first
-column that refuses a row names its error, as a person reading the row left to right would
-expect.
+carries a note naming the column and why (the error report lists it). A phone number that
+cannot be read is such a field too: stored numbers are all valid, so an unreadable one could
+match no contact anyway. Only a refused email or external id refuses the row, since the row
+could then land on the wrong contact or a duplicate; and a row left with nothing to know the
+person by (no name, email or phone) is refused, naming what was left out. Rows are checked
+in the mapping's column order and the first column that refuses a row names its error, as a
+person reading the row left to right would expect.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ _GATHERED = {"tags", "other_emails", "note", "full_name"}
 COMPANY_TARGETS = {"company", "company_name", "company_domain", "company_website"}
 # Targets that decide which contact a row is: a cell of these that is refused refuses the
 # row; any other refused cell is left empty and noted.
-ROW_KEYS = frozenset({"email", "phone", "mobile", "external_id"})
+ROW_KEYS = frozenset({"email", "external_id"})
 IDENTITY_MESSAGE = "The row has no name, email or phone."
 
 
@@ -168,7 +170,7 @@ class ChunkConverter:
             prefix = f"{header}: "
             if target in ("phone", "mobile"):
                 column = plain.setdefault(target, [None] * count)
-                self._phones(cells, regions, prefix, errors, column)
+                self._phones(cells, regions, prefix, errors, notes, column)
                 continue
             memo = self._memos.setdefault((index, target), {})
             run = _memoised(self._cell_function(target, header), memo, prefix)
@@ -203,7 +205,7 @@ class ChunkConverter:
                 else:
                     column[i] = value  # a later column of the same target wins
         out = self._assemble(count, plain, gathered, custom)
-        self._check_identity(out, errors)
+        self._check_identity(out, errors, notes)
         return self._split(records, errors, notes, out)
 
     def _regions(self, records) -> list | None:
@@ -226,7 +228,7 @@ class ChunkConverter:
             out.append(region)
         return out
 
-    def _phones(self, cells, regions, prefix, errors, column) -> None:
+    def _phones(self, cells, regions, prefix, errors, notes, column) -> None:
         default = phone_region(org=self.rows.org)
         memo = self._phone_memo
         for i, raw in enumerate(cells):
@@ -235,7 +237,8 @@ class ChunkConverter:
             region = regions[i] if regions is not None else default
             found = memo.get((raw, region), memo)
             if found is memo:
-                first = _SPLIT_MULTI.split(raw)[0] if ";" in raw or "|" in raw else raw
+                several = ";" in raw or "|" in raw or ":::" in raw
+                first = _SPLIT_MULTI.split(raw)[0] if several else raw
                 try:
                     found = normalize_phone(first, region=region)
                 except ValidationError as exc:
@@ -244,7 +247,10 @@ class ChunkConverter:
                     memo.clear()
                 memo[(raw, region)] = found
             if type(found) is _Refused:
-                errors[i] = found.message
+                if notes[i] is None:
+                    notes[i] = [found.message]
+                else:
+                    notes[i].append(found.message)
             else:
                 column[i] = found
 
@@ -357,12 +363,13 @@ class ChunkConverter:
         return out
 
     @staticmethod
-    def _check_identity(out, errors) -> None:
-        """A contact needs something to be known by."""
+    def _check_identity(out, errors, notes) -> None:
+        """A contact needs something to be known by; when what was left out would have been
+        that, the refusal says so."""
         keys = [out[k] for k in ("email", "first_name", "last_name", "phone", "mobile") if k in out]
         for i in range(len(errors)):
             if errors[i] is None and not any(column[i] for column in keys):
-                errors[i] = IDENTITY_MESSAGE
+                errors[i] = " ".join([IDENTITY_MESSAGE, *(notes[i] or ())])
 
     def _split(self, records, errors, notes, out) -> Converted:
         good = [i for i, e in enumerate(errors) if e is None]

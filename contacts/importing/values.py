@@ -23,7 +23,8 @@ from ..validators import clean_timezone, clean_twitter_handle, clean_url
 from .mapper import CUSTOM, SKIP
 
 _ESCAPED_LEADS = {"=", "+", "-", "@", "\t", "\r"}
-_SPLIT_MULTI = re.compile(r"\s*[;,|\n]\s*")
+# Several values in one cell: ";" (Outlook), "," or newlines (most), "|", and " ::: " (Google).
+_SPLIT_MULTI = re.compile(r"\s*(?:[;,|\n]|:::)\s*")
 _SPLIT_TAGS = re.compile(r"\s*[;,|\n]\s*|\s*:::\s*")  # ":::" is Google Contacts' separator
 _TRUE = {
     "yes",

@@ -130,9 +130,9 @@ def test_preview_counts_creates_updates_skips_and_every_kind_of_row_error(org, o
 
     preview = services.import_preview(job)
 
-    # Rows 6 and 8 are created without their bad cell; each is still reported.
+    # Rows 6, 7 and 8 are created without their bad cell; each is still reported.
     assert (preview["created"], preview["updated"], preview["skipped"], preview["errors"]) == (
-        3,
+        4,
         1,
         1,
         5,
@@ -145,7 +145,7 @@ def test_preview_counts_creates_updates_skips_and_every_kind_of_row_error(org, o
         "skip",
         "error",
         "create",
-        "error",
+        "create",
         "create",
         "error",
     ]
@@ -154,6 +154,7 @@ def test_preview_counts_creates_updates_skips_and_every_kind_of_row_error(org, o
     assert by_row[6]["problem"].endswith("This value was left out.")
     assert by_row[6]["values"]["email"] == "date@example.com"
     assert by_row[7]["problem"].startswith("Phone:")
+    assert by_row[7]["problem"].endswith("This value was left out.")
     assert "Use three capitals, a dash and three digits" in by_row[8]["problem"]
     assert "Duplicate inside the file" in by_row[9]["problem"] and "row 2" in by_row[9]["problem"]
     assert by_row[2]["values"]["phone"] == "+442079460000"
