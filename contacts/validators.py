@@ -28,8 +28,9 @@ log = logging.getLogger(__name__)
 WEB_SCHEMES = ("http", "https")
 URL_MAX_LENGTH = 500  # the URL columns' length (Contact.linkedin_url, Company.website)
 
-# A scheme as RFC 3986 spells it, at the start of the text ("javascript:", "HTTPS:").
-_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
+# A scheme as RFC 3986 spells it, at the start of the text ("javascript:", "HTTPS:"); a
+# colon before a port number ("acme.com:8080") is a host and port typed without a scheme.
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):(?!\d)")
 # Whitespace and control characters: browsers drop some of them while reading a scheme
 # ("java\tscript:"), and no web address people type holds them.
 _UNSAFE_CHARS = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")

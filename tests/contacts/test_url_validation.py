@@ -424,3 +424,19 @@ def test_python_that_writes_links_is_known():
         "contacts.validators.safe_url and list the file here with why it is safe: "
         f"{sorted(writers - set(PYTHON_LINK_WRITERS))}"
     )
+
+
+@pytest.mark.parametrize(
+    ("typed", "stored"),
+    [
+        ("acme.com:8080/pricing", "https://acme.com:8080/pricing"),
+        ("https://acme.com:8443", "https://acme.com:8443"),
+    ],
+)
+def test_a_port_typed_without_a_scheme_is_not_taken_for_one(typed, stored):
+    assert clean_url(typed) == stored
+
+
+def test_a_scheme_spelled_with_digits_after_its_colon_is_still_refused():
+    with pytest.raises(ValidationError):
+        clean_url("javascript:1//alert(1)")
