@@ -66,8 +66,35 @@ def active_member_users(org, *, include=()):
     return User.objects.filter(wanted).distinct().order_by("first_name", "last_name", "email")
 
 
+# The words of the member picker (docs/glossary.md): the empty choice, and the member who
+# is filling in the form, listed first and once.
+NO_ONE = "No one"
+
+
+class MemberChoiceIterator(forms.models.ModelChoiceIterator):
+    def __iter__(self):
+        if self.field.empty_label is not None:
+            yield ("", self.field.empty_label)
+        me = getattr(self.field.me, "pk", None)
+        rows = list(self.queryset)  # the members of one organization
+        rows.sort(key=lambda user: user.pk != me)  # stable: the rest keep their order
+        for obj in rows:
+            yield self.choice(obj)
+
+
 class MemberChoiceField(forms.ModelChoiceField):
+    """The one picker for a member (an owner, an assignee): "No one" when it may be empty,
+    then "Me (name)" for the member filling in the form, then everyone else by name."""
+
+    iterator = MemberChoiceIterator
+
+    def __init__(self, *args, me=None, empty_label=NO_ONE, **kwargs):
+        self.me = me
+        super().__init__(*args, empty_label=empty_label, **kwargs)
+
     def label_from_instance(self, obj):
+        if self.me is not None and obj.pk == self.me.pk:
+            return f"Me ({obj.display_name})"
         return obj.display_name
 
 
@@ -229,7 +256,10 @@ class ContactForm(CatalogForm):
             elif spec.type == "company":
                 initial[name] = contact.company.name if contact.company_id else ""
             elif spec.type == "phone":
-                initial[name] = format_phone(getattr(contact, spec.key))
+                value = getattr(contact, spec.key)
+                # A number kept as typed by an import is shown as it is, not reformatted.
+                unverified = getattr(contact, f"{spec.key}_unverified", False)
+                initial[name] = value if unverified else format_phone(value)
             elif spec.type == "emails":
                 initial[name] = ", ".join(contact.other_emails or [])
             elif spec.editable:
@@ -254,7 +284,7 @@ class ContactForm(CatalogForm):
             )
         if kind == "phone":
             return forms.CharField(
-                max_length=40,
+                max_length=model_field.max_length,  # room for a number kept as typed
                 help_text="Include the country code; without a + the contact's country is used.",
                 widget=forms.TextInput(attrs={"type": "tel", "autocomplete": "off"}),
                 **common,
@@ -283,7 +313,7 @@ class ContactForm(CatalogForm):
             return MemberChoiceField(
                 queryset=queryset,
                 to_field_name="public_id",
-                empty_label="Unclaimed",
+                me=self.user,
                 **common,
             )
         if kind == "company":
@@ -396,7 +426,7 @@ class CompanyForm(CatalogForm):
             return MemberChoiceField(
                 queryset=active_member_users(self.org, include=[current]),
                 to_field_name="public_id",
-                empty_label="Nobody",
+                me=self.user,
                 **common,
             )
         return forms.CharField(max_length=Company._meta.get_field(spec.key).max_length, **common)
@@ -437,7 +467,7 @@ class TaskForm(forms.Form):
     title = forms.CharField(max_length=300)
     due_at = _datetime_field("Due", help_text="Leave empty for no due date.")
     priority = forms.ChoiceField(choices=Task.Priority.choices, initial=Task.Priority.NORMAL)
-    assignee = MemberChoiceField(queryset=User.objects.none(), required=False, empty_label="Me")
+    assignee = MemberChoiceField(queryset=User.objects.none(), required=False)
     description = forms.CharField(
         required=False, widget=forms.Textarea(attrs={"rows": 3}), label="Details"
     )
@@ -458,19 +488,24 @@ class TaskForm(forms.Form):
         self.instance = instance
         current = instance.assignee_id if instance else None
         assignee = self.fields["assignee"]
+        assignee.me = user
         if policy.scope("tasks") == "own":
-            # Own-scope members work only their own tasks: giving one away would lose it.
+            # Own-scope members work only their own tasks: giving one away (or to no one)
+            # would lose it.
             assignee.queryset = User.objects.filter(pk__in=[user.pk, current or user.pk])
+            assignee.required = True
+            assignee.empty_label = None
         else:
             assignee.queryset = active_member_users(org, include=[current])
         assignee.to_field_name = "public_id"
-        if instance is not None:
-            assignee.empty_label = "Nobody"
+        if instance is None:
+            # A new task is the creator's unless they pick someone else (or No one).
+            self.initial.setdefault("assignee", user.public_id)
 
     def service_data(self) -> dict:
         data = dict(self.cleaned_data)
-        if data.get("assignee") is None and self.instance is None:
-            data.pop("assignee", None)  # the service assigns the creator
+        if self.instance is None and "assignee" not in self.data:
+            data.pop("assignee", None)  # a post without the field: the service assigns the creator
         return data
 
 

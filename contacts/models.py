@@ -121,8 +121,12 @@ class Contact(OrgScopedModel):
     last_name = models.CharField(max_length=150, blank=True)
     email = models.CharField(max_length=254, blank=True)  # primary, stored lower-case
     other_emails = models.JSONField(default=list, blank=True)
-    phone = models.CharField(max_length=32, blank=True)  # E.164
-    mobile = models.CharField(max_length=32, blank=True)  # E.164
+    # E.164, except a number an import could not read: that one is kept as typed (up to
+    # PHONE_AS_TYPED_MAX characters) and flagged unverified until someone corrects it.
+    phone = models.CharField(max_length=64, blank=True)
+    mobile = models.CharField(max_length=64, blank=True)
+    phone_unverified = models.BooleanField(default=False, db_default=False)
+    mobile_unverified = models.BooleanField(default=False, db_default=False)
     job_title = models.CharField(max_length=200, blank=True)
     department = models.CharField(max_length=120, blank=True)
     # contact_org_company and contact_org_owner (org first) serve every lookup by company

@@ -15,6 +15,7 @@ urlpatterns: list = [
     path("import/", import_views.import_start, name="import_start"),
     path("import/<uuid:public_id>/", import_views.import_detail, name="import_detail"),
     path("import/<uuid:public_id>/map/", import_views.import_map, name="import_map"),
+    path("import/<uuid:public_id>/values/", import_views.import_values, name="import_values"),
     path("import/<uuid:public_id>/preview/", import_views.import_preview, name="import_preview"),
     path("import/<uuid:public_id>/progress/", import_views.import_progress, name="import_progress"),
     path("import/<uuid:public_id>/cancel/", import_views.import_cancel, name="import_cancel"),

@@ -23,9 +23,15 @@ from crm.permissions import Policy
 from crm.services import Actor
 from crm.services.orgs import ensure_builtin_roles
 
-from ..models import Contact
+from ..fields import CUSTOM_PREFIX
+from ..models import Contact, Note
 from . import services
+from .convert import COMPANY_TARGETS
+from .engine import build_plan
+from .mapper import COMBINED_TARGETS
 from .models import ImportJob
+from .reader import is_data_row, iter_records
+from .values import DEFAULT_OWNER, tag_names
 
 CORPUS = Path(settings.BASE_DIR) / "tests" / "fixtures" / "exports"
 FLOORS = CORPUS / "floors.json"
@@ -58,6 +64,8 @@ class SystemResult:
     failure: str = ""
     mismatches: list[Mismatch] = field(default_factory=list)
     error_messages: list[str] = field(default_factory=list)
+    # Cells of mapped columns that reached no field and that no report line names.
+    dropped: list[str] = field(default_factory=list)
 
     @property
     def accuracy(self) -> float:
@@ -193,7 +201,7 @@ def compare(system: str, job: ImportJob) -> SystemResult:
     result = SystemResult(system=system, people=len(doc["people"]))
     result.status, result.failure = job.status, job.failure or ""
     result.rows = job.total_rows
-    result.row_errors = job.error_count
+    result.row_errors = job.error_count + job.warning_count
     result.error_messages = [
         f"row {n}: {m}"
         for n, m in job.row_errors.order_by("row_number").values_list("row_number", "message")
@@ -220,8 +228,86 @@ def compare(system: str, job: ImportJob) -> SystemResult:
     return result
 
 
+def _stored(contact: Contact, target: str, note_ids: set[int], cell: str) -> bool:
+    """Whether the contact holds something for a mapped column's target."""
+    if target.startswith(CUSTOM_PREFIX):
+        return (contact.custom or {}).get(target[len(CUSTOM_PREFIX) :]) not in (None, "", [])
+    if target == "full_name":
+        return bool(contact.first_name or contact.last_name)
+    if target in COMPANY_TARGETS:
+        person = f"{contact.first_name} {contact.last_name}".strip().casefold()
+        return contact.company_id is not None or cell.casefold() == person
+    if target == "external_id":
+        return bool((contact.custom or {}).get("external_id"))
+    if target in COMBINED_TARGETS:
+        return any(_stored(contact, name, note_ids, cell) for name in COMBINED_TARGETS[target])
+    if target == "owner":
+        return contact.owner_id is not None
+    if target == "tags":  # Google's "* myContacts" is on everyone and names no tag
+        return bool(list(contact.tags.all())) or not tag_names(cell)
+    if target == "note":
+        return contact.pk in note_ids
+    value = getattr(contact, target, None)
+    return value not in (None, "", [], {})
+
+
+def silently_dropped(job: ImportJob) -> list[str]:
+    """Every non-blank cell of a mapped column must have reached its field, or be named in
+    the import's report (a refused row, or a warning on that column), or have been matched
+    to "leave empty" on the match-values step. Anything else was lost without a word."""
+    plan = build_plan(job).converter.plan
+    contact_of: dict[int, int] = {}
+    for part in job.parts.all():
+        contact_of.update(zip(part.created_rows, part.created_ids, strict=True))
+    contact_of.update(job.records.values_list("row_number", "contact_id"))
+    refused, warned = set(), set()
+    for row, is_warning, cells in job.row_errors.values_list("row_number", "is_warning", "fields"):
+        if not is_warning:
+            refused.add(row)
+        for cell in cells or ():
+            warned.add((row, cell.get("column")))
+    contacts = (
+        Contact.objects.for_org(job.org).prefetch_related("tags").in_bulk(set(contact_of.values()))
+    )
+    note_ids = set(
+        Note.objects.for_org(job.org)
+        .filter(contact_id__in=contacts)
+        .values_list("contact_id", flat=True)
+    )
+    chosen_empty = {
+        (header, value)
+        for header, values in (job.value_map or {}).items()
+        for value, stored in values.items()
+        if stored in ("", DEFAULT_OWNER)
+    }
+    out = []
+    width = len(job.headers)
+    with job.file.open("rb") as fh:
+        records = iter_records(
+            fh,
+            kind=job.file_kind,
+            encoding=job.encoding or "utf-8",
+            delimiter=job.delimiter or ",",
+            header_row=job.header_row,
+        )
+        for number, cells in enumerate(records, start=job.header_row + 2):
+            if number in refused or not is_data_row(cells, width):
+                continue
+            contact = contacts.get(contact_of.get(number))
+            for index, target, header in plan:
+                cell = cells[index].strip() if index < len(cells) else ""
+                if not cell or (number, header) in warned or (header, cell) in chosen_empty:
+                    continue
+                if contact is None or not _stored(contact, target, note_ids, cell):
+                    out.append(f"row {number}, {header}: “{cell[:60]}”")
+    return out
+
+
 def measure(system: str, membership: Membership) -> SystemResult:
-    return compare(system, import_export(system, membership))
+    job = import_export(system, membership)
+    result = compare(system, job)
+    result.dropped = silently_dropped(job)
+    return result
 
 
 def summary_table(results: list[SystemResult]) -> str:
@@ -265,6 +351,9 @@ def mismatch_table(result: SystemResult, limit: int = 60) -> str:
         lines.append(f"  {name}: {len(items)} wrong")
         for m in items[:5]:
             lines.append(f"      {m.person:<44} expected {m.expected!r:<34} got {m.actual!r}")
+    if result.dropped:
+        lines.append(f"  dropped without a word ({len(result.dropped)}):")
+        lines.extend(f"      {d}" for d in result.dropped[:10])
     for message in result.error_messages[:5]:
         lines.append(f"  {message[:160]}")
     return "\n".join(lines)

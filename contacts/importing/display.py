@@ -18,7 +18,7 @@ from ..normalize import format_phone
 from .convert import COMPANY_TARGETS
 from .detect import DELIMITER_NAMES, ENCODING_LABELS
 from .forms import CUSTOM_LABEL, SKIP_LABEL
-from .mapper import CUSTOM, EXTRA_TARGETS, SKIP
+from .mapper import COMBINED_TARGETS, CUSTOM, EXTRA_TARGETS, SKIP
 from .models import ImportJob
 
 SAMPLES_PER_COLUMN = 3
@@ -267,6 +267,8 @@ def fields_of_target(job: ImportJob, header: str, target: str) -> list[str]:
         return [CUSTOM_PREFIX + key]
     if target == "full_name":
         return ["first_name", "last_name"]
+    if target in COMBINED_TARGETS:
+        return list(COMBINED_TARGETS[target])
     if target in COMPANY_TARGETS:
         return ["company"]
     return [target]
@@ -297,10 +299,17 @@ def without_columns(cells: list, hidden: set[int]) -> list:
 def safe_error(message: str, headers: list[str], hidden: set[int]) -> str:
     """A row's error, unless it is about a hidden column ("Email: ..." may quote the value):
     then only that the column's value was refused."""
+    # Anywhere in the message: a refused row lists what it left out after why. Everything
+    # from the first hidden column on goes.
+    found = []
     for index in hidden:
         header = headers[index] if index < len(headers) else ""
-        if header and message.startswith(f"{header}: "):
-            return f"{header}: this value could not be imported."
+        at = message.find(f"{header}: ") if header else -1
+        if at >= 0:
+            found.append((at, header))
+    if found:
+        at, header = min(found)
+        return f"{message[:at]}{header}: this value could not be imported."
     return message
 
 
@@ -373,3 +382,71 @@ def plain_text(value) -> str:
     if isinstance(value, list):
         return ", ".join(str(v) for v in value)
     return str(value)
+
+
+def value_match_columns(
+    job: ImportJob, shown: list[dict], form, *, suggester, members, definitions, targets, reset
+) -> list[dict]:
+    """The match-values page's columns: per shown value its count, its suggestion and a
+    select of what it may become, with what the member (or a saved mapping) chose selected;
+    `reset` selects the suggestions instead. Options are joined here, escaped, because a
+    page may hold a hundred selects of every member."""
+    from django.utils.html import format_html_join
+
+    from .matching import DEFAULT_OWNER, choice_options
+
+    default_owner = (job.defaults or {}).get("owner")
+    default_name = member_names(job.org, [default_owner]).get(default_owner, "")
+    out = []
+    for ci, column in enumerate(shown):
+        target = column["target"]
+        if target == "owner":
+            options = [
+                (DEFAULT_OWNER, f"Default owner ({default_name or 'unassigned'})"),
+                *((str(m.user_id), m.label) for m in members),
+            ]
+        else:
+            options = [("", "Leave empty"), *choice_options(target, definitions)]
+        labels = dict(options)
+        current = (job.value_map or {}).get(column["header"]) or {}
+        rows = []
+        for ri, (value, count) in enumerate(column["top"]):
+            name = form.value_field(ci, ri)
+            suggested = suggester.suggest(target, value)
+            if form.is_bound and name in form.data:
+                chosen = form.data.get(name)
+            elif reset:
+                chosen = suggested
+            else:
+                chosen = current.get(value, suggested)
+            if target == "owner" and chosen == "":
+                chosen = DEFAULT_OWNER
+            rows.append(
+                {
+                    "value": value,
+                    "count": count,
+                    "name": name,
+                    "id": f"id_{name}",
+                    "errors": form.errors.get(name, []),
+                    "suggested": suggested,
+                    "suggested_label": labels.get(suggested, suggested),
+                    "options": format_html_join(
+                        "",
+                        '<option value="{}"{}>{}</option>',
+                        ((v, " selected" if v == chosen else "", lbl) for v, lbl in options),
+                    ),
+                }
+            )
+        out.append(
+            {
+                "header": column["header"],
+                "target_label": targets.get(target, target),
+                "is_owner": target == "owner",
+                "rows": rows,
+                "distinct": column.get("distinct", len(rows)),
+                "more": max(0, column.get("distinct", 0) - len(rows)),
+                "counted_rows": column.get("rows", 0),
+                "complete": column.get("complete", True),
+            }
+        )
+    return out

@@ -30,11 +30,12 @@ from crm.models import Membership
 from crm.services.audit import Actor, audit, emit_event
 
 from ..models import Contact, CustomFieldDefinition
-from .convert import COMPANY_TARGETS, ChunkConverter, Converted, copy_parts
-from .mapper import CUSTOM
+from .convert import COMPANY_TARGETS, ChunkConverter, Converted, copy_parts, warning_text
+from .mapper import COMBINED_TARGETS, CUSTOM
 from .models import ImportJob, ImportRowError
 from .reader import iter_records
 from .selectors import owners_for_rows
+from .spread import plan_spread
 from .values import RowConverter, dumps
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,9 @@ CONTACT_COLUMNS: dict[str, str] = {
     "consent_phone": "boolean",
     "consent_whatsapp": "boolean",
     "consent_data_processing": "boolean",
+    # A number kept as typed (see convert.py) is flagged; the flag follows its number.
+    "phone_unverified": "boolean",
+    "mobile_unverified": "boolean",
 }
 NULLABLE = {
     "owner_id",
@@ -86,14 +90,28 @@ NULLABLE = {
     "consent_whatsapp",
     "consent_data_processing",
 }
-# Staged whatever the mapping: the keys rows are matched on.
-MATCH_COLUMNS = ("email", "phone", "mobile")
+# Staged whatever the mapping: the keys rows are matched on (a phone number kept as typed
+# is never one: its flag says so).
+MATCH_COLUMNS = ("email", "phone", "mobile", "phone_unverified", "mobile_unverified")
+# The phone number a row is matched by: only a verified one.
+_ROW_PHONE = (
+    "coalesce(CASE WHEN s2.phone_unverified IS NOT TRUE THEN s2.phone END,"
+    " CASE WHEN s2.mobile_unverified IS NOT TRUE THEN s2.mobile END)"
+)
 DEADLOCK_ATTEMPTS = 4
 WORKER_TIMEOUT = 300  # seconds a converting worker may take for one slice (~2 s is usual)
 # pg_advisory_xact_lock(COMPANY_LOCK, org id) serialises creating companies per org.
 COMPANY_LOCK = 0x494D50
 # The staged rows a chunk wrote: created (they keep their new id) or updated (marked).
 WRITTEN = "(s.new_id IS NOT NULL OR s.updated)"
+# Adds a part's {kind: count} (the next parameter, jsonb) to the job's, in one statement.
+ADD_WARNING_COUNTS = """warning_counts = (
+    SELECT coalesce(jsonb_object_agg(k, n), '{}'::jsonb)
+      FROM (SELECT k, sum(n)::bigint AS n
+              FROM (SELECT key AS k, value::bigint AS n FROM jsonb_each_text(warning_counts)
+                    UNION ALL
+                    SELECT key, value::bigint FROM jsonb_each_text(%s::jsonb)) a
+             GROUP BY k) b),"""
 
 
 def field_for_column(column: str) -> str:
@@ -105,7 +123,9 @@ class ChunkResult:
     created: int = 0
     updated: int = 0
     skipped: int = 0
-    errors: int = 0
+    errors: int = 0  # rows refused
+    warnings: int = 0  # rows written with warnings
+    warning_counts: dict = field(default_factory=dict)  # {kind: values}
 
 
 @dataclass
@@ -135,7 +155,7 @@ def _stage_types(converter: RowConverter, mapped: set[str], default_tags: list) 
         types["other_emails"] = "jsonb"
     if "tags" in targets or default_tags:
         types["tags"] = "text[]"
-    if COMPANY_TARGETS & targets:
+    if COMPANY_TARGETS & targets or "company_department" in targets:
         types.update(company_name="text", company_domain="text", company_key="text")
     if "note" in targets:
         types["note"] = "text"
@@ -165,10 +185,18 @@ def build_plan(job: ImportJob) -> Plan:
         mapping=job.mapping,
         members_by_email=members,
         custom_keys_for_columns=custom_for_columns,
+        value_map=job.value_map,
+        default_owner_id=int(job.defaults["owner"]) if (job.defaults or {}).get("owner") else None,
     )
     mapped = {("owner_id" if t == "owner" else t) for t in converter.mapped_fields}
     if "full_name" in mapped:
         mapped |= {"first_name", "last_name"}
+    for target, fields in COMBINED_TARGETS.items():
+        if target in mapped:
+            mapped |= set(fields)
+    if plan_spread(job.headers, converter.plan).phone_types:
+        mapped |= {"phone", "mobile"}  # a typed column's row says which of the two
+    mapped |= {f"{t}_unverified" for t in ("phone", "mobile") if t in mapped}
     defaults = {}
     d = job.defaults or {}
     if d.get("owner"):
@@ -305,15 +333,37 @@ class Part:
     cells: ChunkCells
     tags: set[str] = field(default_factory=set)  # its rows' tags, lower-cased
     number: int = -1  # chunk * lanes + lane, set when it is committed
-    notes: list[tuple[int, str]] = field(default_factory=list)  # its rows' cells left out
+    # (row number, [(column, kind, cell, message), ...]) of its rows with warnings
+    warnings: list[tuple[int, list]] = field(default_factory=list)
 
 
-def _kept_notes(notes: list, errors: list) -> list:
-    """The notes of rows the merge did not refuse after all (a refused row reports why)."""
-    if not notes:
+def _warning_fields(found: list) -> list[dict]:
+    return [
+        {"column": column, "kind": kind, "value": value, "message": message}
+        for column, kind, value, message in found
+    ]
+
+
+def _written_warnings(cur, warnings: list, written_sql: str) -> list:
+    """The warnings of the staged rows `written_sql` selects (those written, or for the
+    preview those that would be): a refused or skipped row brought nothing in."""
+    if not warnings:
         return []
-    refused = {number for number, _ in errors}
-    return [(number, message) for number, message in notes if number not in refused]
+    cur.execute(
+        f"SELECT s.row_number FROM imp_stage s WHERE ({written_sql}) AND s.row_number = ANY(%s)",
+        [[number for number, _ in warnings]],
+    )
+    written = {number for (number,) in cur.fetchall()}
+    return [(number, found) for number, found in warnings if number in written]
+
+
+def _count_warnings(result: ChunkResult, warnings: list) -> None:
+    counts: dict[str, int] = {}
+    for _, found in warnings:
+        for entry in found:
+            counts[entry[1]] = counts.get(entry[1], 0) + 1
+    result.warnings = len(warnings)
+    result.warning_counts = counts
 
 
 def _put(target: queue.Queue, item, stop: threading.Event) -> bool:
@@ -371,13 +421,13 @@ class Importer:
     def convert_slice(self, raw, lanes: list[int]) -> tuple[dict, list, int, set, dict]:
         """Convert records and write them out as COPY text per merge lane: ({lane: (text,
         rows)} for the lanes asked for, the refused rows, the number of good rows, their
-        tags, and {lane: notes} for cells left out of good rows). A row's lane follows from
-        its match key (email, else phone, else external id), so two rows that could be one
-        contact always share a lane."""
+        tags, and {lane: warnings} of good rows). A row's lane follows from its match key
+        (email, else phone, else external id), so two rows that could be one contact
+        always share a lane."""
         converted = self.chunks.convert(raw)
         copies = copy_parts(converted, self.plan.stage_types, lanes)
-        notes = converted.notes_by_lane(lanes)
-        return copies, converted.bad, len(converted.numbers), converted.tag_names, notes
+        warnings = converted.warnings_by_lane(lanes)
+        return copies, converted.bad, len(converted.numbers), converted.tag_names, warnings
 
     def _parts(self, raw, slices: list[tuple], lanes: list[int]) -> dict[int, Part]:
         """The parts of one chunk from its converted slices (consecutive, in row order)."""
@@ -389,13 +439,13 @@ class Importer:
         for lane in lanes:
             rows = sum(copies[lane][1] for copies, *_ in slices)
             text = b"".join(copies[lane][0] for copies, *_ in slices)
-            notes = [note for *_, by_lane in slices for note in by_lane[lane]]
+            warnings = [row for *_, by_lane in slices for row in by_lane[lane]]
             if lane == 0:
                 # Refused rows, blank lines and footers are accounted for by lane 0.
                 parts[lane] = Part(text, rows, bad, rows + len(raw) - good, cells, tags)
             else:
                 parts[lane] = Part(text, rows, [], rows, cells, tags)
-            parts[lane].notes = notes
+            parts[lane].warnings = warnings
         return parts
 
     def convert_parts(self, raw, lanes: list[int]) -> dict[int, Part]:
@@ -407,7 +457,7 @@ class Importer:
         converted = self.chunks.convert(raw)
         text, rows = copy_parts(converted, self.plan.stage_types, [0])[0]
         part = Part(text, rows, converted.bad, len(raw), ChunkCells(raw), converted.tag_names)
-        part.notes = converted.notes
+        part.warnings = converted.warnings
         return converted, self.merge(part, dry_run=True)
 
     # Running -----------------------------------------------------------------------------
@@ -615,14 +665,18 @@ class Importer:
                 with transaction.atomic():
                     result = self.merge(part, dry_run=False)
                     with connection.cursor() as cur:
+                        # Counts are added in the part's own transaction, in SQL: lanes
+                        # commit concurrently, and a resumed job redoes only missing parts.
                         cur.execute(
-                            """
+                            f"""
                             UPDATE contacts_importjob
                                SET rows_done = rows_done + %s,
                                    created_count = created_count + %s,
                                    updated_count = updated_count + %s,
                                    skipped_count = skipped_count + %s,
                                    error_count = error_count + %s,
+                                   warning_count = warning_count + %s,
+                                   {ADD_WARNING_COUNTS if result.warning_counts else ""}
                                    chunks_done = array_append(chunks_done, %s),
                                    heartbeat_at = now(),
                                    takeovers = 0
@@ -634,6 +688,8 @@ class Importer:
                                 result.updated,
                                 result.skipped,
                                 result.errors,
+                                result.warnings,
+                                *([dumps(result.warning_counts)] if result.warning_counts else []),
                                 index,
                                 self.job.pk,
                             ],
@@ -653,6 +709,11 @@ class Importer:
             job.updated_count += result.updated
             job.skipped_count += result.skipped
             job.error_count += result.errors
+            job.warning_count += result.warnings
+            counts = dict(job.warning_counts or {})
+            for kind, number in result.warning_counts.items():
+                counts[kind] = counts.get(kind, 0) + number
+            job.warning_counts = counts
             job.chunks_done.append(index)
 
     def merge(self, part: Part, *, dry_run: bool) -> ChunkResult:
@@ -699,13 +760,24 @@ class Importer:
                 self.preview_matched = self._changing_rows(cur) if matched_rows else set()
                 result.updated = len(self.preview_matched)
                 result.skipped += matched_rows - result.updated
+                would_write = "s.updated OR (s.error IS NULL AND s.contact_id IS NULL)"
+                if policy == ImportJob.Policy.UPDATE:
+                    would_write = "s.updated"
+                if self.preview_matched:
+                    cur.execute(
+                        "UPDATE imp_stage SET updated = true WHERE row_number = ANY(%s)",
+                        [sorted(self.preview_matched)],
+                    )
+                warnings = _written_warnings(cur, part.warnings, would_write)
                 cur.execute("DROP TABLE IF EXISTS imp_co")
                 cur.execute("DROP TABLE imp_stage")
-                notes = _kept_notes(part.notes, errors)
-                # Rows kept without some cells: the preview shows why, next to what lands.
-                self.preview_kept = {number for number, _ in notes}
-                self.preview_errors = errors + notes
-                result.errors = len(self.preview_errors)
+                # Rows kept with warnings: the preview shows them per field, next to what
+                # lands.
+                self.preview_warnings = {n: _warning_fields(found) for n, found in warnings}
+                self.preview_kept = set(self.preview_warnings)
+                self.preview_errors = errors
+                result.errors = len(errors)
+                _count_warnings(result, warnings)
                 return result
             self._companies(cur, self._written_rows_sql(policy))
             if policy != ImportJob.Policy.UPDATE:
@@ -719,22 +791,32 @@ class Importer:
             self._tags(cur, part.tags)
             self._timeline_and_audit(cur)
             self._record_part(cur, part.number)
+            warnings = _written_warnings(cur, part.warnings, WRITTEN)
             cur.execute("DROP TABLE IF EXISTS imp_co")
             cur.execute("DROP TABLE imp_stage")
-        # Cells left out of kept rows are reported like refused rows: the error report
-        # lists the row and why, and uploading the fixed report fills the cells in.
-        errors += _kept_notes(part.notes, errors)
         result.errors = len(errors)
-        if errors:
-            ImportRowError.objects.bulk_create(
-                [
-                    ImportRowError(
-                        job=self.job, row_number=number, values=part.cells(number), message=msg
-                    )
-                    for number, msg in sorted(errors)
-                ],
-                batch_size=2000,
+        _count_warnings(result, warnings)
+        # Refused rows and rows written with warnings go to the report: the file's cells,
+        # why, and per field what was left out, cut or kept as typed. Uploading the fixed
+        # report fills the values in.
+        reported = [
+            ImportRowError(job=self.job, row_number=number, values=part.cells(number), message=msg)
+            for number, msg in errors
+        ]
+        reported += [
+            ImportRowError(
+                job=self.job,
+                row_number=number,
+                values=part.cells(number),
+                message=warning_text(found),
+                is_warning=True,
+                fields=_warning_fields(found),
             )
+            for number, found in warnings
+        ]
+        if reported:
+            reported.sort(key=lambda row: row.row_number)
+            ImportRowError.objects.bulk_create(reported, batch_size=2000)
         return result
 
     # The SQL steps -----------------------------------------------------------------------
@@ -787,10 +869,13 @@ class Importer:
                 "s2.email IS NOT NULL",
                 "NOT c.is_archived AND c.email <> '' AND lower(c.email) = s2.email",
             ),
-            # Without an email, a phone number (then an external id) identifies the contact.
+            # Without an email, a phone number (then an external id) identifies the contact;
+            # one kept as typed never does, on either side (it is not E.164 and may be junk
+            # that many contacts share).
             (
-                "s2.email IS NULL AND coalesce(s2.phone, s2.mobile) IS NOT NULL",
-                "NOT c.is_archived AND c.phone = coalesce(s2.phone, s2.mobile) ORDER BY c.id",
+                f"s2.email IS NULL AND {_ROW_PHONE} IS NOT NULL",
+                f"NOT c.is_archived AND c.phone = {_ROW_PHONE} AND NOT c.phone_unverified"
+                " ORDER BY c.id",
             ),
             (
                 "s2.contact_id IS NULL AND s2.email IS NULL AND s2.external_id IS NOT NULL",
@@ -1317,5 +1402,6 @@ class Importer:
                 "updated": self.job.updated_count,
                 "skipped": self.job.skipped_count,
                 "errors": self.job.error_count,
+                "warnings": self.job.warning_count,
             },
         )

@@ -266,3 +266,52 @@ class MappingForm(forms.Form):
             field = columns.get(key) or self.SERVICE_KEYS.get(key)
             for message in messages:
                 self.add_error(field, message)
+
+
+class ValueMatchForm(forms.Form):
+    """The match-values step: one choice per shown value (named m_<column>_<row>, since
+    values may hold any text), and the optional name to save the mapping under. It only
+    holds what was chosen: import_set_value_map decides whether each choice is allowed."""
+
+    save_as = forms.CharField(
+        label="Save this mapping as",
+        required=False,
+        max_length=120,
+        help_text="Files with the same columns will be mapped and matched this way.",
+    )
+
+    def __init__(self, *args, columns: list[dict], **kwargs):
+        """`columns`: [{"header": ..., "top": [[value, count], ...]}, ...] as the page
+        shows them."""
+        super().__init__(*args, **kwargs)
+        self.columns = columns
+        self.rows: dict[str, tuple[str, str]] = {}  # field name -> (header, value)
+        for ci, column in enumerate(columns):
+            for ri, (value, _count) in enumerate(column["top"]):
+                name = self.value_field(ci, ri)
+                self.rows[name] = (column["header"], value)
+                self.fields[name] = forms.CharField(required=False, strip=False, max_length=40)
+
+    @staticmethod
+    def value_field(column: int, row: int) -> str:
+        return f"m_{column}_{row}"
+
+    def choices(self) -> dict[str, dict[str, str]]:
+        """{header: {value: stored}} of the values the page sent."""
+        out: dict[str, dict[str, str]] = {}
+        for name, (header, value) in self.rows.items():
+            if name in self.data:
+                out.setdefault(header, {})[value] = self.cleaned_data.get(name) or ""
+        return out
+
+    def add_service_errors(self, error) -> None:
+        """Put a ValidationError from import_set_value_map next to the value it is about."""
+        from .matching import error_key
+
+        if not hasattr(error, "error_dict"):
+            self.add_error(None, error)
+            return
+        fields = {error_key(header, value): name for name, (header, value) in self.rows.items()}
+        for key, messages in error.message_dict.items():
+            for message in messages:
+                self.add_error(fields.get(key), message)

@@ -20,11 +20,23 @@ CUSTOM = "__custom__"
 # Import-only targets beside the contact catalog's keys.
 EXTRA_TARGETS = [
     ("full_name", "Full name (split into first / last)", "Core"),
+    (
+        "full_address",
+        "Whole address in one cell (split into street, city, region, postal code, country)",
+        "Address",
+    ),
+    ("company_department", "Company;Department in one cell (split in two)", "Company"),
     ("company_domain", "Company domain", "Company"),
     ("company_website", "Company website", "Company"),
     ("external_id", "External ID", "Core"),
     ("note", "Note (added to the timeline)", "Core"),
 ]
+
+# Import-only targets whose one cell fills several fields.
+COMBINED_TARGETS = {
+    "full_address": ("street", "city", "region", "postal_code", "country"),
+    "company_department": ("company", "department"),
+}
 
 # Targets that accept several columns (values are merged).
 MULTI_TARGETS = {"other_emails", "tags", "note"}
@@ -70,6 +82,7 @@ SYNONYMS: dict[str, list[str]] = {
         "full name",
         "fullname",
         "contact name",
+        "primary contact name",
         "person name",
         "contact",
         "display name",
@@ -161,6 +174,7 @@ SYNONYMS: dict[str, list[str]] = {
         "role title",
         "jobtitle",
         "organization 1 title",
+        "job position",
         "organization title",
         "person job title",
         "designation",
@@ -207,6 +221,12 @@ SYNONYMS: dict[str, list[str]] = {
         "azienda",
         "bedrijf",
         "associated company",
+        "related company",
+        "parent company",
+        "sales account",
+        "sales accounts",
+        "account names",
+        "companies",
     ],
     "company_domain": ["company domain", "company domain name", "domain", "email domain"],
     "company_website": [
@@ -258,6 +278,14 @@ SYNONYMS: dict[str, list[str]] = {
         "assigned to",
         "sales rep",
         "rep",
+        "sales owner",
+        "owned by",
+        "record owner",
+        "contact owner email",
+        "assigned user",
+        "assigned to user",
+        "salesperson",
+        "account manager",
     ],
     "tags": [
         "tags",
@@ -332,6 +360,7 @@ SYNONYMS: dict[str, list[str]] = {
         "postal code",
         "zip",
         "zip code",
+        "zipcode",
         "postcode",
         "post code",
         "zip postal code",
@@ -585,6 +614,19 @@ _LEAD_STATUS_REASON = (
 )
 _ACCOUNT_ID_REASON = "Salesforce account ids (001…) name no company here; kept as a custom value"
 _OWNER_ID_REASON = "the old system's owner id, not an owner email; kept as a custom value"
+_OTHER_STATUS_REASON = (
+    "its values are not a contact status (Active, Inactive, Unsubscribed, Bounced);"
+    " kept as a custom field"
+)
+# What a contact's own status column holds (an export of a CRM or a mailing list).
+_CONTACT_STATUS_WORDS = {
+    "active", "inactive", "unsubscribed", "bounced", "cleaned", "subscribed", "archived",
+    "aktiv", "inaktiv", "actif", "inactif", "activo", "inactivo", "enabled", "disabled",
+}  # fmt: skip
+# Dynamics 365's "Export to Excel" puts three hidden columns first, for its own re-import:
+# "(Do Not Modify) <Table>" (the record's id), "(Do Not Modify) Row Checksum" and
+# "(Do Not Modify) Modified On".
+_DO_NOT_MODIFY = "do not modify "
 _MISLEADING: dict[str, tuple[str, str]] = {
     **dict.fromkeys(
         ["salutation", "anrede", "name prefix", "prefix", "honorific", "civilite"],
@@ -611,6 +653,9 @@ _AMBIGUOUS_TITLE = {"title", "titre", "titel"}
 _HONORIFICS = {
     "mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "dame", "herr", "frau", "m",
     "mme", "mlle", "sr", "sra", "srta", "dott", "ssa", "ing", "dipl",
+    # Spelled out, as Odoo's "Title" (Doctor, Mister, Madam) and others write them.
+    "doctor", "mister", "madam", "madame", "professor", "monsieur", "mademoiselle",
+    "senor", "senora", "signor", "signora", "doktor", "professeur",
 }  # fmt: skip
 # Google's "E-mail 1 - Type"/"Phone 1 - Label", Outlook's "E-mail Type"/"E-mail Display
 # Name": they describe the column beside them. ("Person - Label" is Pipedrive's tags.)
@@ -621,12 +666,20 @@ _SFID_RE = re.compile(r"^[0-9a-zA-Z]{5}0[0-9a-zA-Z]{9}(?:[A-Z0-5]{3})?$")
 _LEAD_STATUSES = {
     "new", "open", "in progress", "open deal", "unqualified", "attempted to contact",
     "connected", "bad timing", "contacted", "not contacted", "contact in future",
-    "junk lead", "lost lead", "pre qualified", "not qualified",
+    "junk lead", "lost lead", "pre qualified", "not qualified", "interested",
+    "under review", "demo", "won", "lost", "nurture", "nurturing", "working", "qualified",
+    "disqualified", "recycled", "negotiation", "open not contacted", "working contacted",
+    "closed converted", "closed not converted", "follow up", "no answer", "call back",
 }  # fmt: skip
 
 
 def _is_sfid(v: str) -> bool:
     return len(v) in (15, 18) and bool(_SFID_RE.match(v)) and any(c.isdigit() for c in v[:3])
+
+
+def _is_company_department(v: str) -> bool:
+    # vCard's ORG property: the organization, then its units, separated by ";".
+    return v.count(";") == 1 and not v.startswith(";")
 
 
 def _is_honorific(v: str) -> bool:
@@ -652,9 +705,14 @@ def _mostly(vals: list[str], pred, share: float = 0.8) -> bool:
 
 # Address families: the qualifier word names the family, the rest names the part.
 _ADDRESS_KINDS = {
-    **dict.fromkeys(["business", "work", "mailing", "geschaftlich", "bureau", "office"], 0),
-    **dict.fromkeys(["home", "privat", "domicile", "personal"], 2),
-    **dict.fromkeys(["other", "weitere", "weiterer", "weiteres", "autre"], 3),
+    **dict.fromkeys(
+        ["business", "work", "mailing", "geschaftlich", "bureau", "office", "primary", "billing"],
+        0,
+    ),
+    **dict.fromkeys(["home", "privat", "domicile", "personal", "shipping", "delivery"], 2),
+    **dict.fromkeys(
+        ["other", "weitere", "weiterer", "weiteres", "autre", "alternate", "alt", "secondary"], 3
+    ),
     "ip": 4,  # a guess from the visitor's IP address, not an address anyone gave
 }
 _ADDRESS_PARTS = {
@@ -668,7 +726,7 @@ _ADDRESS_PARTS = {
         "region",
     ),
     **dict.fromkeys(
-        ["postal code", "zip", "zip code", "zip postal code", "postleitzahl", "plz",
+        ["postal code", "zip", "zip code", "zipcode", "zip postal code", "postleitzahl", "plz",
          "code postal", "postcode"],
         "postal_code",
     ),
@@ -695,9 +753,26 @@ def _address_part(norm: str) -> tuple[str, str, int, str] | None:
         line = int(rest[-1])
         rest = rest[:-1]
     part = _ADDRESS_PARTS.get(" ".join(rest))
+    if part is None and len(rest) > 1 and rest[0] == "address":
+        part = _ADDRESS_PARTS.get(" ".join(rest[1:]))  # vCard: "Address (Work) State"
     if part is None:
         return None
     return family, name, rank, part if line == 1 else ""
+
+
+# Mailchimp locates each subscriber from their IP address: these columns are a guess of
+# where they were when they signed up, not the address they gave.
+_IP_GEO_MARKERS = {"latitude", "longitude", "gmtoff", "dstoff"}
+_IP_GEO_PLACES = {"cc", "region", "country", "city"}
+
+
+def _ip_geolocation_aside(raw: list, norms: list[str]) -> None:
+    if not _IP_GEO_MARKERS.issubset(norms):
+        return
+    for k, norm in enumerate(norms):
+        if norm in _IP_GEO_PLACES and raw[k].target != SKIP:
+            reason = "located from the IP address at sign-up, not an address the person gave"
+            raw[k] = Suggestion(raw[k].column, CUSTOM, 0.8, reason)
 
 
 def _pick_address_family(headers, norms, columns, raw, allowed_targets) -> None:
@@ -706,7 +781,7 @@ def _pick_address_family(headers, norms, columns, raw, allowed_targets) -> None:
     fields (skipped when empty), never half an address from each."""
     families: dict[str, list] = {}
     for i, norm in enumerate(norms):
-        if raw[i].target == SKIP and _DESCRIBES_RE.match(norm):
+        if (raw[i].target == SKIP and _DESCRIBES_RE.match(norm)) or raw[i].target == "full_address":
             continue
         found = _address_part(norm)
         if found is None:
@@ -767,6 +842,74 @@ def _header_guess(header: str) -> tuple[str | None, float, str]:
     return None, 0.0, "no known header matches"
 
 
+# Names of a person, as opposed to the name of a lead or deal that some CRMs (Close, for
+# one) export beside it and that is really the company's name.
+_PERSON_NAME_HEADERS = {"primary contact name", "contact name", "person name", "full name"}
+_LEAD_NAME_HEADERS = {"display name", "lead name", "name"}
+
+
+# A numbered value column: Google's "Phone 2 - Value", Keap's bare "Phone 2".
+_NUMBERED_VALUE_RE = re.compile(r"^(.+ \d+)(?: (?:value|number))?$")
+
+
+def _typed_number(norms: list[str], index: int) -> bool:
+    """Whether a numbered value column ("Phone 2 - Value", "Phone 2") has a type column
+    beside it ("Phone 2 - Type", "Phone 2 Type")."""
+    found = _NUMBERED_VALUE_RE.match(norms[index])
+    return bool(found) and any(f"{found.group(1)} {w}" in norms for w in ("type", "label"))
+
+
+def _do_not_modify(header: str, rest: str) -> Suggestion:
+    """Dynamics 365's bookkeeping columns: the record's id is worth keeping as the
+    external id (it finds the record again); its checksum and time stamp are not data."""
+    if rest in ("row checksum", "modified on"):
+        return Suggestion(header, SKIP, 0.9, "the old system's bookkeeping for its own re-import")
+    return Suggestion(header, "external_id", 0.9, "the old system's id of the record")
+
+
+def _constant_company_aside(raw: list, columns: list[list[str]]) -> None:
+    """Two columns read as the company: one that holds the same value on every sampled row
+    while another varies is the exporting business itself (Odoo's "Company" of a
+    multi-company database), not each person's employer. It steps aside for the other."""
+    company = [k for k, s in enumerate(raw) if s.target == "company"]
+    if len(company) < 2:
+        return
+
+    def distinct(k: int) -> int:
+        return len({v.strip().casefold() for v in columns[k] if v and v.strip()})
+
+    def filled(k: int) -> int:
+        return sum(1 for v in columns[k] if v and v.strip())
+
+    varied = [k for k in company if distinct(k) > 1]
+    if not varied:
+        return
+    for k in company:
+        if distinct(k) == 1 and filled(k) >= 5:
+            reason = "the same value on every row: the exporting business, not the employer"
+            raw[k] = Suggestion(raw[k].column, CUSTOM, 0.6, reason)
+
+
+def _person_over_lead_name(raw: list, norms: list[str], taken: dict) -> None:
+    """When a person's name column and a lead's name column both read as a full name,
+    the person's column holds the name and the lead's is the company (unless a company
+    column is mapped already)."""
+    lead = next((k for k, n in enumerate(norms) if n in _LEAD_NAME_HEADERS), None)
+    person = next((k for k, n in enumerate(norms) if n in _PERSON_NAME_HEADERS), None)
+    if lead is None or person is None or raw[lead].target != "full_name":
+        return
+    if raw[person].target not in ("full_name", CUSTOM):
+        return
+    raw[person] = Suggestion(raw[person].column, "full_name", 0.95, "the person's name")
+    taken["full_name"] = person
+    if "company" in taken:
+        raw[lead] = Suggestion(raw[lead].column, CUSTOM, 0.6, "the lead's name; kept aside")
+    else:
+        reason = "the lead's name (the company) beside the person's own name column"
+        raw[lead] = Suggestion(raw[lead].column, "company", 0.85, reason)
+        taken["company"] = lead
+
+
 def suggest_mapping(
     headers: list[str],
     sample_rows: list[list[str]] | None = None,
@@ -793,6 +936,9 @@ def suggest_mapping(
             target, reason = _MISLEADING[norm]
             raw.append(Suggestion(header, target, 0.9, reason))
             continue
+        if norm.startswith(_DO_NOT_MODIFY):
+            raw.append(_do_not_modify(header, norm[len(_DO_NOT_MODIFY) :]))
+            continue
         target, conf, reason = _header_guess(header)
         kind, share = sniff_values(values)
         if kind in {"email", "linkedin_url", "phone"} and share >= 0.8:
@@ -817,6 +963,17 @@ def suggest_mapping(
             filled, lambda v: normalize_header(v) in _LEAD_STATUSES
         ):
             target, conf, reason = CUSTOM, 0.8, _LEAD_STATUS_REASON
+        elif target == "status" and not _mostly(
+            filled, lambda v: normalize_header(v) in _CONTACT_STATUS_WORDS, 0.5
+        ):
+            # A board's or pipeline's own status (Working on it, Done, Stuck): whatever it
+            # tracks, it is not whether the contact is active.
+            target, conf, reason = CUSTOM, 0.7, _OTHER_STATUS_REASON
+        elif target == "street" and _mostly(filled, lambda v: len(v.split("  ")) >= 5):
+            target, conf = "full_address", 0.9
+            reason = "each cell holds a whole address (street, city, region, postal code, country)"
+        elif target == "company" and _mostly(filled, _is_company_department):
+            target, conf, reason = "company_department", 0.9, "cells read “Company;Department”"
         if target in (SKIP, CUSTOM):
             raw.append(Suggestion(header, target, conf, reason))
             continue
@@ -841,6 +998,8 @@ def suggest_mapping(
                 raw[k] = Suggestion(s.column, SKIP, 0.85, _HONORIFIC_REASON)
     columns = [[row[i] for row in sample_rows[:200] if i < len(row)] for i in range(len(headers))]
     _pick_address_family(headers, norms, columns, raw, allowed_targets)
+    _ip_geolocation_aside(raw, norms)
+    _constant_company_aside(raw, columns)
 
     # Each single-valued target goes to its most confident column; a second email column
     # becomes "other emails", others fall back to custom fields.
@@ -862,12 +1021,18 @@ def suggest_mapping(
                     s.confidence * 0.9,
                     "another email column is the primary",
                 )
+            elif s.target == "phone" and "mobile" not in taken and _typed_number(norms, idx):
+                # Google's "Phone 2 - Value": each row's "- Type" says mobile or not.
+                reason = "each row's type column says whether it is the mobile or the phone"
+                raw[idx] = Suggestion(s.column, "mobile", s.confidence * 0.9, reason)
+                taken["mobile"] = idx
             else:
                 raw[idx] = Suggestion(
                     s.column, CUSTOM, 0.3, f"“{raw[taken[s.target]].column}” already maps there"
                 )
             continue
         taken[s.target] = idx
+    _person_over_lead_name(raw, norms, taken)
     # A full name column is only useful when first/last are not mapped.
     if "full_name" in taken and ("first_name" in taken or "last_name" in taken):
         idx = taken["full_name"]

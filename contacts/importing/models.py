@@ -51,6 +51,13 @@ class ImportJob(OrgScopedModel):
     mapping = models.JSONField(default=dict, blank=True)
     suggestions = models.JSONField(default=list, blank=True)
     defaults = models.JSONField(default=dict, blank=True)
+    # The "match values" step: column name -> {value as in the file -> what to store}; the
+    # stored side is a choice's value, a member's user id (as text), "" to leave the field
+    # empty, or DEFAULT_OWNER for the import's default owner.
+    value_map = models.JSONField(default=dict, blank=True)
+    # The distinct values of those columns with their counts, counted when the mapping is
+    # saved so the step's page reads them instead of the file (matching.counts_cache).
+    value_counts = models.JSONField(default=dict, blank=True)
     policy = models.CharField(max_length=10, choices=Policy.choices, default=Policy.UPSERT)
     blank_policy = models.CharField(
         max_length=10, choices=BlankPolicy.choices, default=BlankPolicy.KEEP
@@ -62,6 +69,10 @@ class ImportJob(OrgScopedModel):
     updated_count = models.PositiveIntegerField(default=0)
     skipped_count = models.PositiveIntegerField(default=0)
     error_count = models.PositiveIntegerField(default=0)
+    # Rows kept with some values left out or kept as typed, and those values per kind
+    # ({"phone_as_typed": 142, ...}); counted in the transaction that writes each part.
+    warning_count = models.PositiveIntegerField(default=0)
+    warning_counts = models.JSONField(default=dict, blank=True)
     # How the file is cut, fixed on the first run so a resumed job cuts it the same way:
     # chunk N (numbered from the top) is split into merge lanes, and part N * lanes + L is
     # listed in chunks_done by the transaction that wrote it.
@@ -186,12 +197,17 @@ class ImportRecord(models.Model):
 
 
 class ImportRowError(models.Model):
-    """A row the import could not take, kept whole for the downloadable error report."""
+    """A row the import could not take, or took with warnings, kept whole for the
+    downloadable report."""
 
     job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="row_errors")
     row_number = models.PositiveIntegerField()
     values = models.JSONField(default=list)
     message = models.TextField()
+    # A warning row was imported; its `fields` say which values were left out or kept as
+    # typed: [{"column": header, "kind": kind, "value": cell, "message": text}, ...].
+    is_warning = models.BooleanField(default=False, db_default=False)
+    fields = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["row_number"]
@@ -208,6 +224,7 @@ class SavedMapping(OrgScopedModel):
     headers_signature = models.CharField(max_length=64, db_index=True)
     headers = models.JSONField(default=list)
     mapping = models.JSONField(default=dict)
+    value_map = models.JSONField(default=dict, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )

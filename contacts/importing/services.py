@@ -27,11 +27,19 @@ from ..custom_fields import RESERVED_KEYS
 from ..fields import CUSTOM_PREFIX, contact_field_catalog
 from ..models import Contact, CustomFieldDefinition
 from ..services import customfield_create
-from . import selectors
+from . import matching, selectors
 from .ai_mapping import refine_with_llm
 from .detect import DELIMITERS, ENCODING_LABELS
 from .engine import CONTACT_COLUMNS, ImportCancelled, Importer
-from .mapper import CUSTOM, CUSTOM_TYPES, EXTRA_TARGETS, SKIP, custom_type_for, suggest_mapping
+from .mapper import (
+    COMBINED_TARGETS,
+    CUSTOM,
+    CUSTOM_TYPES,
+    EXTRA_TARGETS,
+    SKIP,
+    custom_type_for,
+    suggest_mapping,
+)
 from .models import ImportJob, SavedMapping
 from .reader import record_count, sniff_file
 
@@ -100,6 +108,8 @@ def import_targets(org, policy) -> list[tuple[str, str, str]]:
             continue
         if key.startswith("company") and "company" not in editable:
             continue
+        if not set(COMBINED_TARGETS.get(key, ())) <= editable:
+            continue  # a combined cell fills every one of its fields
         targets.append((key, label, group))
     return targets
 
@@ -194,6 +204,8 @@ def _suggest(job: ImportJob, sample_rows, policy) -> None:
     )
     if saved is not None:
         job.mapping = {h: saved.mapping.get(h, SKIP) for h in job.headers}
+        # Its matched values too: the next file from the same system needs no clicks.
+        job.value_map = {h: v for h, v in (saved.value_map or {}).items() if h in job.headers}
         job.defaults = {**(job.defaults or {}), "saved_mapping": saved.name}
     else:
         job.mapping = {s["column"]: s["target"] for s in job.suggestions}
@@ -325,6 +337,7 @@ def import_set_mapping(
     job.policy = import_policy
     job.blank_policy = blank_policy
     job.status = ImportJob.Status.MAPPED
+    _prepare_value_step(job, policy)
     job.save()
     if save_as.strip():
         SavedMapping.objects.update_or_create(
@@ -333,6 +346,7 @@ def import_set_mapping(
             defaults={
                 "headers": job.headers,
                 "mapping": clean,
+                "value_map": job.value_map,
                 "headers_signature": headers_signature(job.headers),
                 "created_by": actor.user,
             },
@@ -343,6 +357,123 @@ def import_set_mapping(
         verb="import.mapped",
         obj=job,
         changes={"mapping": [None, clean], "policy": [None, import_policy]},
+    )
+    return job
+
+
+# Matching values ----------------------------------------------------------------------
+
+CHOICE_REFUSAL = "Choose one of the listed values."
+
+
+def _prepare_value_step(job: ImportJob, policy) -> None:
+    """Count the values of the columns the match-values step asks about (one bounded pass
+    over the file, kept in job.value_counts for the page) and start their value map from
+    the suggestions, with the earlier choices (the saved mapping's, the member's) on top.
+    Leaves saving to the caller."""
+    definitions = matching.list_definitions(job.org)
+    columns = matching.value_columns(job, definitions)
+    if not columns:
+        job.value_map, job.value_counts = {}, {}
+        return
+    counted = matching.count_values(job, columns)
+    suggester = matching.Suggester(matching.members_for_matching(job, policy), definitions)
+    earlier = job.value_map or {}
+    suggested = matching.suggestions_for(columns, counted, suggester)
+    job.value_map = matching.merged_value_map(columns, suggested, earlier, suggester)
+    # Values a saved mapping (or the member, on this job) confirmed need no second look.
+    saved = (
+        SavedMapping.objects.for_org(job.org)
+        .filter(headers_signature=headers_signature(job.headers))
+        .first()
+    )
+    confirmed = dict(saved.value_map or {}) if saved is not None else {}
+    if (job.value_counts or {}).get("reviewed"):
+        for header, values in earlier.items():
+            confirmed[header] = {**(confirmed.get(header) or {}), **values}
+    pending = matching.pending_values(counted, confirmed)
+    job.value_counts = {
+        **matching.counts_cache(columns, counted, pending),
+        "reviewed": pending == 0,
+    }
+
+
+def import_refresh_value_counts(*, job: ImportJob, policy) -> ImportJob:
+    """Count the values again when the cache no longer fits the mapping (a List field
+    added or removed since, or a job mapped before the step existed)."""
+    require_import_in_scope(job, policy)
+    _editable(job)
+    _prepare_value_step(job, policy)
+    job.save(update_fields=["value_map", "value_counts"])
+    return job
+
+
+@transaction.atomic
+def import_set_value_map(
+    *, job: ImportJob, actor: Actor, policy, choices: dict, save_as: str = ""
+) -> ImportJob:
+    """Keep what the member matched each shown value to ({header: {value: stored}}), on the
+    job and on the saved mappings of files with these columns (or a new one named
+    `save_as`). Every choice must be a choice of the column's field, a member the member may
+    give contacts to, "" (leave empty) or DEFAULT_OWNER; otherwise nothing is saved and the
+    ValidationError names each wrong value (keys from matching.error_key)."""
+    require_import_in_scope(job, policy)
+    _editable(job)
+    if job.status != ImportJob.Status.MAPPED:
+        raise ValidationError("Map the columns first.")
+    definitions = matching.list_definitions(job.org)
+    columns = matching.value_columns(job, definitions)
+    suggester = matching.Suggester(matching.members_for_matching(job, policy), definitions)
+    errors: dict[str, str] = {}
+    for header, values in choices.items():
+        target = columns.get(header)
+        if target is None or not isinstance(values, dict):
+            errors["__all__"] = "The columns have changed; map them again."
+            continue
+        for value, stored in values.items():
+            if not isinstance(value, str) or len(value) > matching.MAX_VALUE_CHARS:
+                errors["__all__"] = "The values have changed; open this step again."
+            elif not suggester.valid(target, stored):
+                refusal = owner_refusal(policy) if target == "owner" else CHOICE_REFUSAL
+                errors[matching.error_key(header, value)] = refusal
+    if errors:
+        raise ValidationError(errors)
+    value_map = {h: dict(m) for h, m in (job.value_map or {}).items() if h in columns}
+    for header, values in choices.items():
+        value_map.setdefault(header, {}).update(values)
+    job.value_map = value_map
+    job.value_counts = {**(job.value_counts or {}), "pending": 0, "reviewed": True}
+    job.save(update_fields=["value_map", "value_counts"])
+    signature = headers_signature(job.headers)
+    saved_mappings = (
+        SavedMapping.objects.for_org(job.org)
+        .filter(headers_signature=signature)
+        .select_for_update()
+    )
+    for saved in saved_mappings:
+        merged = dict(saved.value_map or {})
+        for header, values in value_map.items():
+            merged[header] = {**(merged.get(header) or {}), **values}
+        saved.value_map = merged
+        saved.save(update_fields=["value_map"])
+    if save_as.strip():
+        SavedMapping.objects.update_or_create(
+            org=job.org,
+            name=save_as.strip()[:120],
+            defaults={
+                "headers": job.headers,
+                "mapping": job.mapping,
+                "value_map": value_map,
+                "headers_signature": signature,
+                "created_by": actor.user,
+            },
+        )
+    audit(
+        org=job.org,
+        actor=actor,
+        verb="import.values_matched",
+        obj=job,
+        changes={"values": [None, {h: len(v) for h, v in choices.items()}]},
     )
     return job
 
@@ -456,6 +587,7 @@ def import_preview(job: ImportJob, *, show: int = 50) -> dict:
                 "values": converted.row(index) if index is not None else {},
                 "cells": cells,
                 "problem": problem,
+                "warnings": importer.preview_warnings.get(number, []),
                 "action": _preview_action(job, problem, number, importer),
             }
         )
@@ -466,6 +598,8 @@ def import_preview(job: ImportJob, *, show: int = 50) -> dict:
         "updated": result.updated,
         "skipped": result.skipped,
         "errors": result.errors,
+        "warnings": result.warnings,
+        "warning_counts": result.warning_counts,
         "counted_rows": data_rows,
         "estimated": more,
     }
@@ -487,7 +621,7 @@ class _Rollback(Exception):
 
 
 _PREVIEW_FIELDS = [
-    *CONTACT_COLUMNS,
+    *(c for c in CONTACT_COLUMNS if not c.endswith("_unverified")),  # warnings say it
     "custom",
     "other_emails",
     "tags",
@@ -675,6 +809,9 @@ def _end(job: ImportJob, status: str, failure: str) -> None:
             f"{job.created_count} created, {job.updated_count} updated, "
             f"{job.skipped_count} skipped, {errors}."
         )
+        if job.warning_count:
+            rows = "1 row" if job.warning_count == 1 else f"{job.warning_count} rows"
+            body += f" {rows} imported with warnings."
         if failure:
             body = f"{failure}\n{body}"
         notify(

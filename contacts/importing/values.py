@@ -20,9 +20,14 @@ from ..fields import CUSTOM_PREFIX, catalog_by_key, contact_field_catalog
 from ..models import Contact
 from ..normalize import LOCALE_DATA, normalize_domain, normalize_email, region_code
 from ..validators import clean_timezone, clean_twitter_handle, clean_url
-from .mapper import CUSTOM, SKIP
+from .mapper import COMBINED_TARGETS, CUSTOM, SKIP
 
+ADDRESS_FIELDS = COMBINED_TARGETS["full_address"]
 _ESCAPED_LEADS = {"=", "+", "-", "@", "\t", "\r"}
+# In a job's value_map (the "match values" step, matching.py): an owner value that becomes
+# the import's default owner.
+DEFAULT_OWNER = "__default__"
+TAG_MAX = 60  # characters of a tag name
 # Several values in one cell: ";" (Outlook), "," or newlines (most), "|", and " ::: " (Google).
 _SPLIT_MULTI = re.compile(r"\s*(?:[;,|\n]|:::)\s*")
 _SPLIT_TAGS = re.compile(r"\s*[;,|\n]\s*|\s*:::\s*")  # ":::" is Google Contacts' separator
@@ -83,16 +88,15 @@ CHOICE_ALIASES: dict[str, dict[str, str]] = {
         "churned": "churned",
         "former customer": "churned",
         "prospect": "lead",
+        "potential customer": "lead",  # Copper's contact types
+        "current customer": "customer",
+        "past customer": "churned",
     },
     "status": {
+        # A lead status (New, Open, In progress, Unqualified, ...) is none of these: the
+        # match-values step leaves it out (matching.suggest_choice).
         "active": "active",
-        "open": "active",
-        "new": "active",
-        "in progress": "active",
-        "connected": "active",
         "inactive": "inactive",
-        "unqualified": "inactive",
-        "bad timing": "inactive",
         "unsubscribed": "unsubscribed",
         "bounced": "bounced",
         "cleaned": "bounced",
@@ -110,6 +114,7 @@ CHOICE_ALIASES: dict[str, dict[str, str]] = {
         "pending": "pending",
         "unknown": "unknown",
         "non subscribed": "unknown",
+        "not subscribed": "unknown",  # Freshsales: never subscribed, not a refusal
     },
 }
 
@@ -241,7 +246,24 @@ def split_full_name(text: str) -> tuple[str, str]:
     return parts[0], " ".join(parts[1:])
 
 
-def tag_names(raw: str) -> tuple[str, ...]:
+def split_address(text: str) -> tuple[str, str, str, str, str]:
+    """(street, city, region, postal code, country code) of a whole address in one cell.
+    Mailchimp writes its address fields joined by two spaces: street, second line, city,
+    state, postal code, country; any other shape stays whole in the street."""
+    parts = [p.strip() for p in text.split("  ")]
+    if len(parts) == 6:
+        street, line2, city, region, postal, country = parts
+        street = ", ".join(p for p in (street, line2) if p)
+    else:
+        return text, "", "", "", ""
+    try:
+        country = parse_country(country) if country else ""
+    except ValidationError:
+        country = ""
+    return street, city, region, postal, country
+
+
+def tag_names(raw: str, limit: int | None = TAG_MAX) -> tuple[str, ...]:
     """The tags of a labels cell. Google Contacts writes its own groups with a "* " lead:
     "* myContacts" is on every contact and says nothing, "* starred" becomes "starred".
     Mailchimp quotes each tag ('"Customers","VIP"'); the quotes are not part of the name."""
@@ -254,7 +276,7 @@ def tag_names(raw: str) -> tuple[str, ...]:
             if name.lower() == "mycontacts":
                 continue
         if name:
-            names.append(name[:60])
+            names.append(name[:limit])
     return tuple(names)
 
 
@@ -299,7 +321,11 @@ class RowConverter:
         members_by_email: dict,
         day_first: bool | None = None,
         custom_keys_for_columns: dict | None = None,
+        value_map: dict | None = None,
+        default_owner_id: int | None = None,
     ):
+        """`value_map`: the job's matched values, {header: {value: what to store}}
+        (matching.py); they come before the rules below."""
         self.org = org
         self.headers = headers
         self.tz = zoneinfo.ZoneInfo(org.timezone or "UTC")
@@ -307,6 +333,7 @@ class RowConverter:
             day_first if day_first is not None else not (org.locale or "").lower().endswith("us")
         )
         self.members_by_email = {k.lower(): v for k, v in members_by_email.items()}
+        self._member_ids = set(self.members_by_email.values())
         self.catalog = catalog_by_key(contact_field_catalog(org))
         self.definitions = {
             spec.key[len(CUSTOM_PREFIX) :]: spec.definition
@@ -327,6 +354,13 @@ class RowConverter:
             h for _, t, h in self.plan if t in self.BOOL_FIELDS and _INVERTED_HEADER.search(h)
         }
         self.region_column = next((i for i, t, _ in self.plan if t == "country"), None)
+        self.value_map = {h: m for h, m in (value_map or {}).items() if isinstance(m, dict)}
+        self.default_owner_id = default_owner_id
+        self._custom_matches = {
+            t[len(CUSTOM_PREFIX) :]: self.value_map[h]
+            for _, t, h in self.plan
+            if t.startswith(CUSTOM_PREFIX) and h in self.value_map
+        }
         self._choice_tables = {}
         for name in self.CHOICE_FIELDS:
             field = Contact._meta.get_field(name)
@@ -334,6 +368,30 @@ class RowConverter:
             table.update({_words(value): value for value, _ in field.choices})
             table.update(CHOICE_ALIASES.get(name, {}))
             self._choice_tables[name] = table
+
+    def _matched_choice(self, name: str, text: str, stored) -> str | None:
+        """A value matched on the match-values step: "" leaves the field empty."""
+        if stored in ("", DEFAULT_OWNER):
+            return None
+        if stored not in {value for value, _ in Contact._meta.get_field(name).choices}:
+            raise ValidationError(
+                f"“{text}” was matched to “{stored}”, which is no longer a choice."
+            )
+        return stored
+
+    def _matched_owner(self, text: str, stored) -> int | None:
+        """An owner matched on the match-values step: DEFAULT_OWNER (or "") leaves the owner
+        to the import's default (written as that member, so an update that clears blanks gives
+        the contact the default owner, not none); a member must still be one the import may
+        give contacts to."""
+        if stored in ("", DEFAULT_OWNER):
+            return self.default_owner_id
+        user_id = int(stored) if str(stored).isdigit() else None
+        if user_id is None or user_id not in self._member_ids:
+            raise ValidationError(
+                f"“{text}” was matched to a member you may no longer give contacts to."
+            )
+        return user_id
 
     def _choice(self, name: str, text: str) -> str:
         found = self._choice_tables[name].get(_words(text))
@@ -357,6 +415,14 @@ class RowConverter:
             return tuple(normalize_email(p) for p in _SPLIT_MULTI.split(raw) if p)
         if target == "full_name":
             return split_full_name(raw)
+        if target == "full_address":
+            return tuple(
+                value[: Contact._meta.get_field(name).max_length]
+                for name, value in zip(ADDRESS_FIELDS, split_address(raw), strict=True)
+            )
+        if target == "company_department":
+            company, _, department = raw.partition(";")
+            return company.strip()[:200], department.strip()[:120]
         if target in self.TEXT_FIELDS:
             return raw[: Contact._meta.get_field(target).max_length]
         # The rest are checked by the validators the form and the services use.
@@ -367,6 +433,9 @@ class RowConverter:
         if target == "twitter_handle":
             return clean_twitter_handle(raw)[: Contact._meta.get_field(target).max_length]
         if target in self.CHOICE_FIELDS:
+            matched = self.value_map.get(header)
+            if matched and raw in matched:
+                return self._matched_choice(target, raw, matched[raw])
             return self._choice(target, raw)
         if target in self.BOOL_FIELDS:
             return parse_bool(raw, inverted=header in self.inverted)
@@ -380,6 +449,9 @@ class RowConverter:
         if target == "consent_date":
             return parse_datetime(raw, tz=self.tz, day_first=self.day_first)
         if target == "owner":
+            matched = self.value_map.get(header)
+            if matched and raw in matched:
+                return self._matched_owner(raw, matched[raw])
             user_id = self.members_by_email.get(raw.lower())
             if user_id is None:
                 raise ValidationError(f"No member you may give contacts to has the email “{raw}”.")
@@ -401,6 +473,11 @@ class RowConverter:
         definition = self.definitions[key]
         if not raw:
             return None
+        matched = self._custom_matches.get(key)
+        if matched and raw in matched and definition.field_type == "list":
+            raw = matched[raw]
+            if raw in ("", DEFAULT_OWNER):
+                return None  # matched to "leave empty"
         if definition.field_type == "date":
             raw = (
                 parse_datetime(raw, tz=self.tz, day_first=self.day_first).astimezone(self.tz).date()

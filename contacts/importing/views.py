@@ -31,10 +31,11 @@ from crm.services import Actor
 
 from ..fields import catalog_by_key, contact_field_catalog
 from ..models import Company, Contact
-from . import display, selectors, services
-from .forms import DetectionForm, MappingForm, UploadForm
+from . import display, matching, selectors, services
+from .forms import DetectionForm, MappingForm, UploadForm, ValueMatchForm
 from .mapper import SKIP
-from .models import ImportJob, ImportRecord, ImportRowError
+from .models import ImportJob, ImportRecord, ImportRowError, SavedMapping
+from .warning_kinds import fields_text, visible_fields, warning_sentences
 
 DIFF_PAGE_SIZE = 50
 HISTORY_PAGE_SIZE = 25
@@ -242,7 +243,7 @@ def import_map(request, public_id):
                     messages.success(
                         request, f"Mapping saved as “{mapping_form.cleaned_data['save_as']}”."
                     )
-                return redirect("contacts:import_preview", public_id=job.public_id)
+                return redirect(_after_mapping(job), public_id=job.public_id)
         status = 400
 
     if mapping_form is None:
@@ -295,6 +296,88 @@ def import_map(request, public_id):
         "can_create_custom": can_create_custom,
     }
     return render(request, "contacts/import/map.html", context, status=status)
+
+
+# Match values ---------------------------------------------------------------------------
+
+
+def _after_mapping(job: ImportJob) -> str:
+    """The match-values step when a column's values need a look, else the preview."""
+    counts = job.value_counts or {}
+    if counts.get("columns") and counts.get("pending"):
+        return "contacts:import_values"
+    return "contacts:import_preview"
+
+
+@import_access
+def import_values(request, public_id):
+    """Step 3: what each value of the owner and choice columns becomes. Reads the counts
+    kept when the mapping was saved, so the page does not read the file."""
+    job = _job(request, public_id)
+    if job.status == ImportJob.Status.UPLOADED:
+        messages.info(request, "Map the columns first.")
+        return redirect("contacts:import_map", public_id=job.public_id)
+    if job.status not in EDITABLE:
+        return redirect("contacts:import_detail", public_id=job.public_id)
+    policy = policy_for(request)
+    definitions = matching.list_definitions(request.org)
+    wanted = matching.value_columns(job, definitions)
+    if not wanted:
+        return redirect("contacts:import_preview", public_id=job.public_id)
+    if not matching.cache_is_current(job, wanted):
+        try:
+            services.import_refresh_value_counts(job=job, policy=policy)
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+            return redirect("contacts:import_map", public_id=job.public_id)
+    cached = job.value_counts["columns"]
+    members = matching.members_for_matching(job, policy)
+    suggester = matching.Suggester(members, definitions)
+    shown = [{"header": h, "target": t, **cached[h]} for h, t in wanted.items() if h in cached]
+    form = ValueMatchForm(columns=shown)
+    status = 200
+    if request.method == "POST":
+        form = ValueMatchForm(request.POST, columns=shown)
+        if form.is_valid():
+            try:
+                services.import_set_value_map(
+                    job=job,
+                    actor=_actor(request),
+                    policy=policy,
+                    choices=form.choices(),
+                    save_as=form.cleaned_data.get("save_as", ""),
+                )
+            except ValidationError as exc:
+                form.add_service_errors(exc)
+            else:
+                if form.cleaned_data.get("save_as", "").strip():
+                    messages.success(
+                        request, f"Mapping saved as “{form.cleaned_data['save_as'].strip()}”."
+                    )
+                return redirect("contacts:import_preview", public_id=job.public_id)
+        status = 400
+    reset = request.method == "GET" and request.GET.get("reset") == "suggestions"
+    context = {
+        "job": job,
+        "step": 2.5,
+        "form": form,
+        "columns": display.value_match_columns(
+            job,
+            shown,
+            form,
+            suggester=suggester,
+            members=members,
+            definitions=definitions,
+            targets=dict(
+                (k, label) for k, label, _ in services.import_targets(request.org, policy)
+            ),
+            reset=reset,
+        ),
+        "saved_mapping": SavedMapping.objects.for_org(request.org)
+        .filter(headers_signature=services.headers_signature(job.headers))
+        .first(),
+    }
+    return render(request, "contacts/import/values.html", context, status=status)
 
 
 # Preview --------------------------------------------------------------------------------
@@ -355,7 +438,8 @@ def import_preview(request, public_id):
         if cells is None and not problem:
             problem = "Not a contact: a summary or footer line, skipped."
         raw = " · ".join(c for c in display.without_columns(row["cells"], hidden) if c)
-        rows.append({**row, "problem": problem, "display": cells, "raw": raw})
+        warnings = visible_fields(row.get("warnings") or [], job.headers, hidden)
+        rows.append({**row, "problem": problem, "display": cells, "raw": raw, "warnings": warnings})
     context = {
         "job": job,
         "step": 3,
@@ -365,6 +449,7 @@ def import_preview(request, public_id):
         "opted_in_default": (job.defaults or {}).get("consent_status") == "opted_in",
         "preview_limit": services.PREVIEW_ROWS,
         "nothing_to_do": not (preview["created"] or preview["updated"] or preview["estimated"]),
+        "warning_sentences": warning_sentences(preview.get("warning_counts") or {}, job),
     }
     return render(request, "contacts/import/preview.html", context)
 
@@ -453,6 +538,7 @@ def _detail_context(request, job: ImportJob) -> dict:
         "is_polling": job.status in ACTIVE or is_undoing,
         "is_finished": job.status in FINISHED,
         "duration": display.duration_text(job),
+        "warning_sentences": warning_sentences(job.warning_counts or {}, job),
     }
     if is_undoing:
         context["undo_progress"] = display.undo_progress(job)
@@ -558,13 +644,19 @@ def import_undo(request, public_id):
 
 @import_access
 def import_errors(request, public_id):
-    """The rows the import could not take, as a CSV with the file's own columns and an Error
-    column, ready to fix and upload again. A reader other than the uploader gets the columns
+    """The rows the import could not take and those it took with warnings, as a CSV with
+    the file's own columns, an Error column and a Warnings column ("Column: message" per
+    field), ready to fix and upload again. A reader other than the uploader gets the columns
     of fields hidden from them blank (display.hidden_columns), and no value quoted from them."""
     job = _job(request, public_id)
     headers = list(job.headers)
-    # A fixed error report uploaded again already ends in "Error": replace it, don't stack.
-    width = len(headers) - 1 if headers and headers[-1] == "Error" else len(headers)
+    # A fixed report uploaded again already ends in "Error" (and "Warnings"): replace
+    # them, don't stack.
+    width = len(headers)
+    if width and headers[width - 1] == "Warnings":
+        width -= 1
+    if width and headers[width - 1] == "Error":
+        width -= 1
     hidden = display.hidden_columns(job, policy_for(request), request.user.pk)
 
     def rows():
@@ -572,11 +664,15 @@ def import_errors(request, public_id):
         for error in errors.iterator(chunk_size=2000):
             cells = display.without_columns(list(error.values)[:width], hidden)
             cells += [""] * (width - len(cells))
-            message = display.safe_error(error.message, headers, hidden)
-            yield [*cells, f"Row {error.row_number}: {message}"]
+            if error.is_warning:
+                fields = visible_fields(error.fields or [], headers, hidden)
+                yield [*cells, "", fields_text(fields)]
+            else:
+                message = display.safe_error(error.message, headers, hidden)
+                yield [*cells, f"Row {error.row_number}: {message}", ""]
 
     stem = os.path.splitext(job.file_name)[0] or "import"
-    return csv_response(rows(), [*headers[:width], "Error"], f"{stem}-errors.csv")
+    return csv_response(rows(), [*headers[:width], "Error", "Warnings"], f"{stem}-errors.csv")
 
 
 # History and the dashboard ---------------------------------------------------------------

@@ -45,7 +45,7 @@ def converter(org, *, lanes=1, default_tags=()):
     return ChunkConverter(rows, stage_fields=FIELDS, default_tags=list(default_tags), lanes=lanes)
 
 
-def test_only_a_refused_email_refuses_the_row_and_a_bad_phone_is_a_field_warning(org):
+def test_a_bad_value_is_a_field_warning_and_a_bad_phone_is_kept_as_typed(org):
     chunk = converter(org).convert(
         [
             (2, ["Ada King", "", "not-an-email", "12", "", "Nope", "", ""]),
@@ -54,25 +54,32 @@ def test_only_a_refused_email_refuses_the_row_and_a_bad_phone_is_a_field_warning
         ]
     )
 
-    assert chunk.bad == [(2, chunk.bad[0][1])] and chunk.bad[0][1].startswith("Email: ")
-    # Real exports are full of numbers the phone library calls invalid: the person arrives,
-    # the number is reported. So does any other bad value: it costs that cell, not the row.
-    assert chunk.numbers == [3, 4]
-    assert chunk.columns["phone"] == [None, None]
-    assert chunk.columns["lifecycle_stage"] == [None, None]
-    notes = dict(chunk.notes)
-    assert notes[3].startswith("Phone: ") and "Stage: “Nope” is not a" in notes[3]
-    assert notes[3].endswith("These values were left out.")
-    assert notes[4].startswith("Stage: “Nope” is not a")
-    assert notes[4].endswith("This value was left out.")
+    # Real exports are full of numbers the phone library calls invalid and of bad emails:
+    # the person arrives, the value is reported. Any bad value costs that cell, not the row.
+    assert chunk.bad == []
+    assert chunk.numbers == [2, 3, 4]
+    assert chunk.columns["email"] == [None, "bob@example.com", "cy@example.com"]
+    assert chunk.columns["phone"] == ["12", "12", None]
+    assert chunk.columns["lifecycle_stage"] == [None, None, None]
+    warnings = dict(chunk.warnings)
+    assert [(c, k, v) for c, k, v, _ in warnings[2]] == [
+        ("Email", "email_left_out", "not-an-email"),
+        ("Phone", "phone_as_typed", "12"),
+        ("Stage", "choice_unmatched", "Nope"),
+    ]
+    assert warnings[3][0][3].endswith("Kept as typed and marked unverified.")
+    assert [k for _, k, _, _ in warnings[4]] == ["choice_unmatched"]
+    assert warnings[4][0][3].startswith("“Nope” is not a") and warnings[4][0][3].endswith(
+        "Left out."
+    )
 
 
 def test_a_row_whose_only_identifier_was_refused_says_so(org):
-    chunk = converter(org).convert([(2, ["", "", "", "12", "", "", "", ""])])
+    chunk = converter(org).convert([(2, ["", "", "not-an-email", "", "", "", "", ""])])
 
     ((number, message),) = chunk.bad
     assert number == 2
-    assert message.startswith("The row has no name, email or phone. Phone: ")
+    assert message.startswith("The row has no name, email or phone. Email: “not-an-email”")
 
 
 def test_googles_triple_colon_separates_several_emails_and_phones_in_one_cell(org):
@@ -106,10 +113,13 @@ def test_every_cell_a_kept_row_leaves_out_is_named_in_its_note(org):
     )
 
     assert chunk.numbers == [2] and chunk.bad == []
-    ((_, message),) = chunk.notes
-    assert message.startswith("Country: ")
-    assert "Stage: " in message and "Website: " in message
-    assert message.endswith("These values were left out.")
+    ((_, found),) = chunk.warnings
+    assert [(c, k) for c, k, _, _ in found] == [
+        ("Country", "value_left_out"),
+        ("Stage", "choice_unmatched"),
+        ("Website", "value_left_out"),
+    ]
+    assert all(m.endswith("Left out.") for *_, m in found)
     assert chunk.columns["company_key"] == [None]
 
 
@@ -228,3 +238,24 @@ def test_tags_from_google_labels_and_mailchimp_tags_come_in_clean():
     assert tag_names("VIP; Paris , *") == ("VIP", "Paris")
     assert tag_names('"Customers","Trade show 2026"') == ("Customers", "Trade show 2026")
     assert tag_names('say "hi"') == ('say "hi"',)  # quotes inside a name stay
+
+
+def test_a_whole_address_in_one_mailchimp_cell_splits_into_its_fields():
+    from contacts.importing.values import split_address
+
+    assert split_address("500 Congress Ave    Austin  TX  78701  US") == (
+        "500 Congress Ave",
+        "Austin",
+        "TX",
+        "78701",
+        "US",
+    )
+    assert split_address("1 Main St  Suite 4  Salem  OR  97301  United States") == (
+        "1 Main St, Suite 4",
+        "Salem",
+        "OR",
+        "97301",
+        "US",
+    )
+    # Any other shape stays whole in the street: nothing is guessed away.
+    assert split_address("12 Rue de la Paix, Paris") == ("12 Rue de la Paix, Paris", "", "", "", "")

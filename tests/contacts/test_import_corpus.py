@@ -45,3 +45,5 @@ def test_an_export_imports_with_the_automatic_mapping_at_or_above_its_floor(syst
     assert len(result.lost) <= floor["max_lost"], report
     # Nothing that is not a person (a report's footer, a notes preamble) becomes a contact.
     assert len(result.extra) <= floor.get("max_extra", 0), report
+    # Every value of a mapped column reached its field or is named in the report.
+    assert not result.dropped, report

@@ -456,3 +456,219 @@ def test_hubspot_plain_address_keeps_its_fields_and_ip_country_stays_aside():
     assert got["State/Region"].target == "region"
     assert got["Country/Region"].target == "country"
     assert got["IP Country"].target in {CUSTOM, SKIP}
+
+
+# More vendors' quirks: Close, Freshsales, Copper, Mailchimp, vCard-to-CSV.
+
+
+def test_close_lead_name_is_the_company_when_a_person_name_column_exists():
+    got = suggestions(
+        *column_of(
+            {
+                "id": ["lead_1", "lead_2"],
+                "display_name": ["Umbrella B.V.", "Hooli LLC"],
+                "primary_contact_name": ["Olivia Smith", "Valérie Clarke"],
+                "primary_contact_primary_email": ["o@u.example", "v@h.example"],
+                "address_1_zipcode": ["3511 AB", "M5V 2T6"],
+            }
+        )
+    )
+    assert got["primary_contact_name"].target == "full_name"
+    assert got["display_name"].target == "company"
+    assert got["address_1_zipcode"].target == "postal_code"
+
+
+def test_a_lone_display_name_is_still_the_persons_name():
+    got = suggestions(*column_of({"Display Name": ["Ann Smith"], "Email": ["a@b.example"]}))
+    assert got["Display Name"].target == "full_name"
+
+
+def test_freshsales_and_copper_name_owners_and_accounts_their_own_way():
+    got = suggestions(
+        *column_of(
+            {
+                "First name": ["Ann"],
+                "Zipcode": ["10115"],
+                "Sales accounts": ["Globex Ltd"],
+                "Sales owner": ["Piet Seller"],
+            }
+        )
+    )
+    assert got["Zipcode"].target == "postal_code"
+    assert got["Sales accounts"].target == "company"
+    assert got["Sales owner"].target == "owner"
+    assert suggestions(["Owned By"], [["Corra Owner"]])["Owned By"].target == "owner"
+
+
+def test_freshsales_lead_statuses_are_not_the_active_inactive_status():
+    values = ["New", "Contacted", "Interested", "Under review", "Demo", "Won", "Lost"]
+    got = suggestions(["Status"], [[v] for v in values])
+    assert got["Status"].target == CUSTOM
+    assert "lead status" in got["Status"].reason
+
+
+def test_mailchimp_address_cell_is_a_whole_address_and_ip_places_are_kept_aside():
+    headers = ["Email Address", "Address", "LATITUDE", "LONGITUDE", "GMTOFF", "DSTOFF", "CC"]
+    headers += ["REGION"]
+    geo = ["30", "-97", "-6", "-5"]
+    rows = [
+        ["a@b.example", "500 Congress Ave    Austin  TX  78701  US", *geo, "US", "TX"],
+        ["c@d.example", "1 St Martin's Le Grand    London    EC1A 1BB  GB", *geo, "GB", "ENG"],
+    ]
+    got = suggestions(headers, rows)
+    assert got["Address"].target == "full_address"
+    assert got["CC"].target == CUSTOM and "IP address" in got["CC"].reason
+    assert got["REGION"].target == CUSTOM
+    # Without the IP columns beside it, "Region" is the person's region.
+    assert suggestions(["Region"], [["TX"]])["Region"].target == "region"
+
+
+def test_vcard_organization_with_a_unit_and_address_work_state():
+    got = suggestions(
+        *column_of(
+            {
+                "Organization": ["Soylent SAS;Finance", "Acme GmbH;Operations", "Hooli LLC;"],
+                "Address (Work) Street": ["1 Rue", "2 Weg", "3 St"],
+                "Address (Work) State": ["Bayern", "NSW", "TX"],
+            }
+        )
+    )
+    assert got["Organization"].target == "company_department"
+    assert got["Address (Work) State"].target == "region"
+    assert got["Address (Work) Street"].target == "street"
+    # A company named with no ";" stays a company.
+    assert suggestions(["Organization"], [["Acme"]])["Organization"].target == "company"
+
+
+def test_google_second_typed_phone_column_is_read_row_by_row_as_the_mobile():
+    headers = ["Phone 1 - Type", "Phone 1 - Value", "Phone 2 - Type", "Phone 2 - Value"]
+    got = suggestions(headers, [["Work", "+49 30 1", "Mobile", "+49 151 2"]])
+    assert got["Phone 1 - Value"].target == "phone"
+    assert got["Phone 2 - Value"].target == "mobile"
+    # Outlook's untyped second business phone is not taken for a mobile.
+    got = suggestions(["Business Phone", "Business Phone 2"], [["+1 512 1", "+1 512 2"]])
+    assert got["Business Phone 2"].target != "mobile"
+
+
+# Systems beyond the first fifteen (Odoo, Keap, SugarCRM, Dynamics 365, monday.com).
+
+
+def test_odoo_title_spelled_out_is_the_honorific_and_job_position_is_the_job():
+    headers, rows = column_of(
+        {
+            "Name": ["Ann Smith", "Ben Jones", "Cleo Brown", "Dan Weber", "Eve Koch"],
+            "Title": ["Doctor", "Mister", "Madam", "", "Professor"],
+            "Job Position": ["CTO", "Head of Sales", "CFO", "Founder", "Buyer"],
+        }
+    )
+
+    got = suggestions(headers, rows)
+
+    assert got["Job Position"].target == "job_title"
+    assert got["Title"].target == SKIP
+    assert "honorific" in got["Title"].reason
+
+
+def test_a_company_column_with_one_value_on_every_row_yields_to_the_varied_one():
+    # Odoo's "Company" (multi-company) is the exporting business; "Related Company" is the
+    # employer. Put first, the constant column would otherwise win the company field.
+    headers, rows = column_of(
+        {
+            "Company": ["Our Shop Ltd"] * 6,
+            "Name": ["Ann Smith", "Ben Jones", "Cleo Brown", "Dan Weber", "Eve Koch", "Fay Li"],
+            "Related Company": ["Acme", "Globex", "", "Initech", "Acme", "Hooli"],
+        }
+    )
+
+    got = suggestions(headers, rows)
+
+    assert got["Related Company"].target == "company"
+    assert got["Company"].target == CUSTOM
+    assert "same value" in got["Company"].reason
+
+
+def test_a_lone_company_column_with_one_value_stays_the_company():
+    headers, rows = column_of(
+        {"Email": [f"p{i}@acme.example" for i in range(6)], "Company": ["Acme"] * 6}
+    )
+
+    assert suggestions(headers, rows)["Company"].target == "company"
+
+
+def test_sugarcrm_primary_address_lands_whole_and_alternate_is_kept_aside():
+    parts = ["Street", "City", "State", "Postal Code", "Country"]
+    primary = [
+        ["1 Federal St", "Boston", "MA", "02110", "USA"],
+        ["9 Oak Rd", "Lyon", "", "69002", "FR"],
+    ]
+    alternate = [["", "", "", "", ""], ["12 Pine Ln", "Portland", "OR", "97201", "US"]]
+    headers = [f"Primary Address {p}" for p in parts] + [f"Alternate Address {p}" for p in parts]
+    rows = [a + b for a, b in zip(primary, alternate, strict=True)]
+
+    got = suggestions(headers, rows)
+
+    assert [got[f"Primary Address {p}"].target for p in parts] == [
+        "street",
+        "city",
+        "region",
+        "postal_code",
+        "country",
+    ]
+    assert {got[f"Alternate Address {p}"].target for p in parts} <= {CUSTOM, SKIP}
+
+
+def test_keap_bare_numbered_phone_with_a_type_column_is_read_row_by_row():
+    from contacts.importing.spread import plan_spread
+
+    headers, rows = column_of(
+        {
+            "Email": ["a@x.io", "b@x.io", "c@x.io"],
+            "Phone 1": ["(512) 555-0101", "(512) 555-0102", "(512) 555-0103"],
+            "Phone 1 Type": ["Work", "Work", "Work"],
+            "Phone 2": ["(512) 555-0111", "", "(512) 555-0113"],
+            "Phone 2 Type": ["Mobile", "", "Mobile"],
+        }
+    )
+
+    got = suggestions(headers, rows)
+    assert got["Phone 1"].target == "phone"
+    assert got["Phone 2"].target == "mobile"
+    assert got["Phone 2 Type"].target == SKIP
+
+    plan = [
+        (i, got[h].target, h) for i, h in enumerate(headers) if got[h].target in ("phone", "mobile")
+    ]
+    spread = plan_spread(headers, plan)
+    # Each number's own "Type" cell decides, so a "Work" number in Phone 2 stays a phone.
+    assert spread.phone_types == {1: 2, 3: 4}
+
+
+def test_dynamics_do_not_modify_columns_are_the_id_and_bookkeeping():
+    headers, rows = column_of(
+        {
+            "(Do Not Modify) Contact": ["0f8fad5b-d9cb-469f-a165-70867728950e"] * 2,
+            "(Do Not Modify) Row Checksum": ["k3Qz+7mWb/AbC01==", "k9Qz+7mWb/AbC02=="],
+            "(Do Not Modify) Modified On": ["2025-03-05 10:00:00", "2025-04-05 10:00:00"],
+            "Full Name": ["Ann Smith", "Ben Jones"],
+        }
+    )
+
+    got = suggestions(headers, rows)
+
+    assert got["(Do Not Modify) Contact"].target == "external_id"
+    assert got["(Do Not Modify) Row Checksum"].target == SKIP
+    assert got["(Do Not Modify) Modified On"].target == SKIP
+    assert got["Full Name"].target == "full_name"
+
+
+def test_a_status_column_of_board_states_is_not_the_contact_status():
+    board = column_of(
+        {"Name": ["Ann", "Ben", "Cleo", "Dan"], "Status": ["Working on it", "Done", "Stuck", ""]}
+    )
+    own = column_of(
+        {"Name": ["Ann", "Ben", "Cleo", "Dan"], "Status": ["Active", "Inactive", "Active", ""]}
+    )
+
+    assert suggestions(*board)["Status"].target == CUSTOM
+    assert "not a contact status" in suggestions(*board)["Status"].reason
+    assert suggestions(*own)["Status"].target == "status"

@@ -130,32 +130,41 @@ def test_preview_counts_creates_updates_skips_and_every_kind_of_row_error(org, o
 
     preview = services.import_preview(job)
 
-    # Rows 6, 7 and 8 are created without their bad cell; each is still reported.
+    # Rows 5 to 8 are created without their bad cell (the phone kept as typed); each is
+    # still reported, as a warning. Only the duplicate is an error.
     assert (preview["created"], preview["updated"], preview["skipped"], preview["errors"]) == (
-        4,
-        1,
-        1,
         5,
+        1,
+        1,
+        1,
     )
+    assert preview["warnings"] == 4
+    assert preview["warning_counts"] == {
+        "email_left_out": 1,
+        "value_left_out": 2,
+        "phone_as_typed": 1,
+    }
     assert preview["estimated"] is False
     by_row = {row["row"]: row for row in preview["rows"]}
     assert [by_row[n]["action"] for n in range(2, 10)] == [
         "create",
         "update",
         "skip",
-        "error",
+        "create",
         "create",
         "create",
         "create",
         "error",
     ]
-    assert "not-an-email" in by_row[5]["problem"]
-    assert "Consent Date" in by_row[6]["problem"] and "31/31/2020" in by_row[6]["problem"]
-    assert by_row[6]["problem"].endswith("This value was left out.")
+    assert [w["column"] for w in by_row[5]["warnings"]] == ["Email"]
+    assert "not-an-email" in by_row[5]["warnings"][0]["message"]
+    ((date,),) = [by_row[6]["warnings"]]
+    assert (date["column"], date["value"]) == ("Consent Date", "31/31/2020")
+    assert date["message"].endswith("Left out.") and by_row[6]["problem"] == ""
     assert by_row[6]["values"]["email"] == "date@example.com"
-    assert by_row[7]["problem"].startswith("Phone:")
-    assert by_row[7]["problem"].endswith("This value was left out.")
-    assert "Use three capitals, a dash and three digits" in by_row[8]["problem"]
+    assert by_row[7]["warnings"][0]["kind"] == "phone_as_typed"
+    assert by_row[7]["values"]["phone"] == "12"
+    assert "Use three capitals, a dash and three digits" in by_row[8]["warnings"][0]["message"]
     assert "Duplicate inside the file" in by_row[9]["problem"] and "row 2" in by_row[9]["problem"]
     assert by_row[2]["values"]["phone"] == "+442079460000"
     # A preview is a dry run: nothing was written.
@@ -387,7 +396,8 @@ def test_error_report_has_the_header_an_error_column_and_neutralized_formulas(
         ],
     )
     job = import_file(owner, content)
-    assert job.error_count == 1, job.failure  # the third row has a name, so it is valid
+    # Every row has a name, so each is imported; the broken email is a warning.
+    assert (job.error_count, job.warning_count) == (0, 1), job.failure
 
     response = client_as(owner).get(reverse("contacts:import_errors", args=[job.public_id]))
 
@@ -395,16 +405,19 @@ def test_error_report_has_the_header_an_error_column_and_neutralized_formulas(
     assert response["Content-Type"].startswith("text/csv")
     text = b"".join(response.streaming_content).decode("utf-8-sig")
     rows = list(csv.reader(io.StringIO(text)))
-    assert rows[0] == ["First Name", "Email", "Error"]
+    assert rows[0] == ["First Name", "Email", "Error", "Warnings"]
     assert len(rows) == 2
     assert rows[1][0] == '\'=HYPERLINK("http://evil.example")'
     assert rows[1][1] == "broken-email"
-    assert rows[1][2].startswith("Row 3: Email:")
+    assert rows[1][2] == ""
+    assert rows[1][3].startswith("Email: “broken-email” is not a valid email address.")
 
 
 def test_a_fixed_error_report_uploads_again_with_the_original_values(org, owner, client_as):
-    content = rows_csv(["First Name", "Email"], [["=cmd", "broken"]])
+    # Nothing identifies the person once the email is left out: the row is refused.
+    content = rows_csv(["Job Title", "Email"], [["=cmd", "broken"]])
     job = import_file(owner, content)
+    assert (job.error_count, job.created_count) == (1, 0)
     report = b"".join(
         client_as(owner)
         .get(reverse("contacts:import_errors", args=[job.public_id]))
@@ -413,11 +426,12 @@ def test_a_fixed_error_report_uploads_again_with_the_original_values(org, owner,
     fixed = report.replace("broken", "fixed@example.com")
 
     second = upload(owner, fixed.encode("utf-8-sig"), name="people-errors.csv")
-    mapping = {**second.mapping, "Error": "__skip__"}
+    assert second.headers == ["Job Title", "Email", "Error", "Warnings"]
+    mapping = {**second.mapping, "Error": "__skip__", "Warnings": "__skip__"}
     second = run(map_job(second, owner, mapping=mapping), owner)
 
     assert second.created_count == 1, second.failure
-    assert Contact.objects.get(org=org, email="fixed@example.com").first_name == "=cmd"
+    assert Contact.objects.get(org=org, email="fixed@example.com").job_title == "=cmd"
 
 
 # Undo -------------------------------------------------------------------------------------
@@ -931,10 +945,12 @@ def test_a_multi_chunk_import_converts_in_worker_processes(org, owner, monkeypat
 
     assert paths == ["_converted_in_processes"]
     assert process._config["daemon"] is daemonic
-    # Row 19's bad score is left out and reported; the contact itself is imported.
-    assert (job.status, job.created_count, job.error_count) == (ImportJob.Status.DONE, 25, 1)
+    # Row 19's bad score is left out and reported as a warning; the contact is imported.
+    assert (job.status, job.created_count, job.error_count) == (ImportJob.Status.DONE, 25, 0)
+    assert (job.warning_count, job.warning_counts) == (1, {"value_left_out": 1})
     noted = ImportRowError.objects.get(job=job)
-    assert noted.row_number == 19 and noted.message.startswith("Score: “bad” is not a number.")
+    assert noted.is_warning and noted.row_number == 19
+    assert noted.message.startswith("Score: “bad” is not a number.")
     assert Contact.objects.get(org=org, email="p17@example.com").custom == {}
     assert Contact.objects.get(org=org, email="p3@example.com").phone == "+4930123456" + "03"
 

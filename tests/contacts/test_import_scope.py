@@ -290,8 +290,12 @@ def test_an_owner_column_may_name_only_members_the_importer_may_give_contacts_to
     mine = Contact.objects.get(org=rep.org, email="mine@example.com")
     assert mine.owner_id == rep.user.pk
     assert not Contact.objects.filter(org=rep.org, owner=admin.user).exists()
-    messages = [error.message for error in job.row_errors.all()]
-    assert any("No member you may give contacts to has the email" in m for m in messages)
+    # The contact arrives without that owner; the report says why.
+    theirs = Contact.objects.get(org=rep.org, email="theirs@example.com")
+    assert theirs.owner_id != admin.user.pk
+    (warning,) = job.row_errors.filter(is_warning=True)
+    assert warning.fields[0]["kind"] == "owner_unmatched"
+    assert admin.user.email in warning.message and "member" in warning.message
 
 
 # What the pages show: scope and field rules ---------------------------------------------------
@@ -356,11 +360,12 @@ def test_the_error_report_blanks_columns_hidden_from_a_reader_who_did_not_upload
     theirs = error_report(client_as(reader), job)
     uploader = error_report(client_as(admin), job)
 
-    assert theirs[0] == ["First Name", "Email", "Private notes", "Error"]
-    assert theirs[1] == ["Bob", "", "", "Row 3: Email: this value could not be imported."]
+    # Bob has a name, so he is imported without the bad email: a warning, not an error.
+    assert theirs[0] == ["First Name", "Email", "Private notes", "Error", "Warnings"]
+    assert theirs[1] == ["Bob", "", "", "", "Email: Not a valid email address: left out."]
     assert "bob-at-nowhere" not in str(theirs)
     assert uploader[1][:3] == ["Bob", "bob-at-nowhere", "owes us money"]
-    assert "bob-at-nowhere" in uploader[1][3]
+    assert "bob-at-nowhere" in uploader[1][4]
 
 
 def test_the_preview_shows_no_hidden_value_to_a_reader_who_did_not_upload_the_file(

@@ -218,7 +218,8 @@ def test_an_imported_row_with_a_bad_web_address_keeps_the_contact_and_reports_th
 
     job = import_file(owner, content, mapping=mapping)
 
-    assert (job.status, job.created_count, job.error_count) == ("done", 4, 4)
+    assert (job.status, job.created_count, job.error_count) == ("done", 4, 0)
+    assert (job.warning_count, job.warning_counts) == (4, {"value_left_out": 6})
     contacts = {c.first_name: c for c in Contact.objects.for_org(owner.org)}
     assert contacts["Ada"].linkedin_url == ""
     assert contacts["Ada"].custom == {"homepage": "https://linkedin.com/in/ada"}

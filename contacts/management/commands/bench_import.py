@@ -11,6 +11,11 @@ writes a realistic CSV (mixed columns, two custom fields, 10% rows updating exis
     converting workers,
 and prints one line per size. It also times mapping suggestions for a 100-column header.
 
+    python manage.py bench_import --values [--distinct 10000]
+
+times the match-values step's page for an owner column and a List column of 10,000
+different values each (contacts/importing/bench_values.py).
+
     python manage.py bench_import --accuracy [-v 2] [--raise-floors]
 
 imports each export of the corpus (tests/fixtures/exports/) with the automatic mapping and
@@ -131,7 +136,12 @@ def _phone(i: int, city) -> str:
     return pattern.format(1000 + i % 9000, (i // 9000) % 10000)
 
 
-def write_file(path: str, rows: int, existing: int, run: str, rng: random.Random) -> None:
+def write_file(
+    path: str, rows: int, existing: int, run: str, rng: random.Random, warn_percent: int = 10
+) -> None:
+    """`warn_percent` of the rows carry one value the import can't take as it is, each kind
+    in turn: an unreadable phone (kept as typed), a bad email beside a name (left out), a
+    number that isn't one, a stage no choice fits."""
     with open(path, "w", newline="", encoding="utf-8") as fh:
         out = csv.writer(fh)
         out.writerow(HEADERS)
@@ -143,14 +153,17 @@ def write_file(path: str, rows: int, existing: int, run: str, rng: random.Random
                 email = f"new{i}@{run}.bench.test"
             phone = _phone(i, city)
             budget = f"{rng.randint(1, 500) * 1000}"
-            if i % 100 == 37:  # 1% bad rows, each kind of problem in turn
-                kind = (i // 100) % 3
+            stage = rng.choice(STAGES)
+            if i % 100 < warn_percent:
+                kind = (i // 100) % 4
                 if kind == 0:
                     email = f"not-an-email-{i}"
                 elif kind == 1:
-                    phone = "12"
-                else:
+                    phone = f"12-{i % 1000}"
+                elif kind == 2:
                     budget = "lots"
+                else:
+                    stage = "Evaluating"
             co = i % 5000
             out.writerow(
                 [
@@ -163,7 +176,7 @@ def write_file(path: str, rows: int, existing: int, run: str, rng: random.Random
                     f"https://www.company{co}.example",
                     city[0],
                     city[1],
-                    rng.choice(STAGES),
+                    stage,
                     "bench;2026" if i % 3 else "bench",
                     budget,
                     rng.choice(FITS),
@@ -351,6 +364,13 @@ class Command(BaseCommand):
         parser.add_argument("--keep-files", action="store_true")
         parser.add_argument("--seed", type=int, default=2026)
         parser.add_argument(
+            "--warnings",
+            type=int,
+            default=10,
+            metavar="PERCENT",
+            help="Share of rows with one value the import can't take as it is (default 10).",
+        )
+        parser.add_argument(
             "--xlsx",
             action="store_true",
             help="Also import each file's rows as an Excel workbook (the COPY floor stays CSV).",
@@ -362,12 +382,23 @@ class Command(BaseCommand):
             "mapping into a scratch organization and print the field accuracy per system.",
         )
         parser.add_argument(
+            "--values",
+            action="store_true",
+            help="Instead, time the match-values step's page for columns of --distinct values.",
+        )
+        parser.add_argument("--distinct", type=int, default=10_000)
+        parser.add_argument(
             "--raise-floors",
             action="store_true",
             help="With --accuracy: record better figures in tests/fixtures/exports/floors.json.",
         )
 
     def handle(self, *args, **opts):
+        if opts["values"]:
+            from contacts.importing import bench_values
+
+            bench_values.run(self.stdout, distinct=opts["distinct"])
+            return
         if opts["accuracy"]:
             self._accuracy_figures(opts["verbosity"], raise_floors=opts["raise_floors"])
             return
@@ -377,7 +408,9 @@ class Command(BaseCommand):
         for rows in opts["rows"]:
             run = f"{rows}-{uuid.uuid4().hex[:6]}"
             path = os.path.join(workdir, f"contacts-{rows}.csv")
-            write_file(path, rows, existing=rows // 10, run=run, rng=rng)
+            write_file(
+                path, rows, existing=rows // 10, run=run, rng=rng, warn_percent=opts["warnings"]
+            )
             floor = plain_copy_seconds(path)
             files = [path]
             if opts["xlsx"]:
@@ -400,6 +433,7 @@ class Command(BaseCommand):
             f"load_seconds={summary['load_seconds']} "
             f"created={summary['created']} updated={summary['updated']} "
             f"skipped={summary['skipped']} errors={summary['errors']} "
+            f"warnings={summary.get('warnings', 'n/a')} "
             f"peak_rss={peak_mb:.0f}MB peak_with_workers={tree_mb:.0f}MB "
             f"plain_copy={floor:.2f}s "
             f"ratio={seconds / floor:.1f}x "

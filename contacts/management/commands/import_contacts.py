@@ -87,6 +87,8 @@ class Command(BaseCommand):
             "updated": job.updated_count,
             "skipped": job.skipped_count,
             "errors": job.error_count,
+            "warnings": job.warning_count,
+            "warnings_by_kind": job.warning_counts,
             "rows": rows,
             "seconds": round(seconds, 2),
             "load_seconds": round(time.perf_counter() - load_started, 2),
