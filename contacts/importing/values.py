@@ -23,6 +23,7 @@ from ..validators import clean_timezone, clean_twitter_handle, clean_url
 from .mapper import COMBINED_TARGETS, CUSTOM, SKIP
 
 ADDRESS_FIELDS = COMBINED_TARGETS["full_address"]
+_REGION_WITH_COUNTRY = re.compile(r"^(.*\S)\s*\(([A-Z]{2})\)$")
 _ESCAPED_LEADS = {"=", "+", "-", "@", "\t", "\r"}
 # In a job's value_map (the "match values" step, matching.py): an owner value that becomes
 # the import's default owner.
@@ -423,6 +424,10 @@ class RowConverter:
         if target == "company_department":
             company, _, department = raw.partition(";")
             return company.strip()[:200], department.strip()[:120]
+        if target == "region":
+            found = _REGION_WITH_COUNTRY.match(raw)  # Odoo writes "TX (US)"
+            if found and region_code(found.group(2)):
+                raw = found.group(1)
         if target in self.TEXT_FIELDS:
             return raw[: Contact._meta.get_field(target).max_length]
         # The rest are checked by the validators the form and the services use.

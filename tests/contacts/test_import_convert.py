@@ -259,3 +259,30 @@ def test_a_whole_address_in_one_mailchimp_cell_splits_into_its_fields():
     )
     # Any other shape stays whole in the street: nothing is guessed away.
     assert split_address("12 Rue de la Paix, Paris") == ("12 Rue de la Paix, Paris", "", "", "", "")
+
+
+def test_a_header_written_again_and_a_group_title_above_it_are_not_people(org):
+    # monday.com exports each group of a board under its own title and header row.
+    chunk = converter(org).convert(
+        [
+            (2, ["Ada King", "", "ada@example.com", "", "", "", "", ""]),
+            (3, ["Past contacts", "", "", "", "", "", "", ""]),
+            (4, list(HEADERS)),
+            (5, ["Bob Stone", "", "bob@example.com", "", "", "", "", ""]),
+            # A one-cell row that is not above a header is a person with a name only.
+            (6, ["Cy Young", "", "", "", "", "", "", ""]),
+        ]
+    )
+    assert chunk.numbers == [2, 5, 6]
+    assert chunk.bad == []
+
+
+def test_a_region_written_with_its_country_code_keeps_the_region(org):
+    rows = RowConverter(
+        org=org, headers=["State"], mapping={"State": "region"}, members_by_email={}
+    )
+    assert rows.cell_value("region", "State", "TX (US)") == "TX"
+    assert rows.cell_value("region", "State", "Île-de-France (FR)") == "Île-de-France"
+    # Only a real country code in the brackets is taken for one.
+    assert rows.cell_value("region", "State", "North (XX)") == "North (XX)"
+    assert rows.cell_value("region", "State", "Bayern") == "Bayern"
