@@ -867,10 +867,23 @@ def copy_contacts(
 
 
 def _history(org, contact_ids: list[int], member_ids: dict, rng: random.Random) -> None:
+    """Notes, tasks and timeline entries for the new contacts. Every date follows the
+    record it belongs to: "added" is the contact's own created_at (the System panel shows
+    the same moment), nothing happens before a contact exists, a note's entry is the
+    note's time and a completed task has its "done" entry."""
     now = timezone.now()
     authors = [uid for uid in member_ids.values() if uid]
     owner_id = member_ids.get("owner")
     team_id = member_ids.get("team")
+    created = dict(
+        Contact.objects.for_org(org).filter(pk__in=contact_ids).values_list("pk", "created_at")
+    )
+
+    def since_created(contact_id: int, within: dt.timedelta) -> dt.datetime:
+        """A moment in the last `within`, never before the contact was added."""
+        span = min(within, max(now - created[contact_id], dt.timedelta(0)))
+        return now - span * rng.random()
+
     notes, activities, tasks = [], [], []
     for contact_id in contact_ids:
         activities.append(
@@ -879,8 +892,8 @@ def _history(org, contact_ids: list[int], member_ids: dict, rng: random.Random) 
                 type=Activity.Type.CREATED,
                 contact_id=contact_id,
                 actor_id=rng.choice(authors),
-                subject="Contact was added",
-                occurred_at=now - dt.timedelta(days=rng.randrange(60, 400)),
+                subject="Contact added",
+                occurred_at=created[contact_id],
             )
         )
         for _ in range(rng.choice((0, 1, 1, 2, 3))):
@@ -904,8 +917,7 @@ def _history(org, contact_ids: list[int], member_ids: dict, rng: random.Random) 
                     contact_id=contact_id,
                     actor_id=rng.choice(authors),
                     subject=subject,
-                    occurred_at=now
-                    - dt.timedelta(days=rng.randrange(0, 60), hours=rng.randrange(24)),
+                    occurred_at=since_created(contact_id, dt.timedelta(days=60)),
                 )
             )
         if rng.random() < 0.4:
@@ -928,7 +940,7 @@ def _history(org, contact_ids: list[int], member_ids: dict, rng: random.Random) 
         elif index % 4 == 2:
             due, status, done_at = now + dt.timedelta(days=rng.randrange(2, 21)), "open", None
         else:
-            due = now - dt.timedelta(days=rng.randrange(1, 30))
+            due = since_created(contact_id, dt.timedelta(days=30))
             status, done_at = "done", due
         tasks.append(
             Task(
@@ -943,9 +955,36 @@ def _history(org, contact_ids: list[int], member_ids: dict, rng: random.Random) 
                 contact_id=contact_id,
             )
         )
-    Activity.objects.bulk_create(activities, batch_size=2000)
     Note.objects.bulk_create(notes, batch_size=2000)
     Task.objects.bulk_create(tasks, batch_size=2000)
+    # What the services would have written with them: a note's entry, a completed task's.
+    for note in notes:
+        activities.append(
+            Activity(
+                org=org,
+                type=Activity.Type.NOTE,
+                contact_id=note.contact_id,
+                actor_id=note.author_id,
+                subject=note.body.strip().splitlines()[0][:120],
+                body=note.body,
+                data={"note": str(note.public_id)},
+                occurred_at=note.created_at,
+            )
+        )
+    for task in tasks:
+        if task.status == "done":
+            activities.append(
+                Activity(
+                    org=org,
+                    type=Activity.Type.TASK_COMPLETED,
+                    contact_id=task.contact_id,
+                    actor_id=task.assignee_id,
+                    subject=task.title,
+                    data={"task": str(task.public_id)},
+                    occurred_at=task.completed_at,
+                )
+            )
+    Activity.objects.bulk_create(activities, batch_size=2000)
     # The contact's activity dates follow its timeline (bookkeeping entries do not count).
     with connection.cursor() as cursor:
         cursor.execute(

@@ -25,7 +25,7 @@ from ._base import (
     _text,
     _user_of,
 )
-from .timeline import _log
+from .timeline import _log, record_field_changes
 
 # Companies -------------------------------------------------------------------------------
 
@@ -143,7 +143,14 @@ def company_create(*, org, actor: Actor, data: dict, policy=None) -> Company:
         event_type="company.created",
         payload={"company": company.public_id, "domain": company.domain},
     )
-    _log(org, actor, Activity.Type.CREATED, company=company, subject="Company added")
+    _log(
+        org,
+        actor,
+        Activity.Type.CREATED,
+        company=company,
+        subject="Company added",
+        occurred_at=company.created_at,
+    )
     return company
 
 
@@ -166,6 +173,13 @@ def company_update(*, company: Company, actor: Actor, data: dict, policy=None) -
     changes = diff(before, _company_state(company))
     if changes:
         audit(org=company.org, actor=actor, verb="company.updated", obj=company, changes=changes)
+        record_field_changes(
+            org=company.org,
+            actor=actor,
+            company=company,
+            changes=changes,
+            specs_by_key=catalog_by_key(company_field_catalog(company.org)),
+        )
         emit_event(
             org=company.org,
             event_type="company.updated",

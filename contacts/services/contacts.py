@@ -37,7 +37,7 @@ from ._base import (
     is_contact_admin,
 )
 from .companies import company_for
-from .timeline import _log
+from .timeline import _log, record_field_changes
 
 
 def _rescore(contact: Contact) -> None:
@@ -127,7 +127,13 @@ def _clean_contact_input(
             elif kind == "emails":
                 values[key] = normalize.normalize_email_list(raw)
             elif kind == "phone":
-                values[key] = normalize.normalize_phone(_text(raw), region=region)
+                text = _text(raw)
+                if contact is not None and _unchanged_as_typed(contact, key, text):
+                    # A number an import kept as typed, sent back unchanged (a form saving
+                    # other fields): it stays as it is, still unverified.
+                    continue
+                values[key] = normalize.normalize_phone(text, region=region)
+                values[f"{key}_unverified"] = False
             elif kind == "choice":
                 values[key] = _choice(spec, raw, Contact)
             elif kind == "bool":
@@ -178,6 +184,14 @@ def _clean_contact_input(
     if errors:
         raise ValidationError(errors)
     return values, tags, custom
+
+
+def _unchanged_as_typed(contact: Contact, key: str, text: str) -> bool:
+    """Whether `text` is the phone number `key` an import kept as typed on `contact`."""
+    if not getattr(contact, f"{key}_unverified", False):
+        return False
+    stored = getattr(contact, key) or ""
+    return bool(stored) and " ".join(text.split()) == " ".join(stored.split())
 
 
 def _check_email_free(org, email: str, exclude_pk=None) -> None:
@@ -305,7 +319,15 @@ def contact_create(
         event_type="contact.created",
         payload={"contact": contact.public_id, "email": contact.email},
     )
-    _log(org, actor, activity_type, contact=contact, subject="Contact added")
+    # The entry carries the record's own created_at: one date for "added" everywhere.
+    _log(
+        org,
+        actor,
+        activity_type,
+        contact=contact,
+        subject="Contact added",
+        occurred_at=contact.created_at,
+    )
     _rescore(contact)
     return contact
 
@@ -352,6 +374,9 @@ def contact_update(*, contact: Contact, actor: Actor, data: dict, policy=None) -
         org=org,
         event_type="contact.updated",
         payload={"contact": contact.public_id, "fields": sorted(changes)},
+    )
+    record_field_changes(
+        org=org, actor=actor, contact=contact, changes=changes, specs_by_key=specs_by_key
     )
     if contact.lifecycle_stage != old_stage:
         _log_stage_change(org, actor, contact, old_stage)
@@ -450,7 +475,7 @@ def contact_release(*, contact: Contact, actor: Actor, policy=None) -> Contact:
     _require(policy, "contacts", "edit")
     _refuse_locked_fields(policy, {}, ["owner"])
     if contact.owner_id is None:
-        raise ValidationError("Nobody owns this contact.")
+        raise ValidationError("No one owns this contact.")
     user = _user_of(actor)
     mine = user is not None and contact.owner_id == user.pk
     if not mine and not is_contact_admin(policy):

@@ -153,6 +153,18 @@ def task_complete(*, task: Task, actor: Actor, policy=None) -> Task:
     return task
 
 
+def _completed_entries(task: Task):
+    entries = Activity.objects.filter(
+        org_id=task.org_id, type=Activity.Type.TASK_COMPLETED, data__task=str(task.public_id)
+    )
+    # The record's own index narrows the search; the JSON look-up runs on a handful of rows.
+    if task.contact_id:
+        return entries.filter(contact_id=task.contact_id)
+    if task.company_id:
+        return entries.filter(company_id=task.company_id)
+    return entries.none()
+
+
 @transaction.atomic
 def task_reopen(*, task: Task, actor: Actor, policy=None) -> Task:
     task = Task.objects.select_for_update().get(pk=task.pk)
@@ -171,6 +183,9 @@ def task_reopen(*, task: Task, actor: Actor, policy=None) -> Task:
         changes=diff(before, snapshot(task, ["status"])),
     )
     emit_event(org=task.org, event_type="task.reopened", payload={"task": task.public_id})
+    # Open again: the timeline shows it as upcoming, not as done (the audit log keeps the
+    # completion).
+    _completed_entries(task).delete()
     return task
 
 

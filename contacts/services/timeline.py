@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from crm.services import Actor, audit, diff, emit_event, snapshot
 
+from ..custom_fields import display_custom_value
 from ..models import Activity, Company, Contact, Note
 from ._base import (
     BOOKKEEPING_TYPES,
@@ -23,7 +24,18 @@ from ._base import (
 )
 
 
-def _log(org, actor, type_, *, contact=None, company=None, subject="", body="", data=None):
+def _log(
+    org,
+    actor,
+    type_,
+    *,
+    contact=None,
+    company=None,
+    subject="",
+    body="",
+    data=None,
+    occurred_at=None,
+):
     return activity_log(
         org=org,
         actor=actor,
@@ -33,6 +45,7 @@ def _log(org, actor, type_, *, contact=None, company=None, subject="", body="", 
         subject=subject,
         body=body,
         data=data,
+        occurred_at=occurred_at,
         record=False,
     )
 
@@ -109,6 +122,145 @@ def activity_log(
                 },
             )
     return activity
+
+
+# Field changes ---------------------------------------------------------------------------
+
+# Consecutive changes by one person this close together are one entry ("a burst"); a burst
+# never spans more than BURST_SPAN, so a long editing session still reads as steps.
+BURST_GAP = dt.timedelta(minutes=5)
+BURST_SPAN = dt.timedelta(minutes=30)
+# Contact fields whose changes have an entry type of their own (stage, owner, archive).
+FIELDS_WITH_OWN_ENTRY = frozenset({"owner", "lifecycle_stage", "is_archived"})
+MAX_CHANGE_CHARS = 300
+
+
+def _change_value(spec, value):
+    """What the timeline shows for one side of a change: labels for choices, the custom
+    field's own display, None for empty; datetimes and phones stay raw and are formatted
+    for the viewer (their time zone, the number's country) when shown."""
+    if value is None or value == "" or value == []:
+        return None
+    if spec is not None and spec.is_custom:
+        value = display_custom_value(spec.definition, value)
+    elif spec is not None and spec.type == "choice":
+        value = str(dict(spec.choices).get(value, value))
+    if isinstance(value, str) and len(value) > MAX_CHANGE_CHARS:
+        value = value[: MAX_CHANGE_CHARS - 1] + "…"
+    return value
+
+
+def _change_item(key: str, before, after, spec) -> dict:
+    return {
+        "field": key,
+        "label": spec.label if spec is not None else key,
+        "kind": spec.type if spec is not None else "text",
+        "before": _change_value(spec, before),
+        "after": _change_value(spec, after),
+    }
+
+
+def _burst_to_join(org, record_filter: dict, actor: Actor, now):
+    """The record's newest entry when it is a change entry by this same person, recent
+    enough to be part of one burst; else None."""
+    user = _user_of(actor)
+    if user is None:
+        return None
+    latest = (
+        Activity.objects.filter(org_id=org.id, **record_filter)
+        .order_by("-occurred_at", "-id")
+        .first()
+    )
+    if (
+        latest is None
+        or latest.type != Activity.Type.UPDATED
+        or latest.actor_id != user.pk
+        or (latest.data or {}).get("via") != actor.type
+        or now - latest.occurred_at > BURST_GAP
+    ):
+        return None
+    try:
+        first_at = dt.datetime.fromisoformat(latest.data["first_at"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return latest if now - first_at <= BURST_SPAN else None
+
+
+def field_change_data(
+    changes: dict,
+    specs_by_key: dict,
+    *,
+    actor: Actor,
+    now=None,
+    skip=FIELDS_WITH_OWN_ENTRY,
+):
+    """The `data` of a change entry (type "updated") for `changes` ({key: [before, after]},
+    as the audit records them), or None when nothing in it belongs on the timeline. For
+    writers that add entries in bulk; one record's edits go through record_field_changes."""
+    items = [
+        _change_item(key, before, after, specs_by_key.get(key))
+        for key, (before, after) in changes.items()
+        if key not in skip
+    ]
+    if not items:
+        return None
+    return {
+        "fields": [item["field"] for item in items],
+        "changes": items,
+        "first_at": (now or timezone.now()).isoformat(),
+        "via": actor.type,
+    }
+
+
+def record_field_changes(
+    *,
+    org,
+    actor: Actor,
+    changes: dict,
+    specs_by_key: dict,
+    contact: Contact | None = None,
+    company: Company | None = None,
+) -> Activity | None:
+    """Put a contact's (or company's) field changes on its timeline: who, when, and each
+    field's before → after. Consecutive changes by one person within a few minutes extend
+    one entry; a field changed twice keeps where it started and where it ended, and a
+    change undone within the burst drops out.
+
+    Runs in the caller's transaction, which holds the record's row lock, so two edits of
+    one record never extend the same entry at once."""
+    now = timezone.now()
+    # A company's owner change has no entry of its own, so it is listed with the rest.
+    skip = FIELDS_WITH_OWN_ENTRY if contact is not None else {"is_archived"}
+    data = field_change_data(changes, specs_by_key, actor=actor, now=now, skip=skip)
+    if data is None:
+        return None
+    if contact is not None:
+        record_filter = {"contact_id": contact.pk}
+    else:
+        record_filter = {"company_id": company.pk, "contact__isnull": True}
+    entry = _burst_to_join(org, record_filter, actor, now)
+    if entry is None:
+        return _log(
+            org,
+            actor,
+            Activity.Type.UPDATED,
+            contact=contact,
+            company=company if contact is None else None,
+            data=data,
+            occurred_at=now,
+        )
+    merged = {item["field"]: item for item in entry.data.get("changes", [])}
+    for item in data["changes"]:
+        earlier = merged.get(item["field"])
+        merged[item["field"]] = item if earlier is None else {**item, "before": earlier["before"]}
+    kept = [item for item in merged.values() if item["before"] != item["after"]]
+    if not kept:
+        entry.delete()
+        return None
+    entry.data = {**entry.data, "fields": [item["field"] for item in kept], "changes": kept}
+    entry.occurred_at = now
+    entry.save(update_fields=["data", "occurred_at"])
+    return entry
 
 
 def _require_record_access(policy, contact, company, action="view") -> None:

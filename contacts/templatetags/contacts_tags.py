@@ -8,9 +8,11 @@ from urllib.parse import quote
 
 from django import template
 from django.urls import reverse
-from django.utils import formats, timezone
+from django.utils.dateparse import parse_datetime
 from django.utils.html import escape, format_html, format_html_join
 from django.utils.safestring import mark_safe
+
+from crm.dates import format_datetime
 
 from ..custom_fields import display_custom_value
 from ..models import CustomFieldDefinition
@@ -100,9 +102,7 @@ def note_html(text) -> str:
 
 
 def _datetime(value) -> str:
-    if timezone.is_aware(value):
-        value = timezone.localtime(value)
-    return formats.date_format(value, "M j, Y, H:i")
+    return format_datetime(value)
 
 
 def _link(url: str, text: str | None = None):
@@ -165,6 +165,14 @@ def field_value(obj, spec):
     if kind == "emails":
         return format_html_join(", ", '<a href="mailto:{}">{}</a>', ((e, e) for e in value))
     if kind == "phone":
+        if getattr(obj, f"{spec.key}_unverified", False):
+            # Kept as typed by an import: shown as it is, and never dialled.
+            return format_html(
+                '<span class="phone-unverified">{}</span> <span class="badge badge-warning" '
+                'title="Imported as typed; it could not be checked as a phone number.">'
+                "Unverified</span>",
+                value,
+            )
         return format_html('<a href="tel:{}">{}</a>', value, format_phone(value))
     if kind == "url":
         return _link(value)
@@ -180,6 +188,27 @@ def field_value(obj, spec):
         # One path segment, whatever was typed ("../", "?", "#").
         return _link(f"https://x.com/{quote(value, safe='')}", f"@{value}")
     return value
+
+
+@register.filter
+def change_value(value, kind: str = ""):
+    """One side of a timeline field change as text; empty shows as a dash. Datetimes are
+    stored as ISO text and shown in the viewer's time zone, phones in international form."""
+    if value is None or value == "" or value == []:
+        return EMPTY
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
+    if isinstance(value, list):
+        return ", ".join(str(item) for item in value)
+    if kind == "datetime" and isinstance(value, str):
+        moment = parse_datetime(value)
+        return _datetime(moment) if moment is not None else value
+    if kind == "phone" and isinstance(value, str):
+        return format_phone(value) or value
+    if kind == "country" and isinstance(value, str):
+        name = country_name(value)
+        return f"{name} ({value})" if name and name != value else value
+    return str(value)
 
 
 @register.filter

@@ -22,6 +22,8 @@ from .. import services
 from ..fields import company_field_catalog
 from ..forms import CompanyForm
 from ..models import Activity, Contact, Task
+from ..selectors import full_request_catalog
+from ..timeline import visible_entries, with_changes
 from .common import (
     actor,
     full_page,
@@ -31,7 +33,7 @@ from .common import (
     scoped_contacts,
     workspace_view,
 )
-from .record import FIELD_OF_ACTIVITY, display_name
+from .record import display_name
 
 PAGE_SIZE = 50
 COMPANY_CONTACTS_SHOWN = 50
@@ -131,16 +133,18 @@ def company_detail(request, public_id):
         total=Count("id"),
         customers=Count("id", filter=Q(lifecycle_stage=Contact.Stage.CUSTOMER)),
     )
-    activity = Activity.objects.for_org(request.org).filter(
-        Q(company=company) | Q(contact__in=contacts.values("pk"))
+    activity = visible_entries(
+        Activity.objects.for_org(request.org).filter(
+            Q(company=company) | Q(contact__in=contacts.values("pk"))
+        ),
+        policy,
+        [spec.key for spec in full_request_catalog(request)],
     )
-    hidden_types = [t for t, key in FIELD_OF_ACTIVITY.items() if not policy.can_see_field(key)]
-    if hidden_types:
-        activity = activity.exclude(type__in=hidden_types)
-    recent = list(
+    recent = with_changes(
         activity.select_related("actor", "contact").order_by("-occurred_at", "-id")[
             :COMPANY_ACTIVITY_SHOWN
-        ]
+        ],
+        policy,
     )
     for entry in recent:
         entry.contact_name = display_name(entry.contact, policy) if entry.contact_id else ""

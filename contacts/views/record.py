@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Count, OuterRef, Subquery
+from django.db.models import Count, F, OuterRef, Subquery
 from django.http import Http404
 from django.shortcuts import get_object_or_404, render
 from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from crm.permissions import policy_for
@@ -18,6 +19,7 @@ from ..fields import GROUPS, catalog_by_key
 from ..forms import ContactForm, NoteForm, QuickLogForm, TaskForm, form_name
 from ..models import Activity, Contact, ImportJob, Note, Task
 from ..selectors import full_request_catalog
+from ..timeline import visible_entries, with_changes
 from .common import (
     RECORD_DEFERRED,
     actor,
@@ -36,6 +38,7 @@ TABS = [("details", "Details"), ("timeline", "Timeline"), ("tasks", "Tasks"), ("
 TIMELINE_PAGE = 25
 NOTES_PAGE = 30
 DONE_TASKS_SHOWN = 20
+UPCOMING_TASKS_SHOWN = 10
 EDIT_GRACE_SECONDS = 60  # a fix right after writing is not an "edit" worth showing
 SCORE_REASONS_TEMPLATE = "contacts/partials/score_reasons.html"
 
@@ -60,7 +63,8 @@ TIMELINE_FILTERS = {
         "Deals",
         {Activity.Type.DEAL_CREATED, Activity.Type.DEAL_WON, Activity.Type.DEAL_LOST},
     ),
-    "task_completed": ("Completed tasks", {Activity.Type.TASK_COMPLETED}),
+    # Open tasks show above the entries as upcoming; completed ones are entries.
+    "task_completed": ("Tasks", {Activity.Type.TASK_COMPLETED}),
     "system": (
         "Record changes",
         {
@@ -73,11 +77,6 @@ TIMELINE_FILTERS = {
             Activity.Type.RESTORED,
         },
     ),
-}
-# Entries that repeat a field's value: shown only to members who may see that field.
-FIELD_OF_ACTIVITY = {
-    Activity.Type.OWNER_CHANGED: "owner",
-    Activity.Type.STAGE_CHANGE: "lifecycle_stage",
 }
 
 
@@ -114,10 +113,11 @@ def _count(model, **filters):
 
 def _timeline_queryset(request, contact, kind: str):
     policy = policy_for(request)
-    queryset = Activity.objects.for_org(request.org).filter(contact=contact)
-    hidden_types = [t for t, key in FIELD_OF_ACTIVITY.items() if not policy.can_see_field(key)]
-    if hidden_types:
-        queryset = queryset.exclude(type__in=hidden_types)
+    queryset = visible_entries(
+        Activity.objects.for_org(request.org).filter(contact=contact),
+        policy,
+        [spec.key for spec in full_request_catalog(request)],
+    )
     if kind in TIMELINE_FILTERS:
         queryset = queryset.filter(type__in=TIMELINE_FILTERS[kind][1])
     return queryset.select_related("actor")
@@ -224,14 +224,34 @@ def _timeline_context(request, contact: Contact) -> dict:
         if origin is not None:
             rows.append(origin)
     policy = policy_for(request)
+    first_page = not request.GET.get("cursor")
     return {
-        "activities": rows,
+        "activities": with_changes(rows, policy),
+        "upcoming_tasks": _upcoming_tasks(request, contact)
+        if first_page and kind in ("", "task_completed")
+        else [],
         "next_cursor": next_cursor,
         "timeline_kind": kind,
         "timeline_filters": [(key, label) for key, (label, _) in TIMELINE_FILTERS.items()],
         "log_form": QuickLogForm() if can_edit_contact(request, contact) else None,
         "can_log": policy.can("contacts", "edit") and can_edit_contact(request, contact),
     }
+
+
+def _upcoming_tasks(request, contact: Contact) -> list:
+    """The contact's open tasks this member may see, soonest due first (undated last)."""
+    if not policy_for(request).can_access("tasks"):
+        return []
+    tasks = list(
+        scoped_tasks(request)
+        .filter(contact=contact, status=Task.Status.OPEN)
+        .select_related("assignee")
+        .order_by(F("due_at").asc(nulls_last=True), "id")[:UPCOMING_TASKS_SHOWN]
+    )
+    now = timezone.now()
+    for task in tasks:
+        task.is_overdue = task.due_at is not None and task.due_at < now
+    return tasks
 
 
 def _tasks_context(request, contact: Contact) -> dict:
@@ -552,7 +572,7 @@ def contact_release(request, public_id):
         lambda: services.contact_release(
             contact=contact, actor=actor(request), policy=policy_for(request)
         ),
-        "The contact is unclaimed now.",
+        "Released: no one owns this contact now.",
     )
 
 

@@ -332,7 +332,7 @@ def test_inline_edit_of_a_custom_field_uses_its_key(client_as, owner, acme_conta
     assert acme_contact.custom == {"tier": "Gold"}
 
 
-def test_claim_and_unclaim_from_the_page(client_as, org, members):
+def test_claim_and_release_from_the_page(client_as, org, members):
     rep = members["executive"]
     contact = ContactFactory(org=org, owner=None)
     client = client_as(rep)
@@ -341,7 +341,9 @@ def test_claim_and_unclaim_from_the_page(client_as, org, members):
     client.post(url("contact_claim", contact))
     contact.refresh_from_db()
     assert contact.owner == rep.user
-    assert b"Unclaim</button>" in client.get(detail_url(contact)).content
+    page = client.get(detail_url(contact)).content
+    assert b"Release</button>" in page
+    assert b"Unclaim" not in page  # one name per action (docs/glossary.md)
 
     client.post(url("contact_release", contact))
     contact.refresh_from_db()
