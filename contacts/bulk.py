@@ -1,5 +1,5 @@
-"""Bulk actions on many contacts at once: claim, release, reassign, change owner, add tags,
-add to / remove from a static list, change stage, archive, restore.
+"""Bulk actions on many contacts at once: claim, release, reassign, change owner, add or
+remove tags, add to / remove from a static list, change stage, archive, restore.
 
 A selection is either the public ids the member ticked or "all matching" the list state
 (search, filters, archived), re-evaluated here on the server: a client's count is never
@@ -63,6 +63,7 @@ RESCORING_ACTIONS = {
     "reassign",
     "change_stage",
     "add_tags",
+    "remove_tags",
     "archive",
     "restore",
 }
@@ -105,6 +106,7 @@ ACTIONS: dict[str, BulkAction] = {
             argument="owner",
         ),
         BulkAction("add_tags", "Add tags", "Tagged", "edit", field="tags", argument="tags"),
+        BulkAction("remove_tags", "Remove tags", "Untagged", "edit", field="tags", argument="tags"),
         BulkAction("add_to_list", "Add to list", "Added", "edit", argument="list"),
         BulkAction("remove_from_list", "Remove from list", "Removed", "edit", argument="list"),
         BulkAction(
@@ -246,7 +248,8 @@ class Prepared:
         if self.action.argument == "owner" and self.owner is not None:
             return f"to {self.owner}"
         if self.action.argument == "tags":
-            return "with " + ", ".join(self.tag_names)
+            word = "from" if self.action.key == "remove_tags" else "with"
+            return f"{word} " + ", ".join(self.tag_names)
         if self.action.argument == "list":
             name = self.contact_list.name if self.contact_list else self.new_list_name
             return f"“{name}”"
@@ -386,6 +389,15 @@ def change_q(org, policy: Policy, prepared: Prepared) -> Q:
             )
             missing |= ~Q(has)
         return missing
+    if key == "remove_tags":
+        tag_ids = list(_tags_named(org, prepared.tag_names).values_list("pk", flat=True))
+        if not tag_ids:
+            return Q(pk__in=[])  # no tag of that name: nobody has it
+        return Q(
+            Exists(
+                Contact.tags.through.objects.filter(tag_id__in=tag_ids, contact_id=OuterRef("pk"))
+            )
+        )
     raise BulkError("Choose an action.")
 
 
@@ -440,6 +452,9 @@ def confirm_texts(prepared: Prepared, count: int) -> tuple[str, str]:
         return f"Release {n}? They will have no owner.", f"Release {n}"
     if key == "remove_from_list":
         return f"Remove {n} from {prepared.describe()}?", f"Remove {n}"
+    if key == "remove_tags":
+        names = ", ".join(prepared.tag_names)
+        return f"Remove {names} from {n}?", f"Remove tags from {n}"
     detail = prepared.describe()
     question = f"{prepared.action.label} {n}" + (f" {detail}" if detail else "") + "?"
     return question, f"{prepared.action.label} {n}"
@@ -448,7 +463,8 @@ def confirm_texts(prepared: Prepared, count: int) -> tuple[str, str]:
 def needs_confirmation(prepared: Prepared, preview: Preview) -> bool:
     if prepared.action.destructive:
         return True
-    return prepared.action.key == "remove_from_list" and preview.affected >= BIG_LIST_REMOVAL
+    removal = prepared.action.key in {"remove_from_list", "remove_tags"}
+    return removal and preview.affected >= BIG_LIST_REMOVAL
 
 
 # Running: chunks ------------------------------------------------------------------------------
@@ -483,6 +499,8 @@ def summary_text(prepared: Prepared, outcome: Outcome) -> str:
     if action.key in {"add_to_list", "remove_from_list"}:
         where = "to" if action.key == "add_to_list" else "from"
         text = f"{action.done_label} {_count(outcome.changed)} {where} {prepared.describe()}."
+    elif action.key == "remove_tags":
+        text = f"Removed {', '.join(prepared.tag_names)} from {_count(outcome.changed)}."
     else:
         detail = prepared.describe()
         text = f"{action.done_label} {_count(outcome.changed)}" + (f" {detail}" if detail else "")
@@ -743,6 +761,43 @@ def _add_tags(run: _Run, rows: list[dict]) -> list[dict]:
     return changed
 
 
+def _remove_tags(run: _Run, rows: list[dict]) -> list[dict]:
+    """Take the run's tags off the rows that have any of them; the other tags stay."""
+    ids = [r["pk"] for r in rows]
+    through = Contact.tags.through
+    removing = {tag.pk for tag in run.tags}
+    current: dict[int, list[tuple[int, str]]] = {pk: [] for pk in ids}
+    for contact_id, tag_id, name in through.objects.filter(contact_id__in=ids).values_list(
+        "contact_id", "tag_id", "tag__name"
+    ):
+        current[contact_id].append((tag_id, name))
+    changed = []
+    for row in rows:
+        have = current[row["pk"]]
+        if not any(tag_id in removing for tag_id, _ in have):
+            continue
+        row["tags_before"] = sorted((name for _, name in have), key=str.lower)
+        row["tags_after"] = sorted(
+            (name for tag_id, name in have if tag_id not in removing), key=str.lower
+        )
+        changed.append(row)
+    if not changed:
+        return changed
+    changed_ids = [r["pk"] for r in changed]
+    through.objects.filter(contact_id__in=changed_ids, tag_id__in=removing).delete()
+    Contact.objects.filter(pk__in=changed_ids).update(updated_at=timezone.now())
+
+    def history(row):
+        return _History(
+            verb="contact.updated",
+            changes={"tags": [row["tags_before"], row["tags_after"]]},
+            events=[("contact.updated", {"fields": ["tags"]})],
+        )
+
+    _write_history(run, changed, history)
+    return changed
+
+
 def _change_list(run: _Run, rows: list[dict], add: bool) -> None:
     contact_list = run.prepared.contact_list
     through = ContactList.contacts.through
@@ -797,6 +852,8 @@ def _process_chunk(run: _Run, ids: list[int]) -> dict:
             changed = _restore(run, to_change)
         elif key == "add_tags":
             changed = _add_tags(run, to_change)
+        elif key == "remove_tags":
+            changed = _remove_tags(run, to_change)
         elif key in {"add_to_list", "remove_from_list"}:
             _change_list(run, to_change, add=key == "add_to_list")
     if changed and run.score is not None:
@@ -854,6 +911,8 @@ def _start_run(org, actor: Actor, policy: Policy, prepared: Prepared) -> _Run:
     if prepared.action.key == "add_tags":
         with transaction.atomic():
             run.tags = _ensure_tags(org, actor, prepared.tag_names)
+    elif prepared.action.key == "remove_tags":
+        run.tags = list(_tags_named(org, prepared.tag_names))  # never creates a tag
     if prepared.new_list_name:
         with transaction.atomic():
             prepared.contact_list = _ensure_list(org, actor, prepared.new_list_name)

@@ -208,6 +208,38 @@ class ModuleRights:
 
 NO_RIGHTS = ModuleRights(False, False, False, False, False, False, "own")
 
+# How the 403 page and refusals name an action: "the right to edit Contacts".
+ACTION_WORDS = {
+    "access": "open",
+    "view": "see",
+    "create": "add",
+    "edit": "edit",
+    "delete": "delete",
+    "export": "export",
+}
+
+
+def right_description(module: str, action: str) -> str:
+    """One right in words: "the right to edit contacts" (our own module and action names:
+    nothing of a record or of another organization)."""
+    label = MODULE_LABELS.get(module, module)
+    label = label if label.isupper() else label.lower()  # "AI" stays "AI"
+    return f"the right to {ACTION_WORDS.get(action, action)} {label}"
+
+
+class RightMissing(PermissionDenied):
+    """A refusal for want of one right: module `module`, action `action`. The 403 page names
+    the right (`description`) so the member knows what to ask their admin for."""
+
+    def __init__(self, module: str, action: str):
+        self.module = module
+        self.action = action
+        super().__init__(f"Your role may not {action} {module}.")
+
+    @property
+    def description(self) -> str:
+        return right_description(self.module, self.action)
+
 
 def describe_rights(phrases: list[str], limit: int = 3) -> str:
     """Phrases joined for a refusal message: "export on Contacts, delete on Tasks and 2 more"."""
@@ -264,7 +296,7 @@ class Policy:
 
     def require(self, module: str, action: str = "view") -> None:
         if not self.can(module, action):
-            raise PermissionDenied(f"Your role may not {action} {module}.")
+            raise RightMissing(module, action)
 
     def __getitem__(self, module: str) -> ModuleRights:
         """Template use: {% if policy.contacts.create %}.

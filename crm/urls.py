@@ -3,7 +3,17 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
-from .views import audit, core, jobs, members, notifications, organization, preferences
+from .views import (
+    assets,
+    audit,
+    core,
+    errors,
+    jobs,
+    members,
+    notifications,
+    organization,
+    preferences,
+)
 from .views import roles as role_views
 
 # The admin signs people in through the same page as the app, so its logins are rate limited
@@ -72,9 +82,16 @@ crm_patterns = [
 
 urlpatterns = [
     path("healthz", core.healthz, name="healthz"),
+    path("favicon.ico", assets.favicon, name="favicon"),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
     path("contacts/", include("contacts.urls")),
     path("", include((crm_patterns, "crm"))),
 ]
+
+# Styled error pages: 403 and 404 inside the app's layout (a public one when signed out),
+# 500 a static page rendered without the request.
+handler403 = errors.permission_denied
+handler404 = errors.page_not_found
+handler500 = errors.server_error

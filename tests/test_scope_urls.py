@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import pytest
 from django.db import models
-from django.http import HttpResponse
+from django.http import HttpResponse, HttpResponseNotFound
 from django.shortcuts import get_object_or_404
 from django.urls import include, path
 from django.utils import timezone
@@ -355,7 +355,13 @@ def _leaky_contact_list(request):
     return HttpResponse(" ".join(emails), content_type="text/plain")
 
 
+def _bare_404(request, exception=None):
+    # The app's 404 page links into the app's own URLs, which this URL configuration lacks.
+    return HttpResponseNotFound("Not found", content_type="text/plain")
+
+
 class LeakyScopeURLConf:
+    handler404 = staticmethod(_bare_404)
     urlpatterns = [
         path("accounts/", include("allauth.urls")),
         path("people/", _leaky_contact_list, name="leaky_contact_list"),

@@ -42,6 +42,7 @@ PUBLIC_PREFIXES = {
     "admin/": "Django admin is for staff users only, outside tenant workspaces",
     "api/schema": "the OpenAPI document describes endpoints, not records",
     "static/": "static assets",
+    "favicon.ico": "a redirect to the static icon",
     "invitations/": "opened by people who are not members yet; see "
     "test_invitation_link_shows_only_the_invite",
 }

@@ -29,11 +29,12 @@ from ..bulk import (
     needs_confirmation,
     prepare,
 )
-from ..models import Contact, ContactList
+from ..models import Contact, ContactList, Tag
 from ..selectors import contacts_for_state, list_state_from_request
 from .common import actor, workspace_view
 
 BAR = "contacts/partials/bulk_bar.html"
+TAG_SUGGESTIONS = 200
 # The names the bar's own inputs use inside the list's form: prefixed, so they never mix
 # with the list state's parameters (the filter panel has its own "stage", "owner", "tag").
 ARGUMENT_INPUTS = {
@@ -62,12 +63,19 @@ def _selection(request, state) -> Selection:
     return Selection(ids=clean_ids(request.POST.getlist("ids")))
 
 
-def _arguments(request) -> dict:
-    return {
-        name: request.POST.get(field, "")
-        for name, field in ARGUMENT_INPUTS.items()
-        if request.POST.get(field) is not None
-    }
+def _arguments(request, action_key: str) -> dict:
+    """The chosen action's own inputs. Every menu of the bar sits in the one list form, so
+    each names its inputs after its action ("bulk_list.add_to_list") and the other menus'
+    inputs, which travel along, are not read. A plain "bulk_list" (a script, an older page)
+    counts when the action's own input is absent."""
+    args = {}
+    for name, field in ARGUMENT_INPUTS.items():
+        value = request.POST.get(f"{field}.{action_key}")
+        if value is None:
+            value = request.POST.get(field)
+        if value is not None:
+            args[name] = value
+    return args
 
 
 def _message(request, text: str, *, level: str = "error", status: int = 200):
@@ -92,6 +100,14 @@ def bulk_actions(request):
         if keys & {"add_to_list", "remove_from_list"}
         else [],
         "members": assignable_members(request.org) if "reassign" in keys else [],
+        # Suggestions for "Remove tags" (the org's tags; typing any name works too).
+        "tag_names": list(
+            Tag.objects.for_org(request.org)
+            .order_by("name")
+            .values_list("name", flat=True)[:TAG_SUGGESTIONS]
+        )
+        if "remove_tags" in keys
+        else [],
         "can_export": policy.can("contacts", "export"),
     }
     return render(request, f"{BAR}#actions", context)
@@ -117,9 +133,8 @@ def bulk_action(request):
     selection = _selection(request, state)
     # Rights first: a forged POST for an action the role lacks is a 403 whatever else it holds.
     try:
-        prepared = prepare(
-            request.org, policy, request.POST.get("bulk_action", ""), _arguments(request)
-        )
+        action_key = request.POST.get("bulk_action", "")
+        prepared = prepare(request.org, policy, action_key, _arguments(request, action_key))
     except BulkError as exc:
         return _message(request, str(exc))
     if selection.all_matching and state.error:

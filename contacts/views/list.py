@@ -28,6 +28,7 @@ from crm.pagination import count_up_to, page
 from crm.permissions import policy_for
 from crm.selectors import org_timezone
 
+from ..bulk import available_actions
 from ..fields import catalog_by_key
 from ..filters import OPERATORS, FilterError, builder_schema, describe_filters
 from ..models import Contact, SmartView, Tag
@@ -90,7 +91,7 @@ def _page_size(request) -> int:
 def _format_moment(value, tz) -> str:
     if value is None:
         return ""
-    return formats.date_format(timezone.localtime(value, tz), "M j, Y")
+    return formats.date_format(timezone.localtime(value, tz), "DATE_FORMAT")  # docs/glossary.md
 
 
 _PLACEHOLDER = "00000000-0000-0000-0000-000000000000"
@@ -116,7 +117,7 @@ def _cell(contact: Contact, spec, tz, company_url) -> dict:
         return {"text": company.name, "url": company_url(company.public_id)}
     if key == "owner":
         return {
-            "text": contact.owner.display_name if contact.owner else "Unclaimed",
+            "text": contact.owner.display_name if contact.owner else "No one",
             "muted": contact.owner is None,
         }
     if spec.is_custom:
@@ -326,7 +327,13 @@ def _list_context(request, state: ListState, *, size: int) -> dict:
         "catalog": catalog,
         "list_url": list_url,
         "export_urls": export,
-        "bulk_bar_available": _template_exists(BULK_BAR_TEMPLATE),
+        # Row checkboxes and the bulk bar only for a member who can do something with a
+        # selection: a bulk action of this list (archived or not), or an export.
+        "bulk_bar_available": _template_exists(BULK_BAR_TEMPLATE)
+        and (
+            bool(available_actions(policy, archived=state.archived))
+            or policy.can("contacts", "export")
+        ),
         "create_url": _url_or_none("contacts:contact_create")
         if policy.can("contacts", "create")
         else None,

@@ -132,7 +132,7 @@ def test_csv_neutralizes_formulas_and_json_keeps_values_intact(org, members, cli
     assert row["Department"] == "'@cmd"
     assert row["Source"] == "'\tTab"
     assert row["City"] == "'\rReturn"
-    assert row["Phone"] == "'+15551234567"
+    assert row["Phone"] == "+15551234567"  # a phone number is not a formula
     assert record["phone"] == "+15551234567"
     assert record["first_name"] == '=HYPERLINK("http://evil.example","x")'
     assert record["department"] == "@cmd"
