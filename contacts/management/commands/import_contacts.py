@@ -108,5 +108,8 @@ class Command(BaseCommand):
             saved = SavedMapping.objects.for_org(org).filter(name__iexact=how[6:]).first()
             if saved is None:
                 raise CommandError(f"No saved mapping named {how[6:]!r}.")
+            # Its matched values come along, as in the wizard (a file from the same system).
+            job.value_map = {h: v for h, v in (saved.value_map or {}).items() if h in job.headers}
+            job.save(update_fields=["value_map"])
             return {h: saved.mapping.get(h, SKIP) for h in job.headers}
         raise CommandError("--mapping is auto or saved:<name>.")
