@@ -248,7 +248,10 @@ class Contact(OrgScopedModel):
             models.Index(
                 fields=["org", "id"], name="contact_org_archived", condition=Q(is_archived=True)
             ),
-            models.Index(fields=["org", "phone"], name="contact_org_phone"),
+            # Only contacts with a phone: an import matching a row by its phone finds its
+            # contact here whatever the statistics say (taken while an org's phones were
+            # all empty, they once sent every look-up through the whole org).
+            models.Index(fields=["org", "phone"], name="contact_org_phone", condition=~Q(phone="")),
             # Sorts the list page offers beyond the ones above (keyset: org, value, id).
             models.Index(
                 fields=["org", "first_name", "last_name", "id"], name="contact_org_first_name"

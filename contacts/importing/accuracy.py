@@ -26,11 +26,11 @@ from crm.services.orgs import ensure_builtin_roles
 from ..fields import CUSTOM_PREFIX
 from ..models import Contact, Note
 from . import services
-from .convert import COMPANY_TARGETS
+from .convert import COMPANY_TARGETS, data_records, header_key
 from .engine import build_plan
 from .mapper import COMBINED_TARGETS
 from .models import ImportJob
-from .reader import is_data_row, iter_records
+from .reader import iter_records
 from .values import DEFAULT_OWNER, tag_names
 
 CORPUS = Path(settings.BASE_DIR) / "tests" / "fixtures" / "exports"
@@ -290,8 +290,11 @@ def silently_dropped(job: ImportJob) -> list[str]:
             delimiter=job.delimiter or ",",
             header_row=job.header_row,
         )
-        for number, cells in enumerate(records, start=job.header_row + 2):
-            if number in refused or not is_data_row(cells, width):
+        people = data_records(
+            enumerate(records, start=job.header_row + 2), header_key(job.headers), width
+        )
+        for number, cells in people:
+            if number in refused:
                 continue
             contact = contacts.get(contact_of.get(number))
             for index, target, header in plan:

@@ -234,6 +234,34 @@ def _cleaned(raw: str) -> str:
     return raw
 
 
+def header_key(headers: list[str]) -> list[str]:
+    return [h.strip().casefold() for h in headers] or [""]
+
+
+def _repeats_header(cells, header: list[str]) -> bool:
+    if not cells or cells[0].strip().casefold() != header[0]:
+        return False  # the cheap look that settles nearly every row
+    return [c.strip().casefold() for c in cells[: len(header)]] == header
+
+
+def data_records(raw_records, header: list[str], width: int) -> list:
+    """The (row number, cells) that hold people: not blank, no footer, not the header
+    written again, and not a group's title above it (monday.com exports each group of a
+    board under its own title and header)."""
+    raw_records = list(raw_records)
+    return [
+        (n, cells)
+        for k, (n, cells) in enumerate(raw_records)
+        if is_data_row(cells, width)
+        and not _repeats_header(cells, header)
+        and not (
+            k + 1 < len(raw_records)
+            and sum(1 for c in cells if c.strip()) == 1
+            and _repeats_header(raw_records[k + 1][1], header)
+        )
+    ]
+
+
 class ChunkConverter:
     """Converts chunks of (row number, cells) for one import. Built from the row converter
     of values.py, which knows the mapping, members, custom fields and choice tables."""
@@ -247,7 +275,7 @@ class ChunkConverter:
         self._memos: dict = {}
         self._phone_memo: dict = {}
         self.spread = plan_spread(rows.headers, rows.plan)
-        self._header = [h.strip().casefold() for h in rows.headers] or [""]
+        self._header = header_key(rows.headers)
 
     def _column(self, records, index: int) -> list[str]:
         """The column's cells, stripped; the rare cell with a NUL character or an escaped
@@ -300,18 +328,7 @@ class ChunkConverter:
         """Convert a chunk of (row number, cells); blank and footer records are left out
         (they count as records of the chunk, not as rows), and so are the header written
         again and a group's title above it (monday.com exports each group of a board so)."""
-        raw_records = list(raw_records)
-        records = [
-            (n, cells)
-            for k, (n, cells) in enumerate(raw_records)
-            if is_data_row(cells, self.width)
-            and not self._repeats_header(cells)
-            and not (
-                k + 1 < len(raw_records)
-                and sum(1 for c in cells if c.strip()) == 1
-                and self._repeats_header(raw_records[k + 1][1])
-            )
-        ]
+        records = data_records(raw_records, self._header, self.width)
         count = len(records)
         errors: list[str | None] = [None] * count
         warns: list[list[Warning] | None] = [None] * count  # per row, in column order
@@ -381,12 +398,6 @@ class ChunkConverter:
         out = self._assemble(count, plain, gathered, custom)
         self._check_identity(out, errors, warns)
         return self._split(records, errors, warns, out)
-
-    def _repeats_header(self, cells) -> bool:
-        header = self._header
-        if not cells or cells[0].strip().casefold() != header[0]:
-            return False  # the cheap look that settles nearly every row
-        return [c.strip().casefold() for c in cells[: len(header)]] == header
 
     def _address_value(self, name: str, cell: str):
         """A cell of a fallback address family, read as its field (None if it can't be)."""

@@ -510,3 +510,12 @@ def test_the_edit_form_shows_the_as_typed_phone_and_saves_other_fields(org, owne
     assert response.status_code in (200, 302)
     contact.refresh_from_db()
     assert (contact.city, contact.phone, contact.phone_unverified) == ("Oslo", "12 34", True)
+
+
+def test_a_warning_row_with_nul_characters_is_reported_without_them(org, owner):
+    job = import_file(owner, rows_csv(["Name", "Phone", "Note"], [["Lee", "12\x00", "a\x00b"]]))
+
+    (reported,) = ImportRowError.objects.filter(job=job)
+    assert reported.is_warning
+    assert "\x00" not in "".join(reported.values)
+    assert all("\x00" not in str(f["value"]) for f in reported.fields)
