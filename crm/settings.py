@@ -91,6 +91,7 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "crm.middleware.OrganizationMiddleware",
+    "crm.timezones.OrganizationTimezoneMiddleware",
     "crm.middleware.HtmxMessagesMiddleware",
 ]
 
@@ -229,6 +230,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# One date and time format app-wide (docs/glossary.md): crm/formats/<lang>/formats.py.
+FORMAT_MODULE_PATH = ["crm.formats"]
 
 STATIC_URL = "static/"
 # Where `collectstatic` gathers files for production (the Docker image runs it at build time).

@@ -328,7 +328,7 @@ def invitation_problem(invitation: Invitation | None) -> str:
         return "This invitation has already been used. Sign in to reach the organization."
     if invitation.revoked_at:
         return (
-            f"This invitation was withdrawn by an administrator of {invitation.org.name}. "
+            f"This invitation was revoked by an administrator of {invitation.org.name}. "
             "Ask them for a new one."
         )
     if invitation.expires_at <= timezone.now():

@@ -182,7 +182,7 @@ def invitation_revoke_view(request, invitation_public_id):
     except REFUSED as exc:
         messages.error(request, _error_text(exc))
     else:
-        messages.success(request, f"Invitation for {invitation.email} withdrawn.")
+        messages.success(request, f"Invitation for {invitation.email} revoked.")
     if request.htmx:
         return render(request, f"{PAGE}#invitations", _page_context(request))
     return redirect("crm:members")

@@ -1,5 +1,5 @@
 // Shell helpers: toasts (Django messages and HX-Trigger "toast" events), menus that close
-// on Escape or an outside click, and Ctrl/⌘+K to reach the global search from any page.
+// on Escape or an outside click. (Ctrl/⌘+K and the top-bar search: command_palette.js.)
 (function () {
   "use strict";
 
@@ -32,6 +32,7 @@
     var toast = template.content.firstElementChild.cloneNode(true);
     toast.className = "toast toast-" + (level || "info");
     toast.querySelector(".toast-text").textContent = text;
+    stamp(toast);
     box.appendChild(toast);
     scheduleDismiss(toast);
     return toast;
@@ -64,6 +65,36 @@
     if (xhr.getResponseHeader("HX-Trigger") || !isFullPage) event.stopPropagation();
   }, true);
 
+  // A toast describes the state it was shown in, and leaves (errors excepted: they are
+  // dismissed by hand) as soon as that state is gone:
+  // - the address changes: a new filter, another page of results, Back or Forward. Toasts
+  //   the request that changed it brought along stay, since they describe the new state;
+  // - a region that reports an outcome appears (data-toast-supersedes, e.g. a finished
+  //   import's result): "Importing …" or "Undoing …" is no longer true, the page says what is.
+  var lastRequestStart = 0;
+  function dismissStale(bornBefore) {
+    document.querySelectorAll("#toasts [data-toast]").forEach(function (toast) {
+      if (toast.classList.contains("toast-error")) return;
+      if (Number(toast.getAttribute("data-toast-born") || 0) < bornBefore) dismiss(toast);
+    });
+  }
+  function stamp(toast) {
+    if (!toast.hasAttribute("data-toast-born")) toast.setAttribute("data-toast-born", String(Date.now()));
+  }
+  document.addEventListener("htmx:beforeRequest", function () { lastRequestStart = Date.now(); });
+  ["htmx:pushedIntoHistory", "htmx:replacedInHistory"].forEach(function (name) {
+    document.addEventListener(name, function () { dismissStale(lastRequestStart || Date.now()); });
+  });
+  document.addEventListener("htmx:historyRestore", function () { dismissStale(Date.now() + 1); });
+  window.addEventListener("popstate", function () { dismissStale(Date.now() + 1); });
+  document.addEventListener("htmx:load", function (event) {
+    var root = event.target;
+    if (!root || !root.querySelector) return;
+    if ((root.matches && root.matches("[data-toast-supersedes]")) || root.querySelector("[data-toast-supersedes]")) {
+      dismissStale(Date.now() + 1);
+    }
+  });
+
   document.addEventListener("click", function (event) {
     var close = event.target.closest && event.target.closest("[data-toast-close]");
     if (close) dismiss(close.closest("[data-toast]"));
@@ -90,14 +121,6 @@
   }, true);
 
   // Keyboard -----------------------------------------------------------------------------
-  function focusSearch() {
-    var search = document.getElementById("global-search");
-    if (!search) return false;
-    search.focus();
-    search.select();
-    return true;
-  }
-
   document.addEventListener("keydown", function (event) {
     if (event.key === "Escape") {
       var menus = openMenus();
@@ -108,12 +131,6 @@
         if (hadFocus) menu.querySelector("summary").focus();
       });
       event.preventDefault();
-      return;
-    }
-    var modifier = isMac ? event.metaKey : event.ctrlKey;
-    if ((modifier || event.ctrlKey) && !event.altKey && !event.shiftKey &&
-        (event.key === "k" || event.key === "K")) {
-      if (focusSearch()) event.preventDefault();
     }
   });
 
@@ -126,14 +143,79 @@
   // Behaviour that used to sit in on*="" attributes, which the Content-Security-Policy ----
   // refuses (as it refuses htmx's hx-on): delegated listeners read data-attributes instead.
 
-  // <form data-confirm="Delete …?"> asks before it submits. Capture phase: before any other
-  // submit listener (htmx's) sees the event.
-  document.addEventListener("submit", function (event) {
-    var question = event.target.getAttribute && event.target.getAttribute("data-confirm");
-    if (question && !window.confirm(question)) {
-      event.preventDefault();
-      event.stopImmediatePropagation();
+  // Confirmation: the one way every destructive action asks first ---------------------
+  // <form data-confirm="Delete the task “Call Ann”? This can't be undone." data-confirm-button="Delete task">
+  // opens a modal dialog that says what will be removed. Cancel (or Escape) keeps
+  // everything; only the danger button submits the form, through htmx when the form has
+  // hx-post. data-confirm-cancel names the safe button when "Cancel" would be ambiguous.
+  // Capture phase: before any other submit listener (htmx's) sees the event.
+  // tests/test_destructive_actions.py checks that every destructive endpoint is behind it
+  // (or behind a confirmation page, or can be undone).
+  var confirmedForms = new WeakSet();
+
+  function confirmDialog(question, buttonLabel, cancelLabel, onConfirm, returnFocusTo) {
+    if (typeof HTMLDialogElement !== "function") {
+      if (window.confirm(question)) onConfirm();
+      return;
     }
+    var dialog = document.createElement("dialog");
+    dialog.className = "confirm-dialog";
+    dialog.setAttribute("role", "alertdialog");
+    dialog.setAttribute("aria-labelledby", "confirm-dialog-question");
+    dialog.setAttribute("data-confirm-dialog", "");
+    var form = document.createElement("form");
+    form.method = "dialog";
+    var text = document.createElement("p");
+    text.id = "confirm-dialog-question";
+    text.className = "confirm-dialog-question";
+    text.textContent = question;
+    var buttons = document.createElement("div");
+    buttons.className = "confirm-dialog-buttons";
+    var cancel = document.createElement("button");
+    cancel.type = "submit";
+    cancel.value = "cancel";
+    cancel.className = "button";
+    cancel.textContent = cancelLabel;
+    var ok = document.createElement("button");
+    ok.type = "submit";
+    ok.value = "confirm";
+    ok.className = "button button-danger";
+    ok.textContent = buttonLabel;
+    buttons.appendChild(cancel);
+    buttons.appendChild(ok);
+    form.appendChild(text);
+    form.appendChild(buttons);
+    dialog.appendChild(form);
+    document.body.appendChild(dialog);
+    dialog.addEventListener("close", function () {
+      var yes = dialog.returnValue === "confirm";
+      dialog.remove();
+      if (yes) onConfirm();
+      else if (returnFocusTo && returnFocusTo.focus) returnFocusTo.focus();
+    });
+    dialog.showModal();
+    cancel.focus();  // the safe choice is the default one
+  }
+
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    var question = form.getAttribute && form.getAttribute("data-confirm");
+    if (!question) return;
+    if (confirmedForms.has(form)) {
+      confirmedForms.delete(form);
+      return;
+    }
+    event.preventDefault();
+    event.stopImmediatePropagation();
+    var submitter = event.submitter || null;
+    var label = form.getAttribute("data-confirm-button") ||
+      (submitter && submitter.textContent.trim()) || "Confirm";
+    var keep = form.getAttribute("data-confirm-cancel") || "Cancel";
+    confirmDialog(question, label, keep, function () {
+      confirmedForms.add(form);
+      if (form.requestSubmit) form.requestSubmit(submitter && submitter.form === form ? submitter : undefined);
+      else form.submit();
+    }, submitter);
   }, true);
 
   // <input data-submit-on-change> submits its form as soon as it changes.
@@ -141,15 +223,6 @@
     var input = event.target;
     if (!input.matches || !input.matches("[data-submit-on-change]") || !input.form) return;
     input.form.requestSubmit();
-  });
-
-  // The top-bar search appends its suggestions to its form (hx-swap="beforeend"): the
-  // previous answer goes first, so only the latest one shows.
-  document.addEventListener("htmx:beforeSwap", function (event) {
-    var config = event.detail.requestConfig;
-    var sender = config && config.elt;
-    if (!sender || sender.id !== "global-search" || !sender.form) return;
-    sender.form.querySelectorAll(".search-suggest").forEach(function (el) { el.remove(); });
   });
 
   // Values that CSS needs per element (a tag's colour, a score's share of the ring) come as
@@ -168,7 +241,11 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     applyCssVariables(document.body);
-    document.querySelectorAll("#toasts [data-toast]").forEach(scheduleDismiss);
+    document.querySelectorAll("#toasts [data-toast]").forEach(function (toast) {
+      stamp(toast);
+      scheduleDismiss(toast);
+    });
+    if (document.querySelector("[data-toast-supersedes]")) dismissStale(Date.now() + 1);
     if (isMac) {
       document.querySelectorAll("[data-shortcut-hint]").forEach(function (hint) {
         hint.textContent = "⌘K";

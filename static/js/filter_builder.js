@@ -222,7 +222,7 @@
     if (spec.type === "bool") return [["true", "Yes"], ["false", "No"]];
     if (spec.type === "tags") return (this.schema.tags || []).map(function (name) { return [name, name]; });
     if (spec.type === "user") {
-      return [["me", "Me"], ["unclaimed", "Unclaimed"]].concat(this.schema.users || []);
+      return [["me", "Me"], ["unclaimed", "No one"]].concat(this.schema.users || []);
     }
     return null;
   };

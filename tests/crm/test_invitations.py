@@ -203,7 +203,7 @@ def test_revoking_an_invitation_kills_the_link_and_is_audited(client_as, owner, 
     assert AuditEvent.objects.filter(org=org, verb="member.invitation_revoked").exists()
     page = Client().get(reverse("crm:accept_invitation", args=[invitation.raw_token]))
     assert page.status_code == 410
-    assert "withdrawn" in page.content.decode()
+    assert "revoked" in page.content.decode()
 
 
 @pytest.mark.django_db
@@ -400,7 +400,7 @@ def test_revoked_invitation_cannot_be_accepted(org, owner, other_org):
     invitation_revoke(invitation=invitation, actor=Actor.for_user(owner.user))
     kim = member(other_org, "owner", user=UserFactory(email="kim@example.test"))
 
-    with pytest.raises(InvitationError, match="withdrawn"):
+    with pytest.raises(InvitationError, match="revoked"):
         invitation_accept(token=invitation.raw_token, user=kim.user)
     assert not Membership.objects.filter(org=org, user=kim.user).exists()
 

@@ -170,7 +170,7 @@ def test_archived_toggle_submits_the_list_and_the_bulk_bar_opens(
 def test_search_suggestions_replace_each_other(page, login_as, owner, crm_data, violations):
     login_as(owner.user)
     visit(page, violations, reverse("crm:dashboard"))
-    search = page.get_by_role("searchbox", name="Search")
+    search = page.get_by_role("combobox", name="Search")
 
     search.fill("Ad")
     expect(page.locator(".search-suggest")).to_contain_text("Ada Lovelace")
@@ -185,23 +185,20 @@ def test_deleting_a_scoring_rule_asks_first(page, login_as, owner, crm_data, vio
     rule = crm_data["rule"]
     login_as(owner.user)
     visit(page, violations, reverse("contacts:scoring"))
-    questions = []
+    question = f"Delete the rule “{rule.name}”? This can't be undone; scores will be recomputed."
+    confirm = page.get_by_role("alertdialog")  # the app's one confirmation dialog (app.js)
 
-    def answer(dialog, accept):
-        questions.append(dialog.message)
-        dialog.accept() if accept else dialog.dismiss()
-
-    page.once("dialog", lambda dialog: answer(dialog, accept=False))
-    page.get_by_role("button", name="Delete").click()
+    page.locator("main").get_by_role("button", name="Delete", exact=True).click()
+    expect(confirm).to_have_text(re.compile(re.escape(question)))
+    confirm.get_by_role("button", name="Cancel").click()
     page.wait_for_load_state("networkidle")
     assert ScoringRule.objects.filter(pk=rule.pk).exists()
 
-    page.once("dialog", lambda dialog: answer(dialog, accept=True))
-    page.get_by_role("button", name="Delete").click()
+    page.locator("main").get_by_role("button", name="Delete", exact=True).click()
+    confirm.get_by_role("button", name="Delete rule").click()
     expect(page.locator("main")).not_to_contain_text("VP titles")
 
     assert not ScoringRule.objects.filter(pk=rule.pk).exists()
-    assert questions == [f"Delete the rule “{rule.name}”? Scores will be recomputed."] * 2
     assert violations() == []
 
 

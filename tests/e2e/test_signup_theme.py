@@ -96,7 +96,7 @@ def test_ctrl_k_focuses_the_global_search_from_any_page(page, login_as, owner):
     login_as(owner.user)
     for path in ("/", "/settings/customize/"):
         page.goto(path)
-        search = page.get_by_role("searchbox", name="Search")
+        search = page.get_by_role("combobox", name="Search")
         expect(search).not_to_be_focused()
         page.keyboard.press("Control+k")
         expect(search).to_be_focused()
