@@ -550,6 +550,15 @@ def _users(user_ids) -> dict:
     return {user.pk: user for user in User.objects.filter(pk__in=ids)} if ids else {}
 
 
+def _tags_history(row) -> _History:
+    """What a change of a contact's tags writes to its history."""
+    return _History(
+        verb="contact.updated",
+        changes={"tags": [row["tags_before"], row["tags_after"]]},
+        events=[("contact.updated", {"fields": ["tags"]})],
+    )
+
+
 def _write_history(run: _Run, rows: list[dict], history_for: Callable[[dict], _History]) -> None:
     """One audit row, the outbox events and the timeline entry of every changed contact,
     each kind inserted with a single statement (the audit table only ever grows)."""
@@ -750,14 +759,7 @@ def _add_tags(run: _Run, rows: list[dict]) -> list[dict]:
     through.objects.bulk_create(links, ignore_conflicts=True)
     Contact.objects.filter(pk__in=[r["pk"] for r in changed]).update(updated_at=timezone.now())
 
-    def history(row):
-        return _History(
-            verb="contact.updated",
-            changes={"tags": [row["tags_before"], row["tags_after"]]},
-            events=[("contact.updated", {"fields": ["tags"]})],
-        )
-
-    _write_history(run, changed, history)
+    _write_history(run, changed, _tags_history)
     return changed
 
 
@@ -787,14 +789,7 @@ def _remove_tags(run: _Run, rows: list[dict]) -> list[dict]:
     through.objects.filter(contact_id__in=changed_ids, tag_id__in=removing).delete()
     Contact.objects.filter(pk__in=changed_ids).update(updated_at=timezone.now())
 
-    def history(row):
-        return _History(
-            verb="contact.updated",
-            changes={"tags": [row["tags_before"], row["tags_after"]]},
-            events=[("contact.updated", {"fields": ["tags"]})],
-        )
-
-    _write_history(run, changed, history)
+    _write_history(run, changed, _tags_history)
     return changed
 
 

@@ -687,6 +687,9 @@ def describe_condition(condition: dict, catalog) -> str:
     if op == "in_last_days":
         return f"{label} in the last {value} days"
     choices = dict(spec.choices) if spec else {}
+    if spec is not None and spec.type == "user":
+        # The glossary's words for the owner filter's own values (docs/glossary.md).
+        choices = {OWNER_ME: "Me", OWNER_UNCLAIMED: "No one", **choices}
     if isinstance(value, list):
         shown = ", ".join(str(choices.get(v, v)) for v in value)
     elif isinstance(value, bool):

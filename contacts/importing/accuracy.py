@@ -30,7 +30,7 @@ from .convert import COMPANY_TARGETS, data_records, header_key
 from .engine import build_plan
 from .mapper import COMBINED_TARGETS
 from .models import ImportJob
-from .reader import iter_records
+from .reader import job_records
 from .values import DEFAULT_OWNER, tag_names
 
 CORPUS = Path(settings.BASE_DIR) / "tests" / "fixtures" / "exports"
@@ -283,13 +283,7 @@ def silently_dropped(job: ImportJob) -> list[str]:
     out = []
     width = len(job.headers)
     with job.file.open("rb") as fh:
-        records = iter_records(
-            fh,
-            kind=job.file_kind,
-            encoding=job.encoding or "utf-8",
-            delimiter=job.delimiter or ",",
-            header_row=job.header_row,
-        )
+        records = job_records(job, fh)
         people = data_records(
             enumerate(records, start=job.header_row + 2), header_key(job.headers), width
         )

@@ -34,7 +34,7 @@ from ..models import Contact, CustomFieldDefinition
 from .convert import COMPANY_TARGETS, ChunkConverter, Converted, copy_parts, warning_text
 from .mapper import COMBINED_TARGETS, CUSTOM
 from .models import ImportJob, ImportRowError
-from .reader import iter_records
+from .reader import job_records
 from .selectors import owners_for_rows
 from .spread import plan_spread
 from .values import RowConverter, dumps
@@ -425,13 +425,7 @@ class Importer:
     def records(self, fileobj):
         """(row_number, cells) for every record; row numbers are the spreadsheet's (the
         header is row header_row + 1)."""
-        rows = iter_records(
-            fileobj,
-            kind=self.job.file_kind,
-            encoding=self.job.encoding or "utf-8",
-            delimiter=self.job.delimiter or ",",
-            header_row=self.job.header_row,
-        )
+        rows = job_records(self.job, fileobj)
         try:
             yield from enumerate(rows, start=self.job.header_row + 2)
         finally:

@@ -30,7 +30,7 @@ from ..models import Contact, CustomFieldDefinition
 from . import selectors
 from .mapper import _LEAD_STATUSES, _is_sfid
 from .models import ImportJob
-from .reader import is_data_row, iter_records
+from .reader import is_data_row, job_records
 from .values import CHOICE_ALIASES, DEFAULT_OWNER, RowConverter
 
 __all__ = [
@@ -227,13 +227,7 @@ def count_values(job: ImportJob, columns: dict[str, str]) -> dict[str, dict]:
     rows, complete = 0, True
     width = len(job.headers)
     with job.file.open("rb") as fh:
-        records = iter_records(
-            fh,
-            kind=job.file_kind,
-            encoding=job.encoding or "utf-8",
-            delimiter=job.delimiter or ",",
-            header_row=job.header_row,
-        )
+        records = job_records(job, fh)
         try:
             for cells in records:
                 if not is_data_row(cells, width):

@@ -554,6 +554,17 @@ def iter_records(
             text.detach()
 
 
+def job_records(job, fileobj) -> Iterator[list[str]]:
+    """`iter_records` with the reading an import job settled on (detected or corrected)."""
+    return iter_records(
+        fileobj,
+        kind=job.file_kind,
+        encoding=job.encoding or "utf-8",
+        delimiter=job.delimiter or ",",
+        header_row=job.header_row,
+    )
+
+
 def record_count(fileobj, *, kind: str, encoding: str, delimiter: str, header_row: int) -> int:
     """How many records `iter_records` gives, for the progress bar: a workbook's rows are
     counted from its row tags, a text file's by reading it through. Either way the bounds

@@ -438,6 +438,12 @@ def test_describe_filters_reads_like_a_sentence(staged):
     assert text == "Lifecycle stage is Qualified and Lead score greater than 50"
 
 
+def test_owner_pills_use_the_glossarys_words(staged):
+    catalog = contact_field_catalog(staged)
+    assert describe_filters(spec([("owner", "eq", "me")]), catalog) == "Owner is Me"
+    assert describe_filters(spec([("owner", "eq", "unclaimed")]), catalog) == "Owner is No one"
+
+
 # Validation ---------------------------------------------------------------------------------
 
 

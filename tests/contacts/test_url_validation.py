@@ -359,7 +359,7 @@ SAFE_VARIABLES = {
     "c.url|default:search_url": "both reverse()",
     "co.url|default:search_url": "both reverse()",
     "form_url": "reverse() of the form's own view",
-    "global_search_url": "reverse() of the search page",
+    "palette_search_url": "reverse() of the search page (the command palette)",
 }
 
 
