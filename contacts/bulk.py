@@ -43,7 +43,9 @@ from crm.models import AuditEvent, BackgroundJob, Membership, OutboxEvent, User
 from crm.permissions import Policy
 from crm.services import Actor, audit, emit_event
 
+from .fields import catalog_by_key, contact_field_catalog
 from .models import Activity, Contact, ContactList, Tag
+from .services.timeline import field_change_data
 
 logger = logging.getLogger(__name__)
 
@@ -550,13 +552,22 @@ def _users(user_ids) -> dict:
     return {user.pk: user for user in User.objects.filter(pk__in=ids)} if ids else {}
 
 
-def _tags_history(row) -> _History:
-    """What a change of a contact's tags writes to its history."""
-    return _History(
-        verb="contact.updated",
-        changes={"tags": [row["tags_before"], row["tags_after"]]},
-        events=[("contact.updated", {"fields": ["tags"]})],
-    )
+def _tags_history(run: _Run) -> Callable[[dict], _History]:
+    """What a change of a contact's tags writes to its history: the audit row, the event
+    and a "Fields changed" timeline entry (tags before → after), as a one-by-one edit does."""
+    specs = {"tags": catalog_by_key(contact_field_catalog(run.org)).get("tags")}
+
+    def history(row) -> _History:
+        changes = {"tags": [row["tags_before"], row["tags_after"]]}
+        data = field_change_data(changes, specs, actor=run.actor)
+        return _History(
+            verb="contact.updated",
+            changes=changes,
+            events=[("contact.updated", {"fields": ["tags"]})],
+            activity=(Activity.Type.UPDATED, "", data) if data else None,
+        )
+
+    return history
 
 
 def _write_history(run: _Run, rows: list[dict], history_for: Callable[[dict], _History]) -> None:
@@ -759,7 +770,7 @@ def _add_tags(run: _Run, rows: list[dict]) -> list[dict]:
     through.objects.bulk_create(links, ignore_conflicts=True)
     Contact.objects.filter(pk__in=[r["pk"] for r in changed]).update(updated_at=timezone.now())
 
-    _write_history(run, changed, _tags_history)
+    _write_history(run, changed, _tags_history(run))
     return changed
 
 
@@ -789,7 +800,7 @@ def _remove_tags(run: _Run, rows: list[dict]) -> list[dict]:
     through.objects.filter(contact_id__in=changed_ids, tag_id__in=removing).delete()
     Contact.objects.filter(pk__in=changed_ids).update(updated_at=timezone.now())
 
-    _write_history(run, changed, _tags_history)
+    _write_history(run, changed, _tags_history(run))
     return changed
 
 

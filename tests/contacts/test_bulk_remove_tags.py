@@ -206,3 +206,19 @@ def test_an_action_without_a_chosen_target_is_refused(
     assert response.status_code == 200
     assert message in response.content.decode()
     assert not AuditEvent.objects.filter(verb="contacts.bulk_action").exists()
+
+
+def test_bulk_tag_changes_show_on_the_timeline_with_before_and_after(org, admin, client_as):
+    from contacts.models import Activity
+
+    vip = TagFactory(org=org, name="VIP")
+    ann = ContactFactory(org=org, tags=[vip])
+
+    bulk(client_as(admin), "add_tags", [ann], **{"bulk_tags": "promo"})
+    bulk(client_as(admin), "remove_tags", [ann], **{"bulk_tags": "vip"})
+
+    entries = Activity.objects.filter(contact=ann, type=Activity.Type.UPDATED).order_by("id")
+    fields = [e.data["fields"] for e in entries]
+    assert fields and all(f == ["tags"] for f in fields)
+    last = entries.last().data["changes"][0]
+    assert "VIP" in str(last["before"]) and "VIP" not in str(last["after"])
