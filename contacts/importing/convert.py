@@ -238,7 +238,7 @@ def header_key(headers: list[str]) -> list[str]:
     return [h.strip().casefold() for h in headers] or [""]
 
 
-def _repeats_header(cells, header: list[str]) -> bool:
+def repeats_header(cells, header: list[str]) -> bool:
     if not cells or cells[0].strip().casefold() != header[0]:
         return False  # the cheap look that settles nearly every row
     return [c.strip().casefold() for c in cells[: len(header)]] == header
@@ -253,11 +253,11 @@ def data_records(raw_records, header: list[str], width: int) -> list:
         (n, cells)
         for k, (n, cells) in enumerate(raw_records)
         if is_data_row(cells, width)
-        and not _repeats_header(cells, header)
+        and not repeats_header(cells, header)
         and not (
             k + 1 < len(raw_records)
             and sum(1 for c in cells if c.strip()) == 1
-            and _repeats_header(raw_records[k + 1][1], header)
+            and repeats_header(raw_records[k + 1][1], header)
         )
     ]
 

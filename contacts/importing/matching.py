@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from ..fields import CUSTOM_PREFIX
 from ..models import Contact, CustomFieldDefinition
 from . import selectors
+from .convert import header_key, repeats_header
 from .mapper import _LEAD_STATUSES, _is_sfid
 from .models import ImportJob
 from .reader import is_data_row, job_records
@@ -226,11 +227,13 @@ def count_values(job: ImportJob, columns: dict[str, str]) -> dict[str, dict]:
     untracked: dict[str, set] = {h: set() for h in columns}
     rows, complete = 0, True
     width = len(job.headers)
+    header_row = header_key(job.headers)
     with job.file.open("rb") as fh:
         records = job_records(job, fh)
         try:
             for cells in records:
-                if not is_data_row(cells, width):
+                # The header written again (monday.com's groups) holds no value to match.
+                if not is_data_row(cells, width) or repeats_header(cells, header_row):
                     continue
                 if rows >= COUNT_ROWS:
                     complete = False

@@ -534,3 +534,14 @@ def test_default_owner_match_on_an_update_that_clears_blanks_gives_the_default_o
 
     existing.refresh_from_db()
     assert existing.owner_id == default.user_id
+
+
+def test_a_header_written_again_is_no_value_to_match(owner):
+    rows = [["Ada", "L", "a@x.test", "olga@acme.test", "Active"], HEADERS]
+    rows += [["Bob", "M", "b@x.test", "olga@acme.test", "Inactive"]]
+    job = upload(owner, csv_of(rows))
+
+    counted = matching.count_values(job, {"Contact owner": "owner", "Status": "status"})
+
+    assert dict(counted["Contact owner"]["counts"]) == {"olga@acme.test": 2}
+    assert dict(counted["Status"]["counts"]) == {"Active": 1, "Inactive": 1}
