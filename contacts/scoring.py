@@ -31,9 +31,11 @@ from django.db.models.functions import Greatest, Least
 from django.db.models.lookups import Exact
 from django.utils import timezone
 
+from crm import jobs, rls
+from crm.jobs.background import fail_job, finish_job
 from crm.models import BackgroundJob
 from crm.selectors import org_timezone
-from crm.services import Actor, audit, diff, emit_event
+from crm.services import Actor, audit
 
 from .fields import CONTACT_FIELDS, CUSTOM_PREFIX, catalog_by_key, contact_field_catalog
 from .filters import FilterError, compile_condition, describe_condition
@@ -62,14 +64,15 @@ def rules_catalog(org, rules):
     return catalog_by_key(CONTACT_FIELDS)
 
 
-def _as_row_condition(q: Q):
+def _as_row_condition(org, q: Q):
     """`q` as something usable in a CASE of an UPDATE: the condition itself when it reads
     only the contact's own row, else an EXISTS over the same contact (an UPDATE cannot join,
     and a join on a many-valued relation would repeat rows)."""
-    query = Contact.objects.filter(q).query
+    # Never run, only its joins counted: an org filter would add an (unused) alias to them.
+    query = Contact.objects.all_orgs().filter(q).query
     if len(query.alias_map) <= 1:
         return q
-    return Q(Exists(Contact.objects.filter(pk=OuterRef("pk")).filter(q)))
+    return Q(Exists(Contact.objects.for_org(org).filter(pk=OuterRef("pk")).filter(q)))
 
 
 @dataclass
@@ -91,7 +94,7 @@ def compile_rules(org, rules=None) -> list[CompiledRule]:
             logger.warning("Scoring rule %s of org %s does not compile: %s", rule.pk, org.pk, exc)
             compiled.append(CompiledRule(rule, None, exc.message))
             continue
-        compiled.append(CompiledRule(rule, _as_row_condition(q)))
+        compiled.append(CompiledRule(rule, _as_row_condition(org, q)))
     return compiled
 
 
@@ -114,7 +117,8 @@ def rescore_ids(org, ids, expression) -> int:
     """One UPDATE for these contacts (internal ids) with a `score_expression()`, writing
     only the scores that change."""
     return (
-        Contact.objects.filter(org=org, pk__in=ids)
+        Contact.objects.for_org(org)
+        .filter(pk__in=ids)
         .exclude(Exact(F("lead_score"), expression))
         .update(lead_score=expression)
     )
@@ -143,7 +147,8 @@ def rescore_contacts(org, ids=None) -> int:
 
 def next_contact_ids(org, cursor: int, limit: int = CHUNK_SIZE) -> list[int]:
     return list(
-        Contact.objects.filter(org=org, pk__gt=cursor)
+        Contact.objects.for_org(org)
+        .filter(pk__gt=cursor)
         .order_by("pk")
         .values_list("pk", flat=True)[:limit]
     )
@@ -154,7 +159,11 @@ def rescore_contact(contact: Contact) -> int:
     instance. Returns the score."""
     rescore_contacts(contact.org, ids=[contact.pk])
     contact.lead_score = (
-        Contact.objects.filter(pk=contact.pk).values_list("lead_score", flat=True).first() or 0
+        Contact.objects.for_org(contact.org_id)
+        .filter(pk=contact.pk)
+        .values_list("lead_score", flat=True)
+        .first()
+        or 0
     )
     return contact.lead_score
 
@@ -177,7 +186,9 @@ def score_reasons(contact: Contact, policy=None) -> list[Reason]:
         f"rule_{index}": ExpressionWrapper(item.condition, output_field=BooleanField())
         for index, item in enumerate(compiled)
     }
-    row = Contact.objects.filter(pk=contact.pk).values(**flags).first() or {}
+    row = (
+        Contact.objects.for_org(contact.org_id).filter(pk=contact.pk).values(**flags).first() or {}
+    )
     catalog = rules_catalog(contact.org, [item.rule for item in compiled])
     reasons = []
     for index, item in enumerate(compiled):
@@ -190,83 +201,7 @@ def score_reasons(contact: Contact, policy=None) -> list[Reason]:
     return reasons
 
 
-# Rules: the admin's writes ---------------------------------------------------------------------
-
-RULE_FIELDS = ["name", "condition", "points", "is_active", "position"]
-
-
-def _rule_state(rule: ScoringRule) -> dict:
-    return {field: getattr(rule, field) for field in RULE_FIELDS}
-
-
-def _require_settings_edit(policy) -> None:
-    if policy is not None:
-        policy.require("settings", "edit")
-
-
-def rule_create(*, org, actor: Actor, data: dict, policy=None) -> tuple[ScoringRule, BackgroundJob]:
-    """A new rule (its condition already validated by the form) and a rescore of the org."""
-    _require_settings_edit(policy)
-    with transaction.atomic():
-        position = ScoringRule.objects.for_org(org).count()
-        rule = ScoringRule.objects.create(
-            org=org,
-            name=data["name"],
-            condition=data["condition"],
-            points=data["points"],
-            is_active=data.get("is_active", True),
-            position=position,
-        )
-        audit(
-            org=org,
-            actor=actor,
-            verb="scoring_rule.created",
-            obj=rule,
-            changes=diff({}, _rule_state(rule)),
-        )
-        emit_event(org=org, event_type="scoring_rule.created", payload={"rule": rule.public_id})
-        job = start_rescore_job(org, actor)
-    return rule, job
-
-
-def rule_update(
-    *, rule: ScoringRule, actor: Actor, data: dict, policy=None
-) -> tuple[ScoringRule, BackgroundJob | None]:
-    _require_settings_edit(policy)
-    with transaction.atomic():
-        rule = ScoringRule.objects.select_for_update().get(pk=rule.pk)
-        before = _rule_state(rule)
-        for field in ("name", "condition", "points", "is_active"):
-            if field in data:
-                setattr(rule, field, data[field])
-        rule.save()
-        changes = diff(before, _rule_state(rule))
-        if not changes:
-            return rule, None
-        audit(org=rule.org, actor=actor, verb="scoring_rule.updated", obj=rule, changes=changes)
-        emit_event(
-            org=rule.org, event_type="scoring_rule.updated", payload={"rule": rule.public_id}
-        )
-        # A new name changes no score; anything else may.
-        job = start_rescore_job(rule.org, actor) if set(changes) - {"name"} else None
-    return rule, job
-
-
-def rule_delete(*, rule: ScoringRule, actor: Actor, policy=None) -> BackgroundJob:
-    _require_settings_edit(policy)
-    org = rule.org
-    with transaction.atomic():
-        audit(
-            org=org,
-            actor=actor,
-            verb="scoring_rule.deleted",
-            obj=rule,
-            changes=diff(_rule_state(rule), {}),
-        )
-        emit_event(org=org, event_type="scoring_rule.deleted", payload={"rule": rule.public_id})
-        rule.delete()
-        job = start_rescore_job(org, actor)
-    return job
+# The rules' writes (create, update, delete) are services: contacts/services/scoring_rules.py.
 
 
 # Rescoring the whole organization as a background job ------------------------------------------
@@ -275,9 +210,9 @@ def rule_delete(*, rule: ScoringRule, actor: Actor, policy=None) -> BackgroundJo
 def start_rescore_job(org, actor: Actor) -> BackgroundJob:
     """Queue a rescore of every contact of the org (after rules changed). A job still
     waiting in the queue is reused: it reads the rules only when it starts."""
-    from .tasks import rescore_org_contacts
-
-    with transaction.atomic():
+    # In the organization's context, whoever calls: a request (already in it) or the
+    # nightly sweep (which is not).
+    with transaction.atomic(), rls.tenant(org.id):
         waiting = (
             BackgroundJob.objects.for_org(org)
             .filter(kind=JOB_KIND, status=BackgroundJob.Status.QUEUED)
@@ -285,7 +220,7 @@ def start_rescore_job(org, actor: Actor) -> BackgroundJob:
         )
         if waiting is not None:
             return waiting
-        job = BackgroundJob.objects.create(
+        job = BackgroundJob.objects.for_org(org).create(
             org=org,
             kind=JOB_KIND,
             created_by=actor.user,
@@ -293,26 +228,25 @@ def start_rescore_job(org, actor: Actor) -> BackgroundJob:
             params={"title": "Recompute lead scores"},
         )
         audit(org=org, actor=actor, verb="job.queued", obj=job, object_repr="Rescore contacts")
-        job_pk = job.pk
-        transaction.on_commit(lambda: rescore_org_contacts.delay(org.id, job_pk))
+        jobs.enqueue(job)
     return job
 
 
+@jobs.runner(JOB_KIND, model="crm.BackgroundJob", give_up=fail_job)
 def run_rescore_job(job: BackgroundJob) -> None:
     """Run a claimed rescore job to the end, resuming from its cursor."""
-    from .bulk import job_finish, job_run_chunks
-
     org = job.org
     expression = score_expression(compile_rules(org))
-    finished = job_run_chunks(
+    finished = jobs.run_chunks(
         job,
         next_ids=lambda cursor: next_contact_ids(org, cursor),
         process=lambda ids: {"changed": rescore_ids(org, ids, expression)},
     )
     if finished:
-        changed = int((BackgroundJob.objects.get(pk=job.pk).result or {}).get("changed") or 0)
+        result = BackgroundJob.objects.for_org(job.org_id).get(pk=job.pk).result
+        changed = int((result or {}).get("changed") or 0)
         # Rules are saved often; a notification per rescore would be noise.
-        job_finish(job, f"Lead scores recomputed: {changed:,} changed.", tell=False)
+        finish_job(job, f"Lead scores recomputed: {changed:,} changed.", tell=False)
 
 
 def latest_rescore_job(org) -> BackgroundJob | None:
@@ -324,11 +258,14 @@ def orgs_with_time_based_rules():
     pass, without any contact changing."""
     from crm.models import Organization
 
-    org_ids = (
-        ScoringRule.objects.filter(is_active=True, condition__op="in_last_days")
-        .values_list("org_id", flat=True)
-        .distinct()
-    )
+    # A nightly sweep: it looks across every organization by design.
+    with transaction.atomic(), rls.bypass("nightly lead score refresh: which orgs to rescore"):
+        org_ids = list(
+            ScoringRule.objects.all_orgs()
+            .filter(is_active=True, condition__op="in_last_days")
+            .values_list("org_id", flat=True)
+            .distinct()
+        )
     return Organization.objects.filter(id__in=org_ids)
 
 

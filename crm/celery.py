@@ -7,5 +7,5 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm.settings")
 app = Celery("crm")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
-# Task modules below an app's top level.
-app.autodiscover_tasks(["contacts.importing"])
+# Task modules below an app's top level: the job runner's one task and its sweep.
+app.autodiscover_tasks(["crm.jobs"])

@@ -27,7 +27,7 @@ from ..fields import CUSTOM_PREFIX
 from ..models import Contact, Note
 from . import services
 from .convert import COMPANY_TARGETS, data_records, header_key
-from .engine import build_plan
+from .engine.plan import build_plan
 from .mapper import COMBINED_TARGETS
 from .models import ImportJob
 from .reader import job_records
@@ -108,7 +108,7 @@ def make_org(slug: str, name: str) -> Membership:
         user = User.objects.create_user(
             email=MEMBER_EMAIL, first_name=MEMBER_NAME[0], last_name=MEMBER_NAME[1]
         )
-    return Membership.objects.create(org=org, user=user, role=roles["owner"])
+    return Membership.objects.for_org(org).create(org=org, user=user, role=roles["owner"])
 
 
 def import_export(system: str, membership: Membership) -> ImportJob:
@@ -131,8 +131,8 @@ def import_export(system: str, membership: Membership) -> ImportJob:
         import_policy=ImportJob.Policy.UPSERT,
         blank_policy=ImportJob.BlankPolicy.KEEP,
     )
-    ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.QUEUED)
-    services.run_import(job.pk, org.pk)
+    ImportJob.objects.for_org(job.org_id).filter(pk=job.pk).update(status=ImportJob.Status.QUEUED)
+    services.run_import(org_id=org.pk, job_id=job.pk)
     job.refresh_from_db()
     return job
 
@@ -199,8 +199,8 @@ class _Finder:
 def compare(system: str, job: ImportJob) -> SystemResult:
     doc = expected_for(system)
     result = SystemResult(system=system, people=len(doc["people"]))
-    result.status, result.failure = job.status, job.failure or ""
-    result.rows = job.total_rows
+    result.status, result.failure = job.status, job.error or ""
+    result.rows = job.total
     result.row_errors = job.error_count + job.warning_count
     result.error_messages = [
         f"row {n}: {m}"

@@ -187,7 +187,7 @@ def humanize_seconds(seconds: float | None) -> str:
 def progress_figures(job: ImportJob, now: dt.datetime | None = None) -> dict:
     """Rows done of the total, the rate since the job started and the time left at it."""
     now = now or timezone.now()
-    total, done = job.total_rows, job.rows_done
+    total, done = job.total, job.progress
     percent = min(100, int(done * 100 / total)) if total else 0
     if job.status == ImportJob.Status.DONE:
         percent = 100

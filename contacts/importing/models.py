@@ -6,10 +6,15 @@ from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models.functions import Lower
 
+from crm.jobs.models import ClaimableJob
 from crm.tenancy import OrgScopedModel
 
 
-class ImportJob(OrgScopedModel):
+class ImportJob(ClaimableJob):
+    """One import: the wizard's state (file, detection, mapping, values) and, once started,
+    a claimable job (crm.jobs) of kind "contacts.import", or "contacts.import_undo" while it
+    is undone. `progress` of `total` counts rows; `error` says why it stopped."""
+
     class Status(models.TextChoices):
         UPLOADED = "uploaded", "Uploaded"
         MAPPED = "mapped", "Mapped"
@@ -41,6 +46,8 @@ class ImportJob(OrgScopedModel):
     file_name = models.CharField(max_length=255)
     file_size = models.BigIntegerField(default=0)
     file_kind = models.CharField(max_length=8, default="csv")  # csv | xlsx
+    # "contacts.import" until an undo starts, "contacts.import_undo" from then on.
+    kind = models.CharField(max_length=60, default="contacts.import")
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.UPLOADED)
     # What detection found, possibly corrected by the user.
     encoding = models.CharField(max_length=20, blank=True)
@@ -63,8 +70,6 @@ class ImportJob(OrgScopedModel):
         max_length=10, choices=BlankPolicy.choices, default=BlankPolicy.KEEP
     )
     # Progress and results
-    total_rows = models.PositiveIntegerField(default=0)
-    rows_done = models.PositiveIntegerField(default=0)
     created_count = models.PositiveIntegerField(default=0)
     updated_count = models.PositiveIntegerField(default=0)
     skipped_count = models.PositiveIntegerField(default=0)
@@ -80,20 +85,6 @@ class ImportJob(OrgScopedModel):
     merge_lanes = models.PositiveSmallIntegerField(default=0)
     chunks_done = ArrayField(models.PositiveIntegerField(), default=list, blank=True)
     cancel_requested = models.BooleanField(default=False)
-    # A running (or undoing) job's worker touches this between chunks (or undo batches);
-    # a stale one may be re-claimed.
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    # When the job's task (import or undo) was last sent to the workers; the sweeper that
-    # sends it again for a stalled job goes by it, so it sends at most one extra at a time.
-    sent_at = models.DateTimeField(null=True, blank=True)
-    # How many times in a row a worker took the job (import or undo) over from one that went
-    # quiet, with nothing committed in between. A job that keeps taking its worker down
-    # (a file that exhausts its memory, say) fails after a few instead of taking down
-    # worker after worker; every committed chunk or batch sets it back to 0.
-    takeovers = models.PositiveSmallIntegerField(default=0)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    failure = models.TextField(blank=True)
     undone_at = models.DateTimeField(null=True, blank=True)
     # What Undo did: running tallies while it runs, the final counts once it is done.
     undo_result = models.JSONField(default=dict, blank=True)

@@ -11,12 +11,19 @@ from django.utils import timezone
 
 from contacts import bulk as bulk_service
 from contacts import scoring
+from contacts.bulk import run as bulk_run
 from contacts.models import Activity, Contact
-from contacts.tasks import resend_stalled_jobs, run_bulk_action
+from crm import jobs
 from crm.celery import app as celery_app
+from crm.jobs.tasks import run_job_task
 from crm.models import AuditEvent, BackgroundJob, Notification
 from crm.services import Actor
 from tests.factories import ContactFactory, member
+from tests.jobhelpers import run_job
+
+
+def resend_stalled_jobs() -> int:
+    return jobs.sweep_stalled()
 
 
 class WorkerDied(BaseException):
@@ -26,14 +33,14 @@ class WorkerDied(BaseException):
 @pytest.fixture
 def small_chunks(monkeypatch):
     """Five contacts per chunk, and anything above three runs in the background."""
-    monkeypatch.setattr(bulk_service, "CHUNK_SIZE", 5)
-    monkeypatch.setattr(bulk_service, "INLINE_LIMIT", 3)
+    monkeypatch.setattr(bulk_run, "CHUNK_SIZE", 5)
+    monkeypatch.setattr(bulk_run, "INLINE_LIMIT", 3)
 
 
 def worker_dies_in_chunk(number: int, monkeypatch):
     """Make the worker die while processing its `number`th chunk; returns the real chunk
     processing (to put back) and the chunks it was handed."""
-    process, calls = bulk_service._process_chunk, []
+    process, calls = bulk_run._process_chunk, []
 
     def dies(run, ids):
         calls.append(ids)
@@ -41,7 +48,7 @@ def worker_dies_in_chunk(number: int, monkeypatch):
             raise WorkerDied
         return process(run, ids)
 
-    monkeypatch.setattr(bulk_service, "_process_chunk", dies)
+    monkeypatch.setattr(bulk_run, "_process_chunk", dies)
     return process, calls
 
 
@@ -75,18 +82,18 @@ def test_a_big_selection_becomes_a_job_that_reaches_100_percent(
     assert Contact.objects.filter(lifecycle_stage="customer").count() == 0
 
     seen_progress = []
-    process = bulk_service._process_chunk
+    process = bulk_run._process_chunk
 
     def watching(run, ids):
-        seen_progress.append(BackgroundJob.objects.get(pk=job.pk).done)
+        seen_progress.append(BackgroundJob.objects.get(pk=job.pk).progress)
         return process(run, ids)
 
-    monkeypatch.setattr(bulk_service, "_process_chunk", watching)
-    assert run_bulk_action.apply(args=[job.org_id, job.pk]).get() == "ran"
+    monkeypatch.setattr(bulk_run, "_process_chunk", watching)
+    assert run_job(job) == "ran"
 
     job.refresh_from_db()
     assert job.status == BackgroundJob.Status.DONE
-    assert job.done == job.total == 12
+    assert job.progress == job.total == 12
     assert job.percent == 100
     assert seen_progress == [0, 5, 10]
     assert job.result["changed"] == 12
@@ -103,23 +110,25 @@ def test_a_job_resumed_after_its_worker_died_does_not_apply_twice(
         _, job = start_stage_job(client_as(owner), contacts)
     process, calls = worker_dies_in_chunk(3, monkeypatch)
     with pytest.raises(WorkerDied):
-        run_bulk_action.apply(args=[job.org_id, job.pk], throw=True)
+        run_job(job, throw=True)
 
     job.refresh_from_db()
     assert job.status == BackgroundJob.Status.RUNNING
-    assert (job.done, job.result["cursor"]) == (10, calls[1][-1])
+    assert (job.progress, job.cursor) == (10, calls[1][-1])
     assert Contact.objects.filter(lifecycle_stage="customer").count() == 10
 
     # Re-delivered while the dead worker's lease still holds: nobody may take it yet.
-    monkeypatch.setattr(bulk_service, "_process_chunk", process)
-    assert run_bulk_action.apply(args=[job.org_id, job.pk]).get() == "not claimed"
+    monkeypatch.setattr(bulk_run, "_process_chunk", process)
+    assert run_job(job) == "not claimed"
 
-    BackgroundJob.objects.filter(pk=job.pk).update(result={**job.result, "lease_expires": 0})
-    assert run_bulk_action.apply(args=[job.org_id, job.pk]).get() == "ran"
+    # Once the dead worker has been quiet long enough, the next message takes the job over.
+    quiet = timezone.now() - dt.timedelta(seconds=jobs.STALE_AFTER_SECONDS + 1)
+    BackgroundJob.objects.filter(pk=job.pk).update(heartbeat_at=quiet)
+    assert run_job(job) == "ran"
 
     job.refresh_from_db()
     assert job.status == BackgroundJob.Status.DONE
-    assert job.done == 12
+    assert job.progress == 12
     assert Contact.objects.filter(lifecycle_stage="customer").count() == 12
     for contact in contacts:
         events = AuditEvent.objects.filter(verb="contact.updated", object_id=str(contact.public_id))
@@ -134,9 +143,9 @@ def test_a_finished_job_is_not_run_again(
     contacts = ContactFactory.create_batch(6, org=org)
     with django_capture_on_commit_callbacks(execute=False):
         _, job = start_stage_job(client_as(owner), contacts)
-    run_bulk_action.apply(args=[job.org_id, job.pk])
+    run_job(job)
 
-    assert run_bulk_action.apply(args=[job.org_id, job.pk]).get() == "not claimed"
+    assert run_job(job) == "not claimed"
     assert AuditEvent.objects.filter(verb="contact.updated").count() == 6
 
 
@@ -147,10 +156,11 @@ def test_a_job_is_only_claimed_under_its_own_organization(
     with django_capture_on_commit_callbacks(execute=False):
         _, job = start_stage_job(client_as(owner), contacts)
 
-    assert run_bulk_action.apply(args=[other_org.pk, job.pk]).get() == "not claimed"
+    wrong_org = run_job_task.apply(args=[job.kind, other_org.pk, job.pk]).get()
+    assert wrong_org == "not claimed"
     job.refresh_from_db()
     assert job.status == BackgroundJob.Status.QUEUED
-    assert run_bulk_action.apply(args=[org.pk, job.pk]).get() == "ran"
+    assert run_job(job) == "ran"
 
 
 def test_a_job_fails_cleanly_when_its_member_lost_the_right(
@@ -163,7 +173,7 @@ def test_a_job_fails_cleanly_when_its_member_lost_the_right(
     admin.role = members["viewer"].role
     admin.save(update_fields=["role"])
 
-    run_bulk_action.apply(args=[job.org_id, job.pk])
+    run_job(job)
 
     job.refresh_from_db()
     assert job.status == BackgroundJob.Status.FAILED
@@ -182,7 +192,7 @@ def test_the_progress_page_polls_until_the_job_has_finished(
 
     running = client.get(url)
     page = client_as(owner).get(url)
-    run_bulk_action.apply(args=[job.org_id, job.pk])
+    run_job(job)
     finished = client.get(url)
 
     assert 'hx-trigger="every 1s"' in running.content.decode()
@@ -224,7 +234,7 @@ def test_a_bulk_job_runs_through_a_real_celery_worker(org, owner, client_as, sma
             time.sleep(0.2)
 
     assert job.status == BackgroundJob.Status.DONE
-    assert job.done == 9
+    assert job.progress == 9
     assert Contact.objects.filter(lifecycle_stage="customer").count() == 9
 
 
@@ -236,7 +246,7 @@ def test_a_lost_database_connection_is_retried_from_where_the_job_stopped(
     contacts = ContactFactory.create_batch(12, org=org, lifecycle_stage="lead")
     with django_capture_on_commit_callbacks(execute=False):
         _, job = start_stage_job(client_as(owner), contacts)
-    process = bulk_service._process_chunk
+    process = bulk_run._process_chunk
     calls = []
 
     def drops_once(run, ids):
@@ -245,8 +255,8 @@ def test_a_lost_database_connection_is_retried_from_where_the_job_stopped(
             raise OperationalError("server closed the connection unexpectedly")
         return process(run, ids)
 
-    monkeypatch.setattr(bulk_service, "_process_chunk", drops_once)
-    run_bulk_action.apply(args=[job.org_id, job.pk])
+    monkeypatch.setattr(bulk_run, "_process_chunk", drops_once)
+    run_job(job)
 
     job.refresh_from_db()
     assert job.status == BackgroundJob.Status.DONE
@@ -263,7 +273,7 @@ def test_the_starter_is_notified_when_the_job_is_done(
     with django_capture_on_commit_callbacks(execute=False):
         _, job = start_stage_job(client_as(owner), contacts)
 
-    run_bulk_action.apply(args=[job.org_id, job.pk])
+    run_job(job)
 
     note = Notification.objects.get(user=owner.user)
     assert note.title == "Done: Change stage 6 contacts"
@@ -271,42 +281,48 @@ def test_the_starter_is_notified_when_the_job_is_done(
     assert note.url == reverse("crm:job_progress", args=[job.public_id])
 
 
-def stalled_job(org, kind, *, status="queued", minutes_ago=0, **result) -> BackgroundJob:
-    job = BackgroundJob.objects.create(org=org, kind=kind, status=status, result=result)
-    queued_at = timezone.now() - dt.timedelta(minutes=minutes_ago)
-    BackgroundJob.objects.filter(pk=job.pk).update(created_at=queued_at)
-    return job
+def stalled_job(org, kind, *, status="queued", sent_minutes_ago=None, **fields) -> BackgroundJob:
+    sent_at = None
+    if sent_minutes_ago is not None:
+        sent_at = timezone.now() - dt.timedelta(minutes=sent_minutes_ago)
+    return BackgroundJob.objects.create(
+        org=org, kind=kind, status=status, sent_at=sent_at, **fields
+    )
 
 
 def test_the_sweeper_sends_the_task_again_only_for_stalled_jobs(
     org, other_org, django_capture_on_commit_callbacks
 ):
-    now = time.time()
+    now = timezone.now()
+    quiet = now - dt.timedelta(seconds=jobs.STALE_AFTER_SECONDS + 1)
     rescore = scoring.JOB_KIND
     stalled = [
-        stalled_job(org, bulk_service.JOB_KIND, minutes_ago=11),
-        stalled_job(other_org, rescore, status="running", lease_expires=now - 1),
+        stalled_job(org, bulk_service.JOB_KIND, sent_minutes_ago=11),
+        stalled_job(other_org, rescore, status="running", claimed_by="w1", heartbeat_at=quiet),
     ]
     fine = [
-        stalled_job(org, bulk_service.JOB_KIND, minutes_ago=1),  # waiting its turn
-        stalled_job(org, rescore, minutes_ago=30, sent_at=now - 60),  # just sent again
-        stalled_job(org, rescore, status="running", lease_expires=now + 200),
-        stalled_job(org, bulk_service.JOB_KIND, status="done", minutes_ago=90),
-        stalled_job(org, "crm.something_else", minutes_ago=90),  # no task of ours runs it
+        stalled_job(org, bulk_service.JOB_KIND, sent_minutes_ago=1),  # waiting its turn
+        stalled_job(  # its worker went quiet, but a message was just sent again
+            org, rescore, status="running", claimed_by="w1", heartbeat_at=quiet, sent_minutes_ago=1
+        ),
+        stalled_job(org, rescore, status="running", claimed_by="w1", heartbeat_at=now),
+        stalled_job(org, bulk_service.JOB_KIND, status="done", sent_minutes_ago=90),
+        stalled_job(org, "crm.something_else", sent_minutes_ago=90),  # no runner runs it
     ]
+    sent_before = [job.sent_at for job in fine]
 
     with django_capture_on_commit_callbacks() as callbacks:
         assert resend_stalled_jobs() == 2
 
-    sent = sorted((c.func.__self__.name, *c.args) for c in callbacks)
+    sent = sorted(c.args for c in callbacks)
     assert sent == sorted(
         [
-            ("contacts.tasks.run_bulk_action", org.pk, stalled[0].pk),
-            ("contacts.tasks.rescore_org_contacts", other_org.pk, stalled[1].pk),
+            (bulk_service.JOB_KIND, org.pk, stalled[0].pk),
+            (rescore, other_org.pk, stalled[1].pk),
         ]
     )
-    untouched = [BackgroundJob.objects.get(pk=job.pk).result.get("sent_at") for job in fine]
-    assert untouched == [None, now - 60, None, None, None]
+    untouched = [BackgroundJob.objects.get(pk=job.pk).sent_at for job in fine]
+    assert untouched == sent_before
     # One extra message per stalled job at a time, not one per sweep.
     with django_capture_on_commit_callbacks() as again:
         assert resend_stalled_jobs() == 0
@@ -317,7 +333,7 @@ def test_a_rescore_whose_message_was_lost_no_longer_holds_off_the_next_one(
     org, monkeypatch, django_capture_on_commit_callbacks
 ):
     ContactFactory.create_batch(3, org=org)
-    lost = stalled_job(org, scoring.JOB_KIND, minutes_ago=15)
+    lost = stalled_job(org, scoring.JOB_KIND, sent_minutes_ago=15)
     actor = Actor.system("test")
     # While it waits, asking for a rescore reuses it: that is what made a lost one stick.
     with django_capture_on_commit_callbacks():
@@ -330,19 +346,23 @@ def test_a_rescore_whose_message_was_lost_no_longer_holds_off_the_next_one(
     lost.refresh_from_db()
     assert lost.status == BackgroundJob.Status.DONE
     # It went through every contact of the org.
-    assert lost.result["cursor"] == Contact.objects.filter(org=org).latest("id").id
+    assert lost.cursor == Contact.objects.filter(org=org).latest("id").id
     with django_capture_on_commit_callbacks():
         assert scoring.start_rescore_job(org, actor) != lost
 
 
-def redelivered(task, org_id: int, job_id: int) -> str:
-    """Run `task` as a worker runs a message the broker handed out again because the worker
+def redelivered(job) -> str:
+    """Run `job` as a worker runs a message the broker handed out again because the worker
     that had it died (same task id, `redelivered` set by the broker)."""
-    task.push_request(id="task-of-the-dead-worker", delivery_info={"redelivered": True})
+    run_job_task.push_request(id="task-of-the-dead-worker", delivery_info={"redelivered": True})
     try:
-        return task.run(org_id, job_id)
+        return run_job_task.run(job.kind, job.org_id, job.pk)
     finally:
-        task.pop_request()
+        run_job_task.pop_request()
+
+
+def job_claim(job, holder: str, *, redelivered: bool = False):
+    return jobs.claim(job.kind, job.org_id, job.pk, holder, redelivered=redelivered)
 
 
 def test_a_job_that_keeps_killing_its_worker_fails_instead_of_looping(
@@ -352,13 +372,11 @@ def test_a_job_that_keeps_killing_its_worker_fails_instead_of_looping(
     with django_capture_on_commit_callbacks(execute=False):
         _, job = start_stage_job(client_as(owner), contacts)
     # The first worker claims it and dies before committing a chunk.
-    assert bulk_service.job_claim(org.pk, job.pk, holder="task-of-the-dead-worker")
-    for _ in range(bulk_service.MAX_TAKEOVERS):
-        assert bulk_service.job_claim(
-            org.pk, job.pk, holder="task-of-the-dead-worker", redelivered=True
-        )
+    assert job_claim(job, "task-of-the-dead-worker")
+    for _ in range(jobs.MAX_TAKEOVERS):
+        assert job_claim(job, "task-of-the-dead-worker", redelivered=True)
 
-    assert redelivered(run_bulk_action, org.pk, job.pk) == "not claimed"
+    assert redelivered(job) == "not claimed"
 
     job.refresh_from_db()
     assert job.status == BackgroundJob.Status.FAILED
@@ -377,21 +395,21 @@ def test_retries_and_takeovers_after_progress_are_not_counted_against_the_job(
     with django_capture_on_commit_callbacks(execute=False):
         _, job = start_stage_job(client_as(owner), contacts)
     holder = "task-of-the-dead-worker"
-    assert bulk_service.job_claim(org.pk, job.pk, holder=holder)
+    assert job_claim(job, holder)
     # A task retried after a lost database connection keeps its id but is a new message.
-    for _ in range(bulk_service.MAX_TAKEOVERS + 2):
-        assert bulk_service.job_claim(org.pk, job.pk, holder=holder)
-    assert bulk_service.job_claim(org.pk, job.pk, holder=holder, redelivered=True)
+    for _ in range(jobs.MAX_TAKEOVERS + 2):
+        assert job_claim(job, holder)
+    assert job_claim(job, holder, redelivered=True)
     # The next worker commits a chunk before it dies: that clears the count.
     process, _ = worker_dies_in_chunk(2, monkeypatch)
     with pytest.raises(WorkerDied):
-        redelivered(run_bulk_action, org.pk, job.pk)
-    assert BackgroundJob.objects.get(pk=job.pk).result["takeovers"] == 0
-    monkeypatch.setattr(bulk_service, "_process_chunk", process)
-    assert bulk_service.job_claim(org.pk, job.pk, holder=holder, redelivered=True)
+        redelivered(job)
+    assert BackgroundJob.objects.get(pk=job.pk).takeovers == 0
+    monkeypatch.setattr(bulk_run, "_process_chunk", process)
+    assert job_claim(job, holder, redelivered=True)
 
     # Four takeovers of redelivered messages in all, never more than two in a row.
-    assert redelivered(run_bulk_action, org.pk, job.pk) == "ran"
+    assert redelivered(job) == "ran"
 
     job.refresh_from_db()
     assert job.status == BackgroundJob.Status.DONE

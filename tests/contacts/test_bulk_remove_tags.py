@@ -8,10 +8,12 @@ import pytest
 from django.urls import reverse
 
 from contacts import bulk as bulk_service
+from contacts.bulk import actions as bulk_actions
+from contacts.bulk import run as bulk_run
 from contacts.models import Contact, Tag
-from contacts.tasks import run_bulk_action
 from crm.models import AuditEvent, BackgroundJob, Membership, OutboxEvent
 from tests.factories import ContactFactory, ContactListFactory, TagFactory, custom_role, member
+from tests.jobhelpers import run_job
 
 URL = "contacts:bulk_action"
 
@@ -124,7 +126,7 @@ def test_a_rep_removes_tags_only_from_their_own_contacts(org, members, client_as
 
 
 def test_a_big_removal_asks_first_with_the_exact_number(org, admin, client_as, monkeypatch):
-    monkeypatch.setattr(bulk_service, "BIG_LIST_REMOVAL", 3)
+    monkeypatch.setattr(bulk_actions, "BIG_LIST_REMOVAL", 3)
     vip = TagFactory(org=org, name="vip")
     contacts = ContactFactory.create_batch(3, org=org, tags=[vip])
     client = client_as(admin)
@@ -141,8 +143,8 @@ def test_a_big_removal_asks_first_with_the_exact_number(org, admin, client_as, m
 
 
 def test_a_big_selection_removes_tags_in_a_background_job(org, owner, client_as, monkeypatch):
-    monkeypatch.setattr(bulk_service, "CHUNK_SIZE", 5)
-    monkeypatch.setattr(bulk_service, "INLINE_LIMIT", 3)
+    monkeypatch.setattr(bulk_run, "CHUNK_SIZE", 5)
+    monkeypatch.setattr(bulk_run, "INLINE_LIMIT", 3)
     vip = TagFactory(org=org, name="vip")
     contacts = ContactFactory.create_batch(8, org=org, tags=[vip])
 
@@ -151,7 +153,7 @@ def test_a_big_selection_removes_tags_in_a_background_job(org, owner, client_as,
     assert response.status_code == 200
     job = BackgroundJob.objects.get(kind=bulk_service.JOB_KIND)
     assert job.params["action"] == "remove_tags"
-    assert run_bulk_action.apply(args=[job.org_id, job.pk]).get() == "ran"
+    assert run_job(job) == "ran"
     job.refresh_from_db()
     assert job.status == BackgroundJob.Status.DONE
     assert job.result["summary"] == "Removed vip from 8 contacts."

@@ -643,11 +643,11 @@ def test_an_unclosed_quote_past_the_upload_sample_fails_the_job_before_any_write
     text = "Email,First Name\n" + people + 'late@x.test,"never closed\n' + "x,y\n" * 200
     job = started(owner, "people.csv", text.encode())
 
-    services.run_import(job.pk, job.org_id)
+    services.run_import(org_id=job.org_id, job_id=job.pk)
 
     job.refresh_from_db()
     assert job.status == ImportJob.Status.FAILED
-    assert job.failure.startswith(
+    assert job.error.startswith(
         "The import stopped: A quoted cell that starts on line 20,002 runs on for more than "
         "100 lines"
     )
@@ -669,11 +669,11 @@ def test_a_value_beyond_the_columns_past_the_upload_sample_fails_the_job(owner, 
     workbook.save(buffer)
     job = started(owner, "people.xlsx", buffer.getvalue())
 
-    services.run_import(job.pk, job.org_id)
+    services.run_import(org_id=job.org_id, job_id=job.pk)
 
     job.refresh_from_db()
     assert job.status == ImportJob.Status.FAILED
-    assert job.failure.startswith(
+    assert job.error.startswith(
         "The import stopped: Row 550 of the sheet (cell ALM550) has 1,001 columns"
     )
 
@@ -684,11 +684,11 @@ def test_rows_beyond_a_limit_lowered_after_the_upload_fail_the_job(owner, settin
     job = started(owner, "people.csv", text.encode())
     settings.IMPORT_MAX_ROWS = 30
 
-    services.run_import(job.pk, job.org_id)
+    services.run_import(org_id=job.org_id, job_id=job.pk)
 
     job.refresh_from_db()
     assert job.status == ImportJob.Status.FAILED
-    assert job.failure == (
+    assert job.error == (
         "The import stopped: This file has more than 30 rows, the most one import takes. "
         "Split it into smaller files."
     )

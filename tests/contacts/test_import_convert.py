@@ -205,7 +205,7 @@ def test_cells_with_tabs_new_lines_backslashes_and_nul_bytes_import_as_written(o
         },
     )
 
-    assert job.status == "done", job.failure
+    assert job.status == "done", job.error
     contact = Contact.objects.get(org=org, email="esc@example.com")
     assert (contact.first_name, contact.last_name) == ("Line\none", "Tab\there")
     assert contact.custom["motto"] == "C:\\path\\to  \\N"

@@ -10,6 +10,7 @@ import multiprocessing.util
 import os
 import threading
 import time
+import uuid
 import zoneinfo
 
 import pytest
@@ -27,7 +28,11 @@ from contacts import services as contact_services
 from contacts.importing import selectors, services
 from contacts.importing.engine import Importer
 from contacts.importing.models import ImportJob, ImportPart, ImportRecord, ImportRowError
+from contacts.importing.services import run as import_run
+from contacts.importing.services import undo as import_undo
+from contacts.importing.services import wizard as import_wizard
 from contacts.models import Activity, Company, Contact
+from crm import jobs
 from crm.celery import app as celery_app
 from crm.models import AuditEvent, Notification, OutboxEvent
 from crm.permissions import Policy
@@ -68,7 +73,7 @@ def run(job, membership, *, chunk_rows=None) -> ImportJob:
     """Start the job as the wizard does, then run the task's work in this process (the `db`
     fixture's transaction never commits, so nothing reaches the broker)."""
     services.import_start(job=job, actor=Actor.for_user(membership.user), policy=Policy(membership))
-    services.run_import(job.pk, job.org_id, chunk_rows=chunk_rows)
+    services.run_import(org_id=job.org_id, job_id=job.pk, chunk_rows=chunk_rows)
     job.refresh_from_db()
     return job
 
@@ -174,7 +179,7 @@ def test_preview_counts_creates_updates_skips_and_every_kind_of_row_error(org, o
 
 
 def test_preview_of_a_big_file_is_an_estimate_from_its_first_rows(org, owner, monkeypatch):
-    monkeypatch.setattr(services, "PREVIEW_ROWS", 50)
+    monkeypatch.setattr(import_wizard, "PREVIEW_ROWS", 50)
     content = rows_csv(["Email"], [[f"p{i}@example.com"] for i in range(80)])
     job = map_job(upload(owner, content), owner)
 
@@ -208,7 +213,7 @@ def test_update_policy_decides_between_creating_and_updating(
 
     job = import_file(owner, POLICY_FILE, policy=policy)
 
-    assert job.status == ImportJob.Status.DONE, job.failure
+    assert job.status == ImportJob.Status.DONE, job.error
     assert (job.created_count, job.updated_count, job.skipped_count) == (created, updated, skipped)
     assert Contact.objects.get(email="known@example.com").job_title == known_title
     assert Contact.objects.filter(org=org, email="new@example.com").exists() is new_exists
@@ -238,7 +243,7 @@ def test_a_member_limited_to_own_contacts_cannot_change_others_through_a_file(or
 
     job = import_file(rep, content)
 
-    assert (job.created_count, job.updated_count, job.error_count) == (1, 1, 1), job.failure
+    assert (job.created_count, job.updated_count, job.error_count) == (1, 1, 1), job.error
     theirs.refresh_from_db()
     mine.refresh_from_db()
     assert theirs.job_title == "CFO"
@@ -273,7 +278,7 @@ def test_multi_value_cells_are_split_into_emails_and_tags(org, owner):
 
     job = import_file(owner, content)
 
-    assert job.created_count == 1, job.failure
+    assert job.created_count == 1, job.error
     contact = Contact.objects.get(org=org)
     assert contact.email == "lin@work.example"
     assert contact.other_emails == ["lin@home.example"]
@@ -296,7 +301,7 @@ def test_companies_are_found_by_domain_then_by_name_or_created(org, owner):
 
     job = import_file(owner, content)
 
-    assert job.created_count == 4, job.failure
+    assert job.created_count == 4, job.error
     company_of = dict(Contact.objects.filter(org=org).values_list("email", "company_id"))
     assert company_of["a@initech.com"] == by_domain.pk
     assert company_of["b@globex.example"] == by_name.pk
@@ -372,7 +377,7 @@ def test_a_chunked_import_audits_each_chunk_and_the_log_links_to_its_changes(org
     content = rows_csv(["Email"], [[f"c{i}@example.com"] for i in range(25)])
     upload_job = map_job(upload(owner, content), owner)
     services.import_start(job=upload_job, actor=Actor.for_user(owner.user), policy=Policy(owner))
-    services.run_import(upload_job.pk, org.pk, chunk_rows=10)
+    services.run_import(org_id=org.pk, job_id=upload_job.pk, chunk_rows=10)
 
     events = AuditEvent.objects.filter(org=org, verb="import.rows_written").order_by("id")
     assert [e.changes["rows"] for e in events] == ["2–11", "12–21", "22–26"]
@@ -397,7 +402,7 @@ def test_error_report_has_the_header_an_error_column_and_neutralized_formulas(
     )
     job = import_file(owner, content)
     # Every row has a name, so each is imported; the broken email is a warning.
-    assert (job.error_count, job.warning_count) == (0, 1), job.failure
+    assert (job.error_count, job.warning_count) == (0, 1), job.error
 
     response = client_as(owner).get(reverse("contacts:import_errors", args=[job.public_id]))
 
@@ -430,7 +435,7 @@ def test_a_fixed_error_report_uploads_again_with_the_original_values(org, owner,
     mapping = {**second.mapping, "Error": "__skip__", "Warnings": "__skip__"}
     second = run(map_job(second, owner, mapping=mapping), owner)
 
-    assert second.created_count == 1, second.failure
+    assert second.created_count == 1, second.error
     assert Contact.objects.get(org=org, email="fixed@example.com").job_title == "=cmd"
 
 
@@ -440,7 +445,7 @@ def test_a_fixed_error_report_uploads_again_with_the_original_values(org, owner,
 def undo(job, membership) -> ImportJob:
     """Start the undo as the page does, then run the task's work in this process."""
     services.import_undo(job=job, actor=Actor.for_user(membership.user), policy=Policy(membership))
-    services.run_undo(job.pk, job.org_id)
+    services.run_undo(org_id=job.org_id, job_id=job.pk)
     job.refresh_from_db()
     return job
 
@@ -517,7 +522,7 @@ def test_undo_deletes_what_it_created_and_restores_what_it_changed(org, owner):
     assert Contact.objects.filter(org=org, email="new@example.com").exists()
     assert AuditEvent.objects.filter(org=org, verb="import.undo_started").exists()
 
-    services.run_undo(job.pk, org.pk)
+    services.run_undo(org_id=org.pk, job_id=job.pk)
 
     job.refresh_from_db()
     assert job.status == ImportJob.Status.UNDONE
@@ -566,7 +571,7 @@ def test_lead_scores_of_everything_the_import_wrote_are_recomputed_in_batches(
     existing_contact(org, email="known@example.com", job_title="Founder")
     untouched = existing_contact(org, email="other@example.com", job_title="VP Sales")
     Contact.objects.filter(pk=untouched.pk).update(lead_score=0)  # as if scored before the rule
-    monkeypatch.setattr(services, "RESCORE_BATCH", 2)
+    monkeypatch.setattr(import_run, "RESCORE_BATCH", 2)
     rows = [["known@example.com", "VP Marketing"]] + [
         [f"p{i}@example.com", "VP Ops" if i % 2 else "Engineer"] for i in range(5)
     ]
@@ -637,10 +642,10 @@ def test_starting_an_undo_twice_starts_one_undo(org, owner, django_capture_on_co
     assert (job.status, job.status_before_undo) == ("undoing", "done")
     assert (job.undo_by, job.undo_by_label) == (owner.user, owner.user.email)
 
-    services.run_undo(job.pk, org.pk)
+    services.run_undo(org_id=org.pk, job_id=job.pk)
 
     # A redelivered task finds nothing left to do, and the finished undo can't start again.
-    assert services.run_undo(job.pk, org.pk) is None
+    assert services.run_undo(org_id=org.pk, job_id=job.pk) is None
     with pytest.raises(ValidationError) as after:
         services.import_undo(job=job, actor=actor, policy=policy)
     assert after.value.messages == ["This import was already undone."]
@@ -661,10 +666,10 @@ def test_an_unfinished_import_cannot_be_undone(org, owner):
 @pytest.mark.parametrize("batch", [2000, 3, 1])
 def test_an_undo_in_batches_gives_the_same_result_as_in_one(org, owner, monkeypatch, batch):
     job = undo_scenario(owner)
-    monkeypatch.setattr(services, "UNDO_BATCH", batch)
+    monkeypatch.setattr(import_undo, "UNDO_BATCH", batch)
     steps = []
-    real_step = services._undo_step
-    monkeypatch.setattr(services, "_undo_step", lambda *a: steps.append(1) or real_step(*a))
+    real_step = import_undo._undo_step
+    monkeypatch.setattr(import_undo, "_undo_step", lambda *a: steps.append(1) or real_step(*a))
 
     job = undo(job, owner)
 
@@ -677,8 +682,8 @@ def test_an_undo_whose_worker_died_resumes_after_its_last_batch_without_duplicat
     org, owner, monkeypatch
 ):
     job = undo_scenario(owner)
-    monkeypatch.setattr(services, "UNDO_BATCH", 4)
-    real_delete = services._delete_created
+    monkeypatch.setattr(import_undo, "UNDO_BATCH", 4)
+    real_delete = import_undo._delete_created
     batches = []
 
     def dies_in_the_third_deleting_batch(job, ids, actor):
@@ -688,10 +693,10 @@ def test_an_undo_whose_worker_died_resumes_after_its_last_batch_without_duplicat
             raise WorkerKilled  # after its deletes, before its batch commits
         return deleted
 
-    monkeypatch.setattr(services, "_delete_created", dies_in_the_third_deleting_batch)
+    monkeypatch.setattr(import_undo, "_delete_created", dies_in_the_third_deleting_batch)
     services.import_undo(job=job, actor=Actor.for_user(owner.user), policy=Policy(owner))
     with pytest.raises(WorkerKilled):
-        services.run_undo(job.pk, org.pk)
+        services.run_undo(org_id=org.pk, job_id=job.pk)
     job.refresh_from_db()
     # Five updated contacts and two batches of four created ones were committed; the third
     # batch's deletes went with the worker.
@@ -701,12 +706,12 @@ def test_an_undo_whose_worker_died_resumes_after_its_last_batch_without_duplicat
     assert deleted + job.undo_result["kept_edited"] == 1 + 8  # old1 kept, eight handled
     assert Contact.objects.filter(org=org).count() == 25 - deleted
     # Until its heartbeat goes stale, the undo still belongs to the (dead) worker.
-    assert services.run_undo(job.pk, org.pk) is None
-    stale = timezone.now() - dt.timedelta(seconds=services.STALE_AFTER_SECONDS + 5)
+    assert services.run_undo(org_id=org.pk, job_id=job.pk) is None
+    stale = timezone.now() - dt.timedelta(seconds=jobs.STALE_AFTER_SECONDS + 5)
     ImportJob.objects.filter(pk=job.pk).update(heartbeat_at=stale)
-    monkeypatch.setattr(services, "_delete_created", real_delete)
+    monkeypatch.setattr(import_undo, "_delete_created", real_delete)
 
-    resumed = services.run_undo(job.pk, org.pk)
+    resumed = services.run_undo(org_id=org.pk, job_id=job.pk)
 
     assert resumed is not None
     job.refresh_from_db()
@@ -723,8 +728,8 @@ def test_an_undo_that_fails_gives_the_import_back_and_says_what_stays_undone(
 ):
     job = undo_scenario(owner)
     assert selectors.undo_counts(job) == {"delete": 19, "restore": 4, "keep": 2}
-    monkeypatch.setattr(services, "UNDO_BATCH", 4)
-    real = getattr(services, failing)
+    monkeypatch.setattr(import_undo, "UNDO_BATCH", 4)
+    real = getattr(import_undo, failing)
     batches = []
 
     def fails_in_the_second_batch(*args):
@@ -733,11 +738,11 @@ def test_an_undo_that_fails_gives_the_import_back_and_says_what_stays_undone(
             raise RuntimeError("the disk is full")
         return real(*args)
 
-    monkeypatch.setattr(services, failing, fails_in_the_second_batch)
+    monkeypatch.setattr(import_undo, failing, fails_in_the_second_batch)
     services.import_undo(job=job, actor=Actor.for_user(owner.user), policy=Policy(owner))
 
     with django_capture_on_commit_callbacks(execute=True):
-        services.run_undo(job.pk, org.pk)
+        services.run_undo(org_id=org.pk, job_id=job.pk)
 
     job.refresh_from_db()
     assert (job.status, job.undone_at) == (ImportJob.Status.DONE, None)
@@ -761,7 +766,7 @@ def test_an_undo_that_fails_gives_the_import_back_and_says_what_stays_undone(
     }
 
     # Undoing again carries on where it stopped, counting nothing twice.
-    monkeypatch.setattr(services, failing, real)
+    monkeypatch.setattr(import_undo, failing, real)
     job = undo(job, owner)
 
     assert_scenario_undone(job)
@@ -770,21 +775,21 @@ def test_an_undo_that_fails_gives_the_import_back_and_says_what_stays_undone(
 def test_a_lost_database_leaves_the_undo_to_the_retried_task(org, owner, monkeypatch):
     job = import_file(owner, rows_csv(["Email"], [["a@example.com"], ["b@example.com"]]))
     services.import_undo(job=job, actor=Actor.for_user(owner.user), policy=Policy(owner))
-    real_delete = services._delete_created
+    real_delete = import_undo._delete_created
 
     def connection_lost(*args):
         raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr(services, "_delete_created", connection_lost)
+    monkeypatch.setattr(import_undo, "_delete_created", connection_lost)
     with pytest.raises(OperationalError):
-        services.run_undo(job.pk, org.pk)
+        services.run_undo(org_id=org.pk, job_id=job.pk)
     job.refresh_from_db()
     # Still undoing, and free for the retry to claim at once.
     assert (job.status, job.heartbeat_at) == (ImportJob.Status.UNDOING, None)
     assert Contact.objects.filter(org=org).count() == 2
 
-    monkeypatch.setattr(services, "_delete_created", real_delete)
-    assert services.run_undo(job.pk, org.pk) is not None
+    monkeypatch.setattr(import_undo, "_delete_created", real_delete)
+    assert services.run_undo(org_id=org.pk, job_id=job.pk) is not None
 
     job.refresh_from_db()
     assert (job.status, job.undo_result["deleted"]) == (ImportJob.Status.UNDONE, 2)
@@ -801,7 +806,7 @@ def test_finishing_an_undo_notifies_and_audits_as_the_member_who_asked(
     )
 
     with django_capture_on_commit_callbacks(execute=True):
-        services.run_undo(job.pk, org.pk)
+        services.run_undo(org_id=org.pk, job_id=job.pk)
 
     note = Notification.objects.get(org=org, user=admin.user)
     assert note.title == "Undo of people.csv finished"
@@ -879,9 +884,9 @@ def started_and_killed_after_two_chunks(membership, content, monkeypatch) -> Imp
     job = map_job(upload(membership, content), membership)
     services.import_start(job=job, actor=Actor.for_user(membership.user), policy=Policy(membership))
     monkeypatch.setattr(DiesAfterTwoChunks, "chunks_written", 0)
-    monkeypatch.setattr(services, "Importer", DiesAfterTwoChunks)
+    monkeypatch.setattr(import_run, "Importer", DiesAfterTwoChunks)
     with pytest.raises(WorkerKilled):
-        services.run_import(job.pk, job.org_id, chunk_rows=10)
+        services.run_import(org_id=job.org_id, job_id=job.pk, chunk_rows=10)
     job.refresh_from_db()
     return job
 
@@ -891,20 +896,20 @@ def test_a_job_whose_worker_died_resumes_after_its_last_chunk_without_duplicates
 ):
     content = rows_csv(["Email", "City"], [[f"p{i}@example.com", "Lyon"] for i in range(25)])
     job = started_and_killed_after_two_chunks(owner, content, monkeypatch)
-    assert (job.status, job.rows_done, job.created_count) == (ImportJob.Status.RUNNING, 20, 20)
+    assert (job.status, job.progress, job.created_count) == (ImportJob.Status.RUNNING, 20, 20)
     assert Contact.objects.filter(org=org).count() == 20
     # Until its heartbeat goes stale, the job still belongs to the (dead) worker.
-    assert services.run_import(job.pk, org.pk, chunk_rows=10) is None
-    stale = timezone.now() - dt.timedelta(seconds=services.STALE_AFTER_SECONDS + 5)
+    assert services.run_import(org_id=org.pk, job_id=job.pk, chunk_rows=10) is None
+    stale = timezone.now() - dt.timedelta(seconds=jobs.STALE_AFTER_SECONDS + 5)
     ImportJob.objects.filter(pk=job.pk).update(heartbeat_at=stale)
-    monkeypatch.setattr(services, "Importer", Importer)
+    monkeypatch.setattr(import_run, "Importer", Importer)
 
-    resumed = services.run_import(job.pk, org.pk, chunk_rows=10)
+    resumed = services.run_import(org_id=org.pk, job_id=job.pk, chunk_rows=10)
 
     assert resumed is not None
     job.refresh_from_db()
-    assert job.status == ImportJob.Status.DONE, job.failure
-    assert (job.created_count, job.error_count, job.rows_done, job.total_rows) == (25, 0, 25, 25)
+    assert job.status == ImportJob.Status.DONE, job.error
+    assert (job.created_count, job.error_count, job.progress, job.total) == (25, 0, 25, 25)
     emails = list(Contact.objects.filter(org=org).values_list("email", flat=True))
     assert len(emails) == 25
     assert len(set(emails)) == 25
@@ -960,7 +965,7 @@ def _dies(rows, lanes):
 
 
 def test_a_converting_worker_that_dies_fails_the_job_instead_of_hanging_it(org, owner, monkeypatch):
-    from contacts.importing import engine
+    from contacts.importing.engine import pipeline as engine
 
     monkeypatch.setattr(engine, "_convert_in_worker", _dies)
     monkeypatch.setattr(engine, "WORKER_TIMEOUT", 2)
@@ -969,7 +974,7 @@ def test_a_converting_worker_that_dies_fails_the_job_instead_of_hanging_it(org, 
     job = import_file(owner, content, chunk_rows=10)
 
     assert job.status == ImportJob.Status.FAILED
-    assert "A converting worker stopped answering within 2 s." in job.failure
+    assert "A converting worker stopped answering within 2 s." in job.error
     assert not Contact.objects.filter(org=org).exists()
 
 
@@ -984,7 +989,7 @@ def _hangs_after_fork(connection):
 def test_converting_workers_are_forked_without_other_libraries_after_fork_hooks(
     org, owner, monkeypatch
 ):
-    from contacts.importing import engine
+    from contacts.importing.engine import pipeline as engine
 
     monkeypatch.setattr(engine, "WORKER_TIMEOUT", 5)
     connection = _BrokerConnection()
@@ -993,7 +998,7 @@ def test_converting_workers_are_forked_without_other_libraries_after_fork_hooks(
 
     job = import_file(owner, content, chunk_rows=10)
 
-    assert (job.status, job.created_count) == (ImportJob.Status.DONE, 25), job.failure
+    assert (job.status, job.created_count) == (ImportJob.Status.DONE, 25), job.error
     # This process keeps its hooks for whatever it forks next.
     registered = multiprocessing.util._afterfork_registry.values()
     assert any(obj is connection for obj in registered)
@@ -1011,9 +1016,9 @@ def test_claim_refuses_a_job_that_a_live_worker_holds(org, owner):
     job = map_job(upload(owner, rows_csv(["Email"], [["a@example.com"]])), owner)
     services.import_start(job=job, actor=Actor.for_user(owner.user), policy=Policy(owner))
 
-    assert services.claim(job.pk, org.pk) is True
-    assert services.claim(job.pk, org.pk) is False
-    assert services.run_import(job.pk, org.pk) is None
+    assert claim(job) is True
+    assert claim(job) is False
+    assert services.run_import(org_id=org.pk, job_id=job.pk) is None
     job.refresh_from_db()
     assert job.status == ImportJob.Status.RUNNING
     assert not Contact.objects.filter(org=org).exists()
@@ -1021,33 +1026,40 @@ def test_claim_refuses_a_job_that_a_live_worker_holds(org, owner):
 
 def test_claim_takes_over_a_running_job_whose_heartbeat_went_stale(org, owner):
     job = map_job(upload(owner, rows_csv(["Email"], [["a@example.com"]])), owner)
-    stale = timezone.now() - dt.timedelta(seconds=services.STALE_AFTER_SECONDS + 1)
-    ImportJob.objects.filter(pk=job.pk).update(status="running", heartbeat_at=stale)
+    stale = timezone.now() - dt.timedelta(seconds=jobs.STALE_AFTER_SECONDS + 1)
+    ImportJob.objects.filter(pk=job.pk).update(
+        status="running", claimed_by="a-worker-that-died", heartbeat_at=stale
+    )
 
-    assert services.claim(job.pk, org.pk) is True
-    assert services.claim(job.pk, org.pk) is False
+    assert claim(job) is True
+    assert claim(job) is False
+
+
+def claim(job, kind: str = import_run.JOB_KIND) -> bool:
+    """A worker's claim of the job (each call is a different worker)."""
+    return jobs.claim(kind, job.org_id, job.pk, holder=f"worker-{uuid.uuid4()}") is not None
 
 
 def went_quiet(job) -> None:
-    stale = timezone.now() - dt.timedelta(seconds=services.STALE_AFTER_SECONDS + 5)
+    stale = timezone.now() - dt.timedelta(seconds=jobs.STALE_AFTER_SECONDS + 5)
     ImportJob.objects.filter(pk=job.pk).update(heartbeat_at=stale)
 
 
 def test_an_import_that_keeps_taking_its_worker_down_fails_instead_of_looping(org, owner):
     job = map_job(upload(owner, rows_csv(["Email"], [["a@example.com"]])), owner)
     services.import_start(job=job, actor=Actor.for_user(owner.user), policy=Policy(owner))
-    assert services.claim(job.pk, org.pk) is True  # the first worker, which dies
+    assert claim(job) is True  # the first worker, which dies
 
-    for _ in range(services.MAX_TAKEOVERS):  # each next one dies too
+    for _ in range(jobs.MAX_TAKEOVERS):  # each next one dies too
         went_quiet(job)
-        assert services.claim(job.pk, org.pk) is True
+        assert claim(job) is True
     went_quiet(job)
-    assert services.claim(job.pk, org.pk) is False
-    assert services.claim(job.pk, org.pk) is False  # ended once, by one worker
+    assert claim(job) is False
+    assert claim(job) is False  # ended once, by one worker
 
     job.refresh_from_db()
     assert job.status == ImportJob.Status.FAILED
-    assert job.failure == (
+    assert job.error == (
         "The import stopped: its worker stopped answering 3 times in a row without finishing "
         "a chunk (a file that makes it run out of memory can do that)."
     )
@@ -1057,11 +1069,11 @@ def test_an_import_that_keeps_taking_its_worker_down_fails_instead_of_looping(or
 def test_a_committed_chunk_clears_the_takeovers(org, owner, monkeypatch):
     content = rows_csv(["Email"], [[f"p{i}@example.com"] for i in range(25)])
     job = started_and_killed_after_two_chunks(owner, content, monkeypatch)
-    monkeypatch.setattr(services, "Importer", Importer)
-    ImportJob.objects.filter(pk=job.pk).update(takeovers=services.MAX_TAKEOVERS - 1)
+    monkeypatch.setattr(import_run, "Importer", Importer)
+    ImportJob.objects.filter(pk=job.pk).update(takeovers=jobs.MAX_TAKEOVERS - 1)
     went_quiet(job)
 
-    services.run_import(job.pk, org.pk)
+    services.run_import(org_id=org.pk, job_id=job.pk)
 
     job.refresh_from_db()
     assert (job.status, job.takeovers, job.created_count) == (ImportJob.Status.DONE, 0, 25)
@@ -1070,17 +1082,17 @@ def test_a_committed_chunk_clears_the_takeovers(org, owner, monkeypatch):
 def test_an_undo_that_keeps_taking_its_worker_down_stops_and_keeps_what_it_did(org, owner):
     job = import_file(owner, rows_csv(["Email"], [["a@example.com"], ["b@example.com"]]))
     services.import_undo(job=job, actor=Actor.for_user(owner.user), policy=Policy(owner))
-    assert services.claim_undo(job.pk, org.pk) is True  # the first worker, which dies
+    assert claim(job, import_undo.JOB_KIND) is True  # the first worker, which dies
     # A batch it committed before dying clears the count: only takeovers in a row count.
     job.refresh_from_db()
-    services._undo_step(job, org, services._undo_actor(job))
+    import_undo._undo_step(job, org, import_undo._undo_actor(job))
     assert ImportJob.objects.get(pk=job.pk).takeovers == 0
 
-    for _ in range(services.MAX_TAKEOVERS):
+    for _ in range(jobs.MAX_TAKEOVERS):
         went_quiet(job)
-        assert services.claim_undo(job.pk, org.pk) is True
+        assert claim(job, import_undo.JOB_KIND) is True
     went_quiet(job)
-    assert services.claim_undo(job.pk, org.pk) is False
+    assert claim(job, import_undo.JOB_KIND) is False
 
     job.refresh_from_db()
     assert job.status == ImportJob.Status.DONE  # given back, and can be undone again
@@ -1094,8 +1106,8 @@ def test_an_undo_that_keeps_taking_its_worker_down_stops_and_keeps_what_it_did(o
 
 
 def sent_tasks(callbacks) -> list[tuple[str, int, int]]:
-    """(task name, org id, job id) of each task the captured on-commit callbacks send."""
-    return sorted((c.func.__self__.name, *c.args) for c in callbacks)
+    """(job kind, org id, job id) of each job the captured on-commit callbacks send."""
+    return sorted(c.args for c in callbacks)
 
 
 def test_the_sweeper_sends_the_task_again_only_for_stalled_imports_and_undos(
@@ -1104,43 +1116,50 @@ def test_the_sweeper_sends_the_task_again_only_for_stalled_imports_and_undos(
     now = timezone.now()
     ago = lambda seconds: now - dt.timedelta(seconds=seconds)  # noqa: E731
     other_owner = member(other_org, "owner")
+    undo = import_undo.JOB_KIND
     states = {
         "queued just now": (owner, dict(status="queued", sent_at=ago(60))),
         "queued, never taken": (owner, dict(status="queued", sent_at=ago(660))),
-        "running": (owner, dict(status="running", heartbeat_at=ago(5), sent_at=ago(900))),
+        "running": (
+            owner,
+            dict(status="running", claimed_by="w", heartbeat_at=ago(5), sent_at=ago(900)),
+        ),
         "running, worker died": (
             other_owner,
-            dict(status="running", heartbeat_at=ago(300), sent_at=ago(900)),
+            dict(status="running", claimed_by="w", heartbeat_at=ago(300), sent_at=ago(900)),
         ),
         "running, worker died, just sent again": (
             owner,
-            dict(status="running", heartbeat_at=ago(300), sent_at=ago(30)),
+            dict(status="running", claimed_by="w", heartbeat_at=ago(300), sent_at=ago(30)),
         ),
-        "undo never taken": (owner, dict(status="undoing", heartbeat_at=None, sent_at=ago(660))),
-        "undo just started": (owner, dict(status="undoing", heartbeat_at=None, sent_at=ago(10))),
-        "undo, worker died": (owner, dict(status="undoing", heartbeat_at=ago(300), sent_at=None)),
+        "undo never taken": (owner, dict(status="undoing", kind=undo, sent_at=ago(660))),
+        "undo just started": (owner, dict(status="undoing", kind=undo, sent_at=ago(10))),
+        "undo, worker died": (
+            owner,
+            dict(status="undoing", kind=undo, claimed_by="w", heartbeat_at=ago(300)),
+        ),
         "done": (owner, dict(status="done", heartbeat_at=ago(3000), sent_at=ago(3000))),
     }
-    jobs = {}
+    stalled_jobs = {}
     for name, (membership, fields) in states.items():
-        jobs[name] = upload(membership, rows_csv(["Email"], [["a@example.com"]]))
-        ImportJob.objects.filter(pk=jobs[name].pk).update(**fields)
+        stalled_jobs[name] = upload(membership, rows_csv(["Email"], [["a@example.com"]]))
+        ImportJob.objects.filter(pk=stalled_jobs[name].pk).update(**fields)
 
     with django_capture_on_commit_callbacks() as callbacks:
-        assert services.resend_stalled_jobs() == 4
+        assert jobs.sweep_stalled() == 4
 
-    tasks = "contacts.importing.tasks."
+    run = import_run.JOB_KIND
     assert sent_tasks(callbacks) == sorted(
         [
-            (tasks + "run_import", org.pk, jobs["queued, never taken"].pk),
-            (tasks + "run_import", other_org.pk, jobs["running, worker died"].pk),
-            (tasks + "run_undo", org.pk, jobs["undo never taken"].pk),
-            (tasks + "run_undo", org.pk, jobs["undo, worker died"].pk),
+            (run, org.pk, stalled_jobs["queued, never taken"].pk),
+            (run, other_org.pk, stalled_jobs["running, worker died"].pk),
+            (undo, org.pk, stalled_jobs["undo never taken"].pk),
+            (undo, org.pk, stalled_jobs["undo, worker died"].pk),
         ]
     )
     # Each stalled job gets one extra message at a time, not one per sweep.
     with django_capture_on_commit_callbacks() as again:
-        assert services.resend_stalled_jobs() == 0
+        assert jobs.sweep_stalled() == 0
     assert again == []
 
 
@@ -1149,18 +1168,18 @@ def test_the_sweeper_finishes_an_import_whose_worker_died(
 ):
     content = rows_csv(["Email"], [[f"p{i}@example.com"] for i in range(25)])
     job = started_and_killed_after_two_chunks(owner, content, monkeypatch)
-    monkeypatch.setattr(services, "Importer", Importer)
+    monkeypatch.setattr(import_run, "Importer", Importer)
     # Its message is gone with the worker; after a while its heartbeat is stale.
-    stale = timezone.now() - dt.timedelta(seconds=services.STALE_AFTER_SECONDS + 5)
+    stale = timezone.now() - dt.timedelta(seconds=jobs.STALE_AFTER_SECONDS + 5)
     ImportJob.objects.filter(pk=job.pk).update(heartbeat_at=stale, sent_at=stale)
     monkeypatch.setitem(celery_app.conf, "task_always_eager", True)
 
     with django_capture_on_commit_callbacks(execute=True):
-        assert services.resend_stalled_jobs() == 1
+        assert jobs.sweep_stalled() == 1
 
     job.refresh_from_db()
-    assert job.status == ImportJob.Status.DONE, job.failure
-    assert (job.created_count, job.rows_done) == (25, 25)
+    assert job.status == ImportJob.Status.DONE, job.error
+    assert (job.created_count, job.progress) == (25, 25)
     assert Contact.objects.filter(org=org).count() == 25
     assert Notification.objects.filter(user=owner.user, title__contains="finished").count() == 1
 
@@ -1181,7 +1200,7 @@ def test_a_real_celery_worker_runs_a_started_import(transactional_db):
         until=(ImportJob.Status.DONE, ImportJob.Status.FAILED),
     )
 
-    assert job.status == ImportJob.Status.DONE, job.failure
+    assert job.status == ImportJob.Status.DONE, job.error
     assert job.created_count == 2
     assert Contact.objects.filter(org=org).count() == 2
 
@@ -1221,10 +1240,10 @@ def run_in_lanes(owner, content, monkeypatch, *, importer=Importer):
         return real(self, *args)
 
     monkeypatch.setattr(Importer, "_commit_part", recording)
-    monkeypatch.setattr(services, "Importer", importer)
+    monkeypatch.setattr(import_run, "Importer", importer)
     job = map_job(upload(owner, content), owner)
     services.import_start(job=job, actor=Actor.for_user(owner.user), policy=Policy(owner))
-    services.run_import(job.pk, owner.org_id, chunk_rows=10)
+    services.run_import(org_id=owner.org_id, job_id=job.pk, chunk_rows=10)
     job.refresh_from_db()
     return job, threads
 
@@ -1232,7 +1251,7 @@ def run_in_lanes(owner, content, monkeypatch, *, importer=Importer):
 def assert_lanes_result(org, job):
     assert job.merge_lanes == 2
     assert sorted(job.chunks_done) == list(range(10))
-    assert (job.rows_done, job.created_count, job.updated_count, job.error_count) == (
+    assert (job.progress, job.created_count, job.updated_count, job.error_count) == (
         45,
         38,
         5,
@@ -1262,7 +1281,7 @@ def test_lanes_merge_in_parallel_to_the_same_result_as_one_connection(
 
     job, threads = run_in_lanes(owner, lanes_file(org), monkeypatch)
 
-    assert job.status == ImportJob.Status.DONE, job.failure
+    assert job.status == ImportJob.Status.DONE, job.error
     assert threads == {"import-lane-0", "import-lane-1"}
     assert_lanes_result(org, job)
 
@@ -1294,14 +1313,14 @@ def test_a_job_whose_lanes_died_resumes_with_exactly_the_missing_parts(
     job = ImportJob.objects.get(org=org)
     assert job.status == ImportJob.Status.RUNNING
     assert len(job.chunks_done) == 3
-    stale = timezone.now() - dt.timedelta(seconds=services.STALE_AFTER_SECONDS + 5)
+    stale = timezone.now() - dt.timedelta(seconds=jobs.STALE_AFTER_SECONDS + 5)
     ImportJob.objects.filter(pk=job.pk).update(heartbeat_at=stale)
-    monkeypatch.setattr(services, "Importer", Importer)
+    monkeypatch.setattr(import_run, "Importer", Importer)
 
-    services.run_import(job.pk, org.pk, chunk_rows=10)
+    services.run_import(org_id=org.pk, job_id=job.pk, chunk_rows=10)
 
     job.refresh_from_db()
-    assert job.status == ImportJob.Status.DONE, job.failure
+    assert job.status == ImportJob.Status.DONE, job.error
     assert_lanes_result(org, job)
 
 
@@ -1315,7 +1334,7 @@ def test_utf16_tab_separated_file_imports_end_to_end(org, owner):
 
     job = run(map_job(job, owner), owner)
 
-    assert job.created_count == 1, job.failure
+    assert job.created_count == 1, job.error
     contact = Contact.objects.get(org=org)
     assert (contact.first_name, contact.last_name) == ("Jürgen", "Müller")
 
@@ -1327,7 +1346,7 @@ def test_windows_1252_semicolon_file_imports_end_to_end(org, owner):
 
     job = run(map_job(job, owner), owner)
 
-    assert job.created_count == 1, job.failure
+    assert job.created_count == 1, job.error
     contact = Contact.objects.get(org=org)
     assert (contact.first_name, contact.last_name, contact.city) == (
         "François",
@@ -1350,8 +1369,8 @@ def test_xlsx_workbook_imports_end_to_end(org, owner):
     assert job.file_kind == "xlsx"
     job = run(map_job(job, owner), owner)
 
-    assert job.created_count == 3, job.failure
-    assert job.total_rows == job.rows_done == 3  # counted from the sheet's row tags
+    assert job.created_count == 3, job.error
+    assert job.total == job.progress == 3  # counted from the sheet's row tags
     mae = Contact.objects.get(org=org, email="mae@example.com")
     assert mae.consent_date is not None
     assert mae.consent_date.date() == dt.date(2024, 3, 1)
@@ -1374,7 +1393,7 @@ def test_finishing_an_import_notifies_its_author_in_the_app_and_by_email(
 
     # The email goes out when the job's last write commits.
     with django_capture_on_commit_callbacks(execute=True):
-        services.run_import(job.pk, org.pk)
+        services.run_import(org_id=org.pk, job_id=job.pk)
 
     note = Notification.objects.get(org=org, user=owner.user)
     assert note.title == "Import of people.csv finished"

@@ -202,7 +202,7 @@ def test_a_director_undoes_an_admins_import_of_the_teams_contacts(admin, directo
     job = finished(admin, defaults=owned_by(rep))
 
     response = client_as(director).post(url("import_undo", job))
-    services.run_undo(job.pk, job.org_id)
+    services.run_undo(org_id=job.org_id, job_id=job.pk)
 
     assert response.status_code == 302
     assert status_of(job) == ImportJob.Status.UNDONE
@@ -215,7 +215,7 @@ def test_the_imports_creator_and_an_admin_still_undo_it(org, admin, outsider, cl
     who = admin if undoer == "creator" else member(org, "admin")
 
     client_as(who).post(url("import_undo", job))
-    services.run_undo(job.pk, job.org_id)
+    services.run_undo(org_id=job.org_id, job_id=job.pk)
 
     assert status_of(job) == ImportJob.Status.UNDONE
     assert not Contact.objects.filter(org=org).exists()

@@ -92,9 +92,9 @@ def map_job(membership, job, mapping=MAPPING, defaults=None, save_as="") -> Impo
 
 def run(membership, job) -> ImportJob:
     services.import_start(job=job, actor=Actor.for_user(membership.user), policy=Policy(membership))
-    services.run_import(job.pk, job.org_id)
+    services.run_import(org_id=job.org_id, job_id=job.pk)
     job.refresh_from_db()
-    assert job.status == ImportJob.Status.DONE, job.failure
+    assert job.status == ImportJob.Status.DONE, job.error
     return job
 
 

@@ -11,9 +11,10 @@ from django.utils import timezone
 
 from contacts import services as contact_services
 from contacts.importing import services
-from contacts.importing import views as import_views
 from contacts.importing.mapper import CUSTOM, SKIP
 from contacts.importing.models import ImportJob, SavedMapping
+from contacts.importing.views import detail as import_job_views
+from contacts.importing.views import history as import_history_views
 from contacts.models import Contact, CustomFieldDefinition
 from crm.permissions import Policy
 from crm.services import Actor
@@ -65,9 +66,9 @@ def mapped(membership, content=PEOPLE, **kwargs) -> ImportJob:
 def finished(membership, content=PEOPLE, *, chunk_rows=None, **kwargs) -> ImportJob:
     job = mapped(membership, content, **kwargs)
     services.import_start(job=job, actor=Actor.for_user(membership.user), policy=Policy(membership))
-    services.run_import(job.pk, job.org_id, chunk_rows=chunk_rows)
+    services.run_import(org_id=job.org_id, job_id=job.pk, chunk_rows=chunk_rows)
     job.refresh_from_db()
-    assert job.status == ImportJob.Status.DONE, job.failure
+    assert job.status == ImportJob.Status.DONE, job.error
     return job
 
 
@@ -377,8 +378,8 @@ def test_progress_shows_rows_done_rate_and_time_left_and_keeps_polling(owner, cl
     job = mapped(owner)
     ImportJob.objects.filter(pk=job.pk).update(
         status=ImportJob.Status.RUNNING,
-        total_rows=10_000,
-        rows_done=2_500,
+        total=10_000,
+        progress=2_500,
         started_at=timezone.now() - dt.timedelta(seconds=10),
         heartbeat_at=timezone.now(),
     )
@@ -448,7 +449,7 @@ def test_detail_diff_lists_field_before_and_after_with_owner_names(owner, member
 
 
 def test_diff_pages_through_rows_by_keyset(owner, client_as, monkeypatch):
-    monkeypatch.setattr(import_views, "DIFF_PAGE_SIZE", 2)
+    monkeypatch.setattr(import_job_views, "DIFF_PAGE_SIZE", 2)
     content = "Email\n" + "".join(f"p{i}@example.com\n" for i in range(5))
     job = finished(owner, content)
     client = client_as(owner)
@@ -471,7 +472,7 @@ def test_diff_pages_through_rows_by_keyset(owner, client_as, monkeypatch):
 def test_created_rows_page_forward_and_back_across_the_parts_of_a_big_import(
     owner, client_as, monkeypatch
 ):
-    monkeypatch.setattr(import_views, "DIFF_PAGE_SIZE", 3)
+    monkeypatch.setattr(import_job_views, "DIFF_PAGE_SIZE", 3)
     contact_services.contact_create(
         org=owner.org, actor=Actor.system("test"), data={"email": "p4@example.com"}
     )
@@ -535,7 +536,7 @@ def test_undo_asks_first_with_counts_then_runs_in_the_background_and_lists_the_k
     assert "Undo import…" not in started
     assert Contact.objects.filter(org=owner.org).count() == 2
 
-    services.run_undo(job.pk, job.org_id)
+    services.run_undo(org_id=job.org_id, job_id=job.pk)
     page = text_of(client.get(url("import_detail", job)))
 
     assert not Contact.objects.filter(org=owner.org, email="alan@example.com").exists()
@@ -589,7 +590,7 @@ def test_the_undo_progress_stops_polling_when_the_undo_is_done(owner, client_as)
     client = client_as(owner, htmx=True)
     assert 'hx-trigger="every 1s"' in text_of(client.get(url("import_progress", job)))
 
-    services.run_undo(job.pk, job.org_id)
+    services.run_undo(org_id=job.org_id, job_id=job.pk)
     page = text_of(client.get(url("import_progress", job)))
 
     assert "hx-trigger" not in page
@@ -643,7 +644,7 @@ def test_history_and_dashboard_show_an_import_being_undone(owner, client_as):
 
 
 def test_history_lists_every_import_newest_first_and_pages_by_keyset(owner, client_as, monkeypatch):
-    monkeypatch.setattr(import_views, "HISTORY_PAGE_SIZE", 2)
+    monkeypatch.setattr(import_history_views, "HISTORY_PAGE_SIZE", 2)
     names = ["first.csv", "second.csv", "third.csv"]
     for name in names:
         uploaded(owner, name=name)
@@ -804,7 +805,7 @@ def test_a_new_custom_field_gets_the_kind_its_values_suggest_and_the_member_can_
     }
     job.refresh_from_db()
     services.import_start(job=job, actor=Actor.for_user(owner.user), policy=Policy(owner))
-    services.run_import(job.pk, job.org_id)
+    services.run_import(org_id=job.org_id, job_id=job.pk)
     ada = Contact.objects.get(org=owner.org, email="ada@example.com")
     assert ada.custom["joined"] == "2024-03-01"
     assert ada.custom["newsletter"] is True

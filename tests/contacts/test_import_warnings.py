@@ -17,8 +17,10 @@ from contacts import services as contact_services
 from contacts.importing import services
 from contacts.importing.engine import Importer
 from contacts.importing.models import ImportJob, ImportRowError
+from contacts.importing.services import run as import_run
 from contacts.importing.warning_kinds import KINDS, warning_sentences
 from contacts.models import Contact
+from crm import jobs
 from crm.permissions import Policy
 from crm.services import Actor
 from tests.factories import OrganizationFactory, member
@@ -75,7 +77,7 @@ def test_each_kind_of_bad_value_is_a_warning_and_every_row_is_imported(org, owne
         owner, EVERY_KIND, mapping=EVERY_KIND_MAPPING, owner=str(owner.user.public_id)
     )
 
-    assert job.status == ImportJob.Status.DONE, job.failure
+    assert job.status == ImportJob.Status.DONE, job.error
     assert (job.created_count, job.error_count, job.warning_count) == (7, 0, 6)
     assert job.warning_counts == {
         "phone_as_typed": 1,
@@ -174,7 +176,7 @@ def test_a_phone_kept_as_typed_identifies_a_row_but_never_matches_a_contact(org,
     job = import_file(owner, content)
 
     # Both rows arrive as new contacts: junk shared by many rows is nobody's key.
-    assert (job.created_count, job.updated_count, job.error_count) == (2, 0, 0), job.failure
+    assert (job.created_count, job.updated_count, job.error_count) == (2, 0, 0), job.error
     existing.refresh_from_db()
     assert existing.city == ""
     assert set(
@@ -228,10 +230,10 @@ def test_counts_are_exact_over_a_multi_chunk_import_in_parallel_lanes(
     monkeypatch.setattr(Importer, "_commit_part", recording)
     job = map_job(upload(owner, content), owner)
     services.import_start(job=job, actor=Actor.for_user(owner.user), policy=Policy(owner))
-    services.run_import(job.pk, org.pk, chunk_rows=10)
+    services.run_import(org_id=org.pk, job_id=job.pk, chunk_rows=10)
     job.refresh_from_db()
 
-    assert job.status == ImportJob.Status.DONE, job.failure
+    assert job.status == ImportJob.Status.DONE, job.error
     assert job.merge_lanes == 2 and {"import-lane-0", "import-lane-1"} <= threads
     phones = len([i for i in range(60) if i % 3 == 0])
     stages = len([i for i in range(60) if i % 5 == 0])
@@ -253,14 +255,14 @@ def test_a_resumed_job_does_not_count_warnings_twice(org, owner, monkeypatch):
     job = started_and_killed_after_two_chunks(owner, content, monkeypatch)
 
     assert (job.warning_count, job.warning_counts) == (20, {"phone_as_typed": 20})
-    stale = timezone.now() - dt.timedelta(seconds=services.STALE_AFTER_SECONDS + 5)
+    stale = timezone.now() - dt.timedelta(seconds=jobs.STALE_AFTER_SECONDS + 5)
     ImportJob.objects.filter(pk=job.pk).update(heartbeat_at=stale)
-    monkeypatch.setattr(services, "Importer", Importer)
+    monkeypatch.setattr(import_run, "Importer", Importer)
 
-    services.run_import(job.pk, org.pk, chunk_rows=10)
+    services.run_import(org_id=org.pk, job_id=job.pk, chunk_rows=10)
 
     job.refresh_from_db()
-    assert job.status == ImportJob.Status.DONE, job.failure
+    assert job.status == ImportJob.Status.DONE, job.error
     assert (job.created_count, job.warning_count) == (25, 25)
     assert job.warning_counts == {"phone_as_typed": 25}
 
@@ -313,10 +315,10 @@ def test_a_fixed_report_uploads_again_without_stacking_its_columns(org, owner, c
         blank_policy="keep",
     )
     services.import_start(job=second, actor=Actor.for_user(owner.user), policy=Policy(owner))
-    services.run_import(second.pk, org.pk)
+    services.run_import(org_id=org.pk, job_id=second.pk)
     second.refresh_from_db()
 
-    assert (second.updated_count, second.warning_count) == (1, 0), second.failure
+    assert (second.updated_count, second.warning_count) == (1, 0), second.error
     contact = Contact.objects.get(org=org)
     assert (contact.phone, contact.phone_unverified) == ("+442079460958", False)
     assert report_rows(client_as(owner), second)[0] == [
@@ -409,7 +411,7 @@ def test_update_import_and_undo_restore_phones_and_their_flags_exactly(org, owne
 
     job = import_file(owner, content, policy="update")
 
-    assert (job.updated_count, job.warning_count) == (3, 1), job.failure
+    assert (job.updated_count, job.warning_count) == (3, 1), job.error
     assert job.warning_counts == {"phone_as_typed": 1, "choice_unmatched": 1}
     after = {x.pk: (x.phone, x.phone_unverified, x.city) for x in Contact.objects.filter(org=org)}
     assert after == {

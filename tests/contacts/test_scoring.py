@@ -10,11 +10,11 @@ from django.urls import reverse
 from contacts.models import Contact, CustomFieldDefinition, ScoringRule
 from contacts.scoring import rescore_contact, rescore_contacts, score_reasons
 from contacts.services import contact_create
-from contacts.tasks import rescore_org_contacts
 from crm.models import AuditEvent, BackgroundJob, Membership
 from crm.permissions import Policy
 from crm.services import Actor
 from tests.factories import ContactFactory, TagFactory, custom_role, member
+from tests.jobhelpers import run_job
 
 
 def rule(org, name, field, op, value, points, **extra):
@@ -187,9 +187,9 @@ def test_adding_a_rule_queues_a_rescore_job_that_rescores_everyone(
     assert len(callbacks) == 1
     job = BackgroundJob.objects.get(kind="contacts.rescore")
     assert job.total == 6
-    assert rescore_org_contacts.apply(args=[job.org_id, job.pk]).get() == "ran"
+    assert run_job(job) == "ran"
     job.refresh_from_db()
-    assert (job.status, job.done, job.percent) == ("done", 6, 100)
+    assert (job.status, job.progress, job.percent) == ("done", 6, 100)
     assert {score_of(c) for c in contacts} == {35}
     assert AuditEvent.objects.filter(verb="scoring_rule.created").count() == 1
 
@@ -213,11 +213,11 @@ def test_editing_and_deleting_rules_rescore_again(
                 "is_active": "on",
             },
         )
-    rescore_org_contacts.apply(args=_latest_job_args())
+    run_job(BackgroundJob.objects.latest("created_at"))
     edited = score_of(contact)
     with django_capture_on_commit_callbacks(execute=False):
         client.post(reverse("contacts:scoring_rule_delete", args=[senior.public_id]))
-    rescore_org_contacts.apply(args=_latest_job_args())
+    run_job(BackgroundJob.objects.latest("created_at"))
 
     assert edited == 60
     assert score_of(contact) == 0
@@ -292,8 +292,3 @@ def test_nightly_refresh_queues_a_rescore_only_where_rules_depend_on_time(org, o
     assert queue_nightly_rescores() == 1
     assert BackgroundJob.objects.for_org(org).filter(kind="contacts.rescore").count() == 1
     assert not BackgroundJob.objects.for_org(other_org).exists()
-
-
-def _latest_job_args() -> list[int]:
-    job = BackgroundJob.objects.latest("created_at")
-    return [job.org_id, job.pk]

@@ -74,7 +74,7 @@ def crm_data(org, owner):
         org=org,
         created_by=owner.user,
         total=10,
-        done=4,
+        progress=4,
         status="running",
         params={"title": "Bulk tag"},
     )
@@ -110,7 +110,7 @@ def test_the_job_page_shows_its_progress_bar(page, login_as, owner, crm_data, vi
         reverse("crm:job_progress", kwargs={"public_id": crm_data["job"].public_id}),
     )
 
-    bar = page.locator("progress.job-progress-bar")
+    bar = page.locator("progress.progress-bar")
     expect(bar).to_have_attribute("value", "40")
     assert bar.evaluate("el => getComputedStyle(el).width") != "auto"
     assert violations() == []

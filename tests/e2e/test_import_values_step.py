@@ -86,7 +86,7 @@ def test_owner_matches_values_between_mapping_and_preview(
     # The worker's part runs here, in the test, as in the other wizard tests' fast path.
     page.get_by_role("button", name="Start import").click()
     page.wait_for_url(re.compile(r"/contacts/import/[0-9a-f-]+/$"))
-    import_services.run_import(job.pk, job.org_id)
+    import_services.run_import(org_id=job.org_id, job_id=job.pk)
     contacts = {c.email: c for c in Contact.objects.filter(org=owner.org)}
     assert (contacts["ada@example.com"].owner_id, contacts["ada@example.com"].status) == (
         jose.user_id,

@@ -11,9 +11,9 @@ from celery.contrib.testing.worker import start_worker
 from playwright.sync_api import expect
 
 from contacts import services as contact_services
-from contacts.importing import services as import_services
 from contacts.importing.engine import Importer
 from contacts.importing.models import ImportJob
+from contacts.importing.services import run as import_run
 from contacts.models import Contact
 from crm.celery import app as celery_app
 from crm.services import Actor
@@ -50,7 +50,7 @@ def test_owner_imports_a_file_and_watches_it_finish(
     page, live_server, login_as, owner, settings, tmp_path, monkeypatch
 ):
     settings.MEDIA_ROOT = str(tmp_path / "media")
-    monkeypatch.setattr(import_services, "Importer", PacedImporter)
+    monkeypatch.setattr(import_run, "Importer", PacedImporter)
     contact_services.contact_create(
         org=owner.org,
         actor=Actor.system("test"),
@@ -85,7 +85,7 @@ def test_owner_imports_a_file_and_watches_it_finish(
     with start_worker(celery_app, perform_ping_check=False, shutdown_timeout=30):
         page.get_by_role("button", name="Start import").click()
         page.wait_for_url(re.compile(r"/contacts/import/[0-9a-f-]+/$"))
-        bar = page.locator("progress.import-progress-bar")
+        bar = page.locator("progress.progress-bar")
         seen = set()
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -110,6 +110,6 @@ def test_owner_imports_a_file_and_watches_it_finish(
 
     job = ImportJob.objects.get(org=owner.org)
     assert job.status == ImportJob.Status.DONE
-    assert (job.created_count, job.updated_count, job.rows_done) == (ROWS - 1, 1, ROWS)
+    assert (job.created_count, job.updated_count, job.progress) == (ROWS - 1, 1, ROWS)
     assert Contact.objects.filter(org=owner.org).count() == ROWS
     assert Contact.objects.get(email="ada@example.com").department == "Analyst"

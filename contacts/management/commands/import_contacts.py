@@ -73,16 +73,18 @@ class Command(BaseCommand):
             raise CommandError("; ".join(exc.messages)) from None
         except PermissionError as exc:
             raise CommandError(str(exc)) from None
-        ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.QUEUED)
+        ImportJob.objects.for_org(job.org_id).filter(pk=job.pk).update(
+            status=ImportJob.Status.QUEUED
+        )
         load_started = time.perf_counter()
-        services.run_import(job.pk, org.pk, chunk_rows=opts["chunk_rows"])
+        services.run_import(org_id=org.pk, job_id=job.pk, chunk_rows=opts["chunk_rows"])
         job.refresh_from_db()
         seconds = time.perf_counter() - started
         rows = job.created_count + job.updated_count + job.skipped_count + job.error_count
         summary = {
             "import": str(job.public_id),
             "status": job.status,
-            "failure": job.failure,
+            "failure": job.error,
             "created": job.created_count,
             "updated": job.updated_count,
             "skipped": job.skipped_count,
@@ -96,7 +98,7 @@ class Command(BaseCommand):
         }
         self.stdout.write(json.dumps(summary))
         if job.status != ImportJob.Status.DONE:
-            raise CommandError(job.failure or f"import ended as {job.status}")
+            raise CommandError(job.error or f"import ended as {job.status}")
 
     def _mapping(self, job, org, how: str, policy) -> dict:
         if how == "auto":
