@@ -1,7 +1,10 @@
 import json
+import sys
 
 from django.contrib import messages
+from django.http import FileResponse
 
+from . import rls
 from .models import Membership
 
 SESSION_ORG_KEY = "active_org_id"
@@ -14,8 +17,11 @@ def _resolve_membership(request):
     request.memberships = []
     if not user.is_authenticated:
         return None
+    # A person's memberships span organizations: which one this request works in is what
+    # is being decided here.
     memberships = list(
-        Membership.objects.active()
+        Membership.objects.all_orgs()
+        .active()
         .filter(user=user)
         .select_related("org", "role", "team")
         .order_by("created_at")
@@ -46,6 +52,49 @@ class OrganizationMiddleware:
         request.membership = membership
         request.org = membership.org if membership else None
         return self.get_response(request)
+
+
+class TenantContextMiddleware:
+    """Runs a member's view in one transaction working as their organization
+    (`crm.rls.RequestScope`), so PostgreSQL's row-level security walls off every other
+    organization even from a query that forgot `for_org`. Placed right after
+    OrganizationMiddleware; requests without an organization (signed out, no membership)
+    run as before.
+
+    - The transaction opens just before the view (process_view: after the other middleware
+      read the request, CSRF's reading of an upload included) and ends once the response is
+      made. A view marked `crm.rls.outside_request_transaction` gets session settings
+      instead, reset at the end.
+    - A response of 500 or more rolls the request's writes back: an exception in the view
+      reaches this middleware as that response, never as an exception.
+    - A streamed body (the CSV and JSON exports) is produced after the view returned; it is
+      produced in a transaction of its own in the same organization. Files and async
+      bodies are sent as they are.
+    - `transaction.on_commit` callbacks run when the request's transaction commits, after
+      the view, outside the organization (as the connecting user)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        org = getattr(request, "org", None)
+        if org is None:
+            return self.get_response(request)
+        scope = request.rls_scope = rls.RequestScope(org.id)
+        try:
+            response = self.get_response(request)
+        except BaseException:
+            scope.close(failed=True, exc_info=sys.exc_info())
+            raise
+        scope.close(failed=response.status_code >= 500)
+        if response.streaming and not response.is_async and not isinstance(response, FileResponse):
+            response.streaming_content = rls.streamed_in_tenant(response.streaming_content, org.id)
+        return response
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        scope = getattr(request, "rls_scope", None)
+        if scope is not None:
+            scope.open(outside_transaction=getattr(view_func, "rls_outside_transaction", False))
 
 
 class HtmxMessagesMiddleware:

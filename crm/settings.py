@@ -91,6 +91,8 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "crm.middleware.OrganizationMiddleware",
+    # A member's request runs in one transaction as their organization (crm/rls.py).
+    "crm.middleware.TenantContextMiddleware",
     "crm.timezones.OrganizationTimezoneMiddleware",
     "crm.middleware.HtmxMessagesMiddleware",
 ]
@@ -122,6 +124,10 @@ DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"].setdefault("OPTIONS", {})
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# PostgreSQL row-level security (crm/rls.py): requests and jobs work in this role, which the
+# policies bind. Off only where the database user may not create roles.
+CRM_RLS_ENABLED = env.bool("CRM_RLS_ENABLED", default=True)
+CRM_DB_APP_ROLE = env("CRM_DB_APP_ROLE", default="crm_app")
 
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
 CACHES = {
@@ -291,19 +297,23 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE: dict = {
     # Lead scores that depend on "in the last N days" drift as days pass.
     "nightly-lead-rescore": {
-        "task": "contacts.tasks.nightly_rescore",
+        "task": "contacts.tasks.nightly_rescore_task",
         "schedule": crontab(hour=3, minute=15),
     },
-    # Background jobs, imports and undos whose task message was lost or whose worker died
-    # are sent again. Each sweep is one small query; every minute keeps the wait short
-    # (an import whose worker died is resumed within about three minutes).
-    "resend-stalled-jobs": {
-        "task": "contacts.tasks.resend_stalled_jobs",
+    # Jobs of every kind (bulk actions, rescores, imports, undos) whose task message was lost
+    # or whose worker died are sent again. Each sweep is one small query per job table; every
+    # minute keeps the wait short (a job whose worker died resumes within about three minutes).
+    "sweep-stalled-jobs": {
+        "task": "crm.jobs.tasks.sweep_stalled_jobs_task",
         "schedule": 60.0,
     },
-    "resend-stalled-imports": {
-        "task": "contacts.importing.tasks.resend_stalled_imports",
-        "schedule": 60.0,
+    # Domain events go from the outbox to their consumers (notifications; webhooks and the
+    # timeline later) within seconds. A run that finds nothing due costs one index probe. A
+    # message no worker took before the next tick expires: a busy worker never piles them up.
+    "relay-outbox": {
+        "task": "crm.tasks.relay_outbox_task",
+        "schedule": 5.0,
+        "options": {"expires": 5.0},
     },
 }
 # GET /healthz waits this long (seconds) for a Celery worker to answer its ping.

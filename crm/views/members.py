@@ -6,12 +6,14 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.db.models import Count, Q
 from django.http import HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 
+from .. import rls
 from ..decorators import member_required
 from ..forms import InvitationForm, MemberUpdateForm, TeamForm
 from ..middleware import SESSION_ORG_KEY
@@ -322,9 +324,16 @@ def accept_invitation(request, token):
     if request.method not in ("GET", "POST"):
         return HttpResponseNotAllowed(["GET", "POST"])
     invitation = invitation_for_token(token)
-    context = {"invitation": invitation, "problem": invitation_problem(invitation)}
     if invitation is None:
+        context = {"invitation": None, "problem": invitation_problem(None)}
         return render(request, "crm/invitation.html", context, status=404)
+    # The page works in the invitation's organization, whichever one the visitor is in.
+    with transaction.atomic(), rls.tenant(invitation.org_id):
+        return _invitation_page(request, token, invitation)
+
+
+def _invitation_page(request, token, invitation):
+    context = {"invitation": invitation, "problem": invitation_problem(invitation)}
     if context["problem"]:
         return render(request, "crm/invitation.html", context, status=410)
 

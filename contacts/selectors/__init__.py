@@ -9,6 +9,10 @@ The API other modules build on:
 
 `contacts_for_state(request, state)` does both and returns an empty queryset for an invalid
 filter, which is what a bulk action or export on "all matching" must do.
+
+The list's reads live in this module itself; beside it, `list_page` (what one page of the list
+reads: its columns and its rows' tags) and `record` (the contact page). Those import from here,
+never the other way round.
 """
 
 from __future__ import annotations
@@ -22,21 +26,21 @@ from urllib.parse import urlencode
 
 from django.contrib.postgres.search import SearchQuery
 from django.db import connection, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Field, Q, QuerySet
 
 from crm.pagination import OrderKey
 from crm.permissions import policy_for
 from crm.selectors import org_timezone
 
-from .fields import CUSTOM_PREFIX, FieldSpec, catalog_by_key, contact_field_catalog
-from .filters import (
+from ..fields import CUSTOM_PREFIX, FieldSpec, catalog_by_key, contact_field_catalog
+from ..filters import (
     FilterError,
     compile_filters,
     custom_sort_expression,
     parse_condition,
     parse_filters,
 )
-from .models import Company, Contact, ListPreference, SmartView
+from ..models import Company, Contact, ListPreference, SmartView
 
 LIST_KEY = "contacts"
 DEFAULT_SORT = "-created_at"
@@ -127,7 +131,11 @@ def _ids_by_index(queryset, cap: int) -> list[int]:
     which costs little exactly when the matches are few."""
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off; SET LOCAL enable_indexscan = off")
-        return list(queryset.values_list("id", flat=True)[: cap + 1])
+        ids = list(queryset.values_list("id", flat=True)[: cap + 1])
+        # Inside a longer transaction (every member's request has one, crm/rls.py) SET LOCAL
+        # would hold for every query after this one, until that transaction ends.
+        cursor.execute("SET LOCAL enable_seqscan = DEFAULT; SET LOCAL enable_indexscan = DEFAULT")
+        return ids
 
 
 def search_q(org, text: str, policy=None) -> Q:
@@ -174,7 +182,7 @@ def companies_for_search(*, org, policy, search: str) -> QuerySet:
     """Companies matching `search` in the member's scope (the global search's second list)."""
     query = search_query(search)
     if query is None or not policy.can("companies", "view"):
-        return Company.objects.none()
+        return Company.objects.for_org(org).none()
     companies = (
         Company.objects.for_org(org)
         .filter(is_archived=False, search_vector=query)
@@ -183,7 +191,7 @@ def companies_for_search(*, org, policy, search: str) -> QuerySet:
     if max(len(term) for term in re.findall(r"\w+", search)) >= MIN_SELECTIVE_TERM:
         ids = _ids_by_index(companies, COMPANY_ID_CAP)
         if len(ids) <= COMPANY_ID_CAP:
-            return Company.objects.filter(id__in=ids)
+            return Company.objects.for_org(org).filter(id__in=ids)
     return companies
 
 
@@ -226,7 +234,7 @@ def contacts_for_state(request, state: ListState) -> QuerySet:
     """The contacts `state` describes for this request's member (none if its filter is
     invalid, so an action on "all matching" never widens to everything)."""
     if state.error:
-        return Contact.objects.none()
+        return Contact.objects.for_org(request.org).none()
     return contacts_for_list(
         org=request.org,
         policy=policy_for(request),
@@ -277,6 +285,8 @@ def sort_order(sort: str, catalog) -> list[OrderKey]:
         ]
     else:
         model_field = Contact._meta.get_field(fields[name].path if name in fields else name)
+        if not isinstance(model_field, Field):  # sort options are the contact's own columns
+            raise ValueError(f"Cannot sort contacts by {name!r}.")
         keys = [OrderKey(model_field.attname, descending=descending, nullable=model_field.null)]
     return [*keys, OrderKey("id", descending=descending)]
 

@@ -1,0 +1,81 @@
+"""What one page of the contact list reads beyond the queryset of `contacts_for_state`: only
+the columns it shows, the tags of its rows, and the pick-lists of its filter panel."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from crm.models import Membership
+
+from ..fields import FieldSpec, catalog_by_key
+from ..models import Tag
+from . import sort_order
+
+# What every row shows whatever its columns: the name (or email) with its link and checkbox.
+_ROW_FIELDS = ("id", "public_id", "first_name", "last_name", "email", "is_archived")
+# Columns read through a joined row, and what they read of it.
+_RELATED_COLUMNS = {
+    "owner": ("owner", "owner__first_name", "owner__last_name", "owner__email"),
+    "company": ("company", "company__public_id", "company__name"),
+}
+
+
+def for_list_page(
+    qs: QuerySet, columns: list[str], catalog: list[FieldSpec], sort: str
+) -> QuerySet:
+    """`qs` reading only what a list page with `columns` shows and its sort needs: a contact
+    row has some fifty columns (a search vector among them), and reading and converting the
+    ones nobody sees cost more than the query. Owner and company come joined; tags come
+    from `tag_names_by_contact`, one query for the page."""
+    fields = catalog_by_key(catalog)
+    only = set(_ROW_FIELDS)
+    related = []
+    for key in columns:
+        if key in _RELATED_COLUMNS:
+            only.update(_RELATED_COLUMNS[key])
+            related.append(key)
+        elif key == "tags":
+            continue
+        elif fields[key].is_custom:
+            only.add("custom")
+        else:
+            only.add(fields[key].path)
+    only.update(key.name for key in sort_order(sort, catalog) if key.expression is None)
+    if related:
+        qs = qs.select_related(*related)
+    return qs.only(*sorted(only))
+
+
+def tag_names_by_contact(org, contact_ids) -> dict[int, list[str]]:
+    """{contact id: its tag names A to Z} for a page of contacts, in one query."""
+    names: dict[int, list[str]] = {}
+    links = (
+        Tag.objects.for_org(org)
+        .filter(contacttag__contact_id__in=list(contact_ids))
+        .order_by("name", "id")
+        .values_list("contacttag__contact_id", "name")
+    )
+    for contact_id, name in links:
+        names.setdefault(contact_id, []).append(name)
+    return names
+
+
+def panel_pick_lists(org, fields, *, tag_limit: int) -> tuple[list[str], list[Membership]]:
+    """(tag names A to Z, up to `tag_limit`; active members with their user, by name) for the
+    filter panel and the builder, each only when the member sees that field (`fields`)."""
+    tag_names = (
+        list(Tag.objects.for_org(org).order_by("name").values_list("name", flat=True)[:tag_limit])
+        if "tags" in fields
+        else []
+    )
+    members = (
+        list(
+            Membership.objects.for_org(org)
+            .active()
+            .select_related("user")
+            .order_by("user__first_name", "user__email")
+        )
+        if "owner" in fields
+        else []
+    )
+    return tag_names, members
