@@ -6,5 +6,9 @@ class ContactsConfig(AppConfig):
     name = "contacts"
 
     def ready(self):
-        # Registers the app's dashboard figures with crm.widgets.
-        from . import widgets  # noqa: F401
+        # Modules that register the app with crm: its dashboard figures (crm.widgets), its
+        # outbox consumers (crm.outbox: owners told of contacts given to them) and its
+        # background-job runners (crm.jobs: bulk actions, rescores, imports and undos, so a
+        # worker can run any kind it is handed).
+        from . import bulk, consumers, scoring, widgets  # noqa: F401
+        from .importing.services import run, undo  # noqa: F401

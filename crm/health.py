@@ -1,10 +1,13 @@
-"""Probes behind GET /healthz: the database, Redis and at least one Celery worker."""
+"""Probes behind GET /healthz: the database, Redis and at least one Celery worker; and, for
+staff, how far behind the outbox relay is."""
 
 import time
 
 import redis
 from django.conf import settings
 from django.db import connection
+
+from . import outbox
 
 
 def check_database():
@@ -45,3 +48,13 @@ def run_checks():
             results[name] = {"ok": True}
         results[name]["ms"] = round((time.perf_counter() - started) * 1000, 1)
     return results
+
+
+def relay_lag():
+    """Events the outbox relay has not processed yet and the age of the oldest (seconds).
+    Information, not a probe: a relay that lags leaves the app up, so it never turns the
+    status to "down"."""
+    try:
+        return outbox.lag()
+    except Exception as exc:  # the database being down is reported by its own probe
+        return {"error": f"{type(exc).__name__}: {exc}"[:300]}

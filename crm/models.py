@@ -1,4 +1,5 @@
 import uuid
+from typing import ClassVar
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser, BaseUserManager
@@ -6,6 +7,7 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from .jobs.models import ClaimableJob
 from .tenancy import OrgQuerySet, OrgScopedModel
 
 
@@ -34,14 +36,16 @@ class UserManager(BaseUserManager):
 class User(AbstractUser):
     """A person who can sign in. Email is the login; there is no username."""
 
-    username = None
+    # Email is the login: Django's username column is removed.
+    username = None  # type: ignore[assignment]
     email = models.EmailField("email address", unique=True)
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
 
     USERNAME_FIELD = "email"
-    REQUIRED_FIELDS: list[str] = []
+    REQUIRED_FIELDS: ClassVar[list[str]] = []
 
-    objects = UserManager()
+    # Our manager creates users by email; django-stubs types AbstractUser's as its own.
+    objects: ClassVar[UserManager] = UserManager()  # type: ignore[assignment]
 
     class Meta:
         constraints = [models.UniqueConstraint(Lower("email"), name="user_email_ci_unique")]
@@ -125,7 +129,7 @@ class Membership(OrgScopedModel):
     is_active = models.BooleanField(default=True)
     deactivated_at = models.DateTimeField(null=True, blank=True)
 
-    objects = MembershipQuerySet.as_manager()
+    objects: ClassVar = MembershipQuerySet.as_manager()
 
     class Meta:
         constraints = [models.UniqueConstraint("org", "user", name="membership_user_per_org")]
@@ -159,7 +163,7 @@ class Invitation(OrgScopedModel):
     )
     revoked_at = models.DateTimeField(null=True, blank=True)
 
-    objects = InvitationQuerySet.as_manager()
+    objects: ClassVar = InvitationQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
@@ -223,7 +227,11 @@ class OutboxEvent(OrgScopedModel):
 
     event_type = models.CharField(max_length=80)
     payload = models.JSONField(default=dict)
+    # Set by the relay (crm.outbox) once every consumer that wants the event is done with it.
     processed_at = models.DateTimeField(null=True, blank=True)
+    # While a consumer waits out its backoff, the relay leaves the event alone until then
+    # (null: as soon as possible).
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]
@@ -234,6 +242,50 @@ class OutboxEvent(OrgScopedModel):
                 condition=models.Q(processed_at__isnull=True),
             )
         ]
+
+
+class OutboxDelivery(OrgScopedModel):
+    """One consumer's progress on one outbox event. The relay (crm.outbox) writes it in the
+    transaction of the consumer's own work, so a consumer that succeeded is never handed the
+    event again while another one that failed is retried (attempts, backoff, last error).
+    A delivery that failed MAX_ATTEMPTS times is given up: logged, and no longer holding
+    back its organization's later events."""
+
+    # Never addressed by a URL, and there is one row per event and consumer: a uuid index
+    # would be pure write cost.
+    public_id = None  # type: ignore[assignment]
+    # No index of its own: every read names the events (outbox_delivery_once) or looks for
+    # failures (outbox_delivery_owed); deleting an organization scans the table once.
+    org = models.ForeignKey("crm.Organization", on_delete=models.CASCADE, db_index=False)
+    event = models.ForeignKey(
+        OutboxEvent, on_delete=models.CASCADE, related_name="deliveries", db_index=False
+    )
+    consumer = models.CharField(max_length=80)
+    attempts = models.PositiveIntegerField(default=0)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    gave_up_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["event_id", "consumer"]
+        constraints = [
+            # Event first: the relay looks deliveries up by event, and deleting an event
+            # (retention) makes PostgreSQL look for deliveries that still point at it.
+            models.UniqueConstraint("event", "consumer", "org", name="outbox_delivery_once")
+        ]
+        indexes = [
+            # The failures still being retried: the relay reads them to keep each
+            # consumer's events of an organization in order, /healthz counts them.
+            models.Index(
+                fields=["org", "consumer", "event"],
+                name="outbox_delivery_owed",
+                condition=models.Q(processed_at__isnull=True, gave_up_at__isnull=True),
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.consumer} · event {self.event_id}"
 
 
 class UserPreference(models.Model):
@@ -261,9 +313,9 @@ class UserPreference(models.Model):
         return f"{self.user} ({self.theme})"
 
 
-class BackgroundJob(OrgScopedModel):
-    """A long job (bulk action, rescoring, import...) whose progress a page polls.
-    Workers claim it with a conditional UPDATE (queued -> running), so a job runs once."""
+class BackgroundJob(ClaimableJob):
+    """A long job of the contacts module or the administration (a bulk action, a rescore...)
+    whose progress a page polls; the runner in `crm.jobs` claims, runs and sweeps it."""
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -272,18 +324,11 @@ class BackgroundJob(OrgScopedModel):
         FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled"
 
-    kind = models.CharField(max_length=60)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
     params = models.JSONField(default=dict, blank=True)
-    total = models.PositiveIntegerField(default=0)
-    done = models.PositiveIntegerField(default=0)
-    result = models.JSONField(default=dict, blank=True)
-    error = models.TextField(blank=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -296,7 +341,7 @@ class BackgroundJob(OrgScopedModel):
     def percent(self) -> int:
         if self.status == self.Status.DONE:
             return 100
-        return int(self.done * 100 / self.total) if self.total else 0
+        return super().percent
 
     @property
     def is_finished(self) -> bool:

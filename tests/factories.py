@@ -16,6 +16,7 @@ from crm.models import (
     Membership,
     Notification,
     Organization,
+    OutboxDelivery,
     OutboxEvent,
     Role,
     Team,
@@ -115,6 +116,15 @@ class OutboxEventFactory(factory.django.DjangoModelFactory):
     org = factory.SubFactory(OrganizationFactory)
     event_type = "test.happened"
     payload = factory.LazyFunction(dict)
+
+
+class OutboxDeliveryFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = OutboxDelivery
+
+    org = factory.SubFactory(OrganizationFactory)
+    event = factory.SubFactory(OutboxEventFactory, org=factory.SelfAttribute("..org"))
+    consumer = "notifications"
 
 
 def custom_role(org, **kwargs) -> Role:

@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from crm.field_sizes import field_max_length
 from crm.services import Actor, audit, diff, emit_event, snapshot
 
 from .. import normalize, validators
@@ -29,12 +30,12 @@ from ._base import (
     _check_member,
     _choice,
     _datetime_or_none,
+    _is_contact_admin,
     _org_tz,
     _refuse_locked_fields,
     _require,
     _text,
     _user_of,
-    is_contact_admin,
 )
 from .companies import company_for
 from .timeline import _log, record_field_changes
@@ -159,7 +160,7 @@ def _clean_contact_input(
                     text = validators.clean_timezone(text)
                 if key == "twitter_handle":
                     text = validators.clean_twitter_handle(text)
-                limit = Contact._meta.get_field(key).max_length
+                limit = field_max_length(Contact, key)
                 if limit and len(text) > limit:
                     raise ValidationError(f"Use at most {limit} characters.")
                 values[key] = text
@@ -250,7 +251,7 @@ def _resolve_tags(org, actor, raw) -> list[Tag]:
 def _owner_change_allowed(policy, actor_user, old_owner_id, new_owner) -> None:
     """Claiming an unowned contact and releasing your own are open to anyone who may edit;
     giving a contact to someone else, or taking it from them, is for admins."""
-    if policy is None or is_contact_admin(policy):
+    if _is_contact_admin(policy):
         return
     new_id = new_owner.pk if new_owner else None
     me = actor_user.pk if actor_user else None
@@ -336,7 +337,7 @@ def contact_create(
 def contact_update(*, contact: Contact, actor: Actor, data: dict, policy=None) -> Contact:
     """Change the fields in `data` (catalog key → value) and nothing else."""
     org = contact.org
-    contact = Contact.objects.select_for_update().get(pk=contact.pk)
+    contact = Contact.objects.for_org(contact.org_id).select_for_update().get(pk=contact.pk)
     _require(policy, "contacts", "edit", contact.owner_id, check_scope=True)
     specs_by_key = catalog_by_key(contact_field_catalog(org))
     _refuse_locked_fields(policy, specs_by_key, data.keys())
@@ -425,7 +426,9 @@ def _log_owner_change(org, actor, contact: Contact, old_owner_label) -> None:
         event_type="contact.owner_changed",
         payload={
             "contact": contact.public_id,
-            "owner": contact.owner.public_id if contact.owner_id else None,
+            "owner": contact.owner.public_id if contact.owner else None,
+            # Who made the change: consumers tell an owner about contacts someone else gave.
+            "actor": actor.user.public_id if actor.user else None,
         },
     )
 
@@ -452,7 +455,10 @@ def _set_owner(*, contact: Contact, actor: Actor, owner, verb: str) -> Contact:
 def contact_claim(*, contact: Contact, actor: Actor, policy=None) -> Contact:
     """Make the acting member the owner of an unowned contact (or keep it if it is theirs)."""
     contact = (
-        Contact.objects.select_related("owner").select_for_update(of=("self",)).get(pk=contact.pk)
+        Contact.objects.for_org(contact.org_id)
+        .select_related("owner")
+        .select_for_update(of=("self",))
+        .get(pk=contact.pk)
     )
     _require(policy, "contacts", "edit")
     _refuse_locked_fields(policy, {}, ["owner"])
@@ -470,7 +476,10 @@ def contact_claim(*, contact: Contact, actor: Actor, policy=None) -> Contact:
 def contact_release(*, contact: Contact, actor: Actor, policy=None) -> Contact:
     """Leave a contact unowned: your own, or (admins) anyone's."""
     contact = (
-        Contact.objects.select_related("owner").select_for_update(of=("self",)).get(pk=contact.pk)
+        Contact.objects.for_org(contact.org_id)
+        .select_related("owner")
+        .select_for_update(of=("self",))
+        .get(pk=contact.pk)
     )
     _require(policy, "contacts", "edit")
     _refuse_locked_fields(policy, {}, ["owner"])
@@ -478,7 +487,7 @@ def contact_release(*, contact: Contact, actor: Actor, policy=None) -> Contact:
         raise ValidationError("No one owns this contact.")
     user = _user_of(actor)
     mine = user is not None and contact.owner_id == user.pk
-    if not mine and not is_contact_admin(policy):
+    if not mine and not _is_contact_admin(policy):
         raise PermissionDenied("Only the owner or an admin can release this contact.")
     return _set_owner(contact=contact, actor=actor, owner=None, verb="contact.released")
 
@@ -487,9 +496,12 @@ def contact_release(*, contact: Contact, actor: Actor, policy=None) -> Contact:
 def contact_assign_owner(*, contact: Contact, actor: Actor, owner, policy=None) -> Contact:
     """Give a contact to another member (admins only)."""
     contact = (
-        Contact.objects.select_related("owner").select_for_update(of=("self",)).get(pk=contact.pk)
+        Contact.objects.for_org(contact.org_id)
+        .select_related("owner")
+        .select_for_update(of=("self",))
+        .get(pk=contact.pk)
     )
-    if not is_contact_admin(policy):
+    if not _is_contact_admin(policy):
         raise PermissionDenied("Only admins can reassign contacts.")
     if owner is not None:
         _check_member(contact.org, owner, "Choose an active member of this organization.")
@@ -501,7 +513,7 @@ def contact_assign_owner(*, contact: Contact, actor: Actor, owner, policy=None) 
 @transaction.atomic
 def contact_archive(*, contact: Contact, actor: Actor, policy=None) -> Contact:
     """Archive (never delete): the contact leaves lists and frees its email for reuse."""
-    contact = Contact.objects.select_for_update().get(pk=contact.pk)
+    contact = Contact.objects.for_org(contact.org_id).select_for_update().get(pk=contact.pk)
     _require(policy, "contacts", "edit", contact.owner_id, check_scope=True)
     if contact.is_archived:
         return contact
@@ -526,7 +538,7 @@ def contact_archive(*, contact: Contact, actor: Actor, policy=None) -> Contact:
 @transaction.atomic
 def contact_restore(*, contact: Contact, actor: Actor, policy=None) -> Contact:
     """Bring an archived contact back, unless an active contact has taken its email."""
-    contact = Contact.objects.select_for_update().get(pk=contact.pk)
+    contact = Contact.objects.for_org(contact.org_id).select_for_update().get(pk=contact.pk)
     _require(policy, "contacts", "edit", contact.owner_id, check_scope=True)
     if not contact.is_archived:
         return contact
@@ -571,7 +583,7 @@ def tag_get_or_create(*, org, actor: Actor | None = None, name: str) -> Tag:
     with transaction.atomic():
         try:
             with transaction.atomic():
-                tag = Tag.objects.create(org=org, name=name)
+                tag = Tag.objects.for_org(org).create(org=org, name=name)
         except IntegrityError:
             # Someone created it between our look-up and insert.
             return Tag.objects.for_org(org).get(name__iexact=name)
