@@ -257,6 +257,9 @@ class Policy:
     def __init__(self, membership):
         self.membership = membership
         self._rights: dict[str, ModuleRights] = {}
+        # field_level answers, by (field, module): a page asks about every field for every
+        # row or section, and the answer never changes for the life of the policy.
+        self._field_levels: dict[tuple[str, str], str] = {}
         if membership is not None and membership.is_active:
             role = membership.role
             perms = normalize_permissions(role.permissions or {})
@@ -326,8 +329,8 @@ class Policy:
         if scope == "team" and m.team_id:
             from .models import Membership
 
-            teammates = Membership.objects.filter(org_id=m.org_id, team_id=m.team_id).values(
-                "user_id"
+            teammates = (
+                Membership.objects.for_org(m.org_id).filter(team_id=m.team_id).values("user_id")
             )
             return Q(**{f"{owner_field}_id__in": teammates}) | Q(**{f"{owner_field}_id": m.user_id})
         return Q(**{f"{owner_field}_id": m.user_id})
@@ -348,13 +351,39 @@ class Policy:
         if scope == "team" and m.team_id and owner_id:
             from .models import Membership
 
-            return Membership.objects.filter(
-                org_id=m.org_id, user_id=owner_id, team_id=m.team_id
-            ).exists()
+            return (
+                Membership.objects.for_org(m.org_id)
+                .filter(user_id=owner_id, team_id=m.team_id)
+                .exists()
+            )
         return False
 
     def can_touch(self, module: str, action: str, owner_id) -> bool:
         return self.can(module, action) and self.owns_in_scope(module, owner_id)
+
+    # Administration ----------------------------------------------------------------------
+    # "Admin" means two different things, so each has its own name.
+
+    def is_contact_admin(self) -> bool:
+        """Edits every contact (scope "all"). Such members alone give contacts to other
+        people, release contacts someone else owns, change anyone's notes and run the bulk
+        actions marked admin-only."""
+        return self.can("contacts", "edit") and self.scope("contacts") == "all"
+
+    def is_settings_admin(self) -> bool:
+        """Runs the workspace (Settings edit): people, roles, and anyone's shared smart views."""
+        return self.can("settings", "edit")
+
+    # Smart views -------------------------------------------------------------------------
+    def can_share_views(self) -> bool:
+        """Shared views appear for everyone, so sharing is for people who work the records."""
+        return self.can("contacts", "edit") or self.is_settings_admin()
+
+    def can_manage_view(self, view) -> bool:
+        """The author manages their smart views; settings admins also manage shared ones."""
+        user_id = self.membership.user_id if self.membership is not None else None
+        mine = user_id is not None and view.owner_id == user_id
+        return mine or (view.is_shared and self.is_settings_admin())
 
     # Fields ------------------------------------------------------------------------------
     def field_level(self, field_key: str, module: str = "contacts") -> str:
@@ -363,6 +392,12 @@ class Policy:
         Rules apply to contact fields only. A field without a rule is editable; a rule with
         a value we do not know hides the field (fail closed). Without the module's edit or
         create right, editable drops to visible; without its view right every field is hidden."""
+        cached = self._field_levels.get((field_key, module))
+        if cached is None:
+            cached = self._field_levels[field_key, module] = self._field_level(field_key, module)
+        return cached
+
+    def _field_level(self, field_key: str, module: str) -> str:
         if not self.can(module, "view"):
             return "hidden"
         # Field rules are written for contact fields; a company field that happens to share
@@ -472,7 +507,8 @@ class Policy:
         from .models import Membership
 
         teammates = (
-            Membership.objects.filter(org_id=team.org_id, team_id=team.pk, is_active=True)
+            Membership.objects.for_org(team.org_id)
+            .filter(team_id=team.pk, is_active=True)
             .exclude(user_id=user_id)
             .select_related("role")
         )

@@ -4,24 +4,20 @@ way to show any catalog field's value, and the one filter for links made of user
 from __future__ import annotations
 
 import re
-from urllib.parse import quote
 
 from django import template
-from django.urls import reverse
 from django.utils.dateparse import parse_datetime
-from django.utils.html import escape, format_html, format_html_join
+from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
 from crm.dates import format_datetime
 
-from ..custom_fields import display_custom_value
-from ..models import CustomFieldDefinition
+from .. import presenters
 from ..normalize import country_name, display_domain, format_phone
+from ..presenters import EMPTY
 from ..validators import safe_url as _safe_url
 
 register = template.Library()
-
-EMPTY = mark_safe('<span class="muted">—</span>')
 
 
 @register.filter
@@ -105,89 +101,16 @@ def _datetime(value) -> str:
     return format_datetime(value)
 
 
-def _link(url: str, text: str | None = None):
-    """A link to a stored address; text only when it is not an http(s) link (a value from
-    before the validators, say), so it never runs as javascript: or data:."""
-    href = _safe_url(url)
-    if not href:
-        return format_html("{}", text or url)
-    return format_html(
-        '<a href="{}" rel="nofollow noopener" target="_blank">{}</a>', href, text or url
-    )
-
-
-def _custom_display(spec, custom: dict):
-    definition = spec.definition
-    value = (custom or {}).get(definition.key)
-    if value is None or value == "":
-        return EMPTY
-    if definition.field_type == CustomFieldDefinition.FieldType.LINK:
-        return _link(str(value))
-    return display_custom_value(definition, value)
-
-
-_HEX_COLOR = re.compile(r"#[0-9a-fA-F]{6}")
-
-
 @register.filter
 def tag_color(value) -> str:
     """A tag's colour when it is a plain #rrggbb, else the theme's accent (never raw CSS)."""
-    return value if isinstance(value, str) and _HEX_COLOR.fullmatch(value) else "var(--accent)"
+    return presenters.tag_color(value)
 
 
 @register.simple_tag
 def field_value(obj, spec):
     """The value of catalog field `spec` on a contact or company, ready to show."""
-    if spec.is_custom:
-        return _custom_display(spec, obj.custom)
-    kind = spec.type
-    if kind == "tags":
-        tags = list(obj.tags.all())
-        if not tags:
-            return EMPTY
-        return format_html_join(
-            " ",
-            '<span class="tag-chip" data-tag-color="{}">{}</span>',
-            ((tag_color(t.color), t.name) for t in tags),
-        )
-    value = getattr(obj, spec.key, None)
-    if value is None or value == "" or value == []:
-        return EMPTY
-    if kind == "choice":
-        return getattr(obj, f"get_{spec.key}_display")()
-    if kind == "user":
-        return value.display_name
-    if kind == "company":
-        url = reverse("contacts:company_detail", kwargs={"public_id": value.public_id})
-        return format_html('<a href="{}">{}</a>', url, value.name)
-    if kind == "email":
-        return format_html('<a href="mailto:{}">{}</a>', value, value)
-    if kind == "emails":
-        return format_html_join(", ", '<a href="mailto:{}">{}</a>', ((e, e) for e in value))
-    if kind == "phone":
-        if getattr(obj, f"{spec.key}_unverified", False):
-            # Kept as typed by an import: shown as it is, and never dialled.
-            return format_html(
-                '<span class="phone-unverified">{}</span> <span class="badge badge-warning" '
-                'title="Imported as typed; it could not be checked as a phone number.">'
-                "Unverified</span>",
-                value,
-            )
-        return format_html('<a href="tel:{}">{}</a>', value, format_phone(value))
-    if kind == "url":
-        return _link(value)
-    if kind == "bool":
-        return "Yes" if value else "No"
-    if kind == "datetime":
-        return _datetime(value)
-    if kind == "country":
-        return f"{country_name(value)} ({value})"
-    if spec.key == "domain":
-        return display_domain(value)
-    if spec.key == "twitter_handle":
-        # One path segment, whatever was typed ("../", "?", "#").
-        return _link(f"https://x.com/{quote(value, safe='')}", f"@{value}")
-    return value
+    return presenters.field_value(obj, spec)
 
 
 @register.filter

@@ -17,13 +17,10 @@ from django.http import HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template import TemplateDoesNotExist
 from django.template.loader import get_template
-from django.urls import NoReverseMatch, reverse
-from django.utils import formats, timezone
-from django.utils.html import conditional_escape, format_html, format_html_join
-from django.utils.safestring import mark_safe
+from django.urls import reverse
+from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_POST
 
-from crm.models import Membership
 from crm.pagination import count_up_to, page
 from crm.permissions import policy_for
 from crm.selectors import org_timezone
@@ -31,7 +28,8 @@ from crm.selectors import org_timezone
 from ..bulk import available_actions
 from ..fields import catalog_by_key
 from ..filters import OPERATORS, FilterError, builder_schema, describe_filters
-from ..models import Contact, SmartView, Tag
+from ..models import SmartView
+from ..presenters import list_rows, rows_html
 from ..selectors import (
     CUSTOM_PANEL_PREFIX,
     NAME_COLUMN,
@@ -44,9 +42,8 @@ from ..selectors import (
     sort_options,
     sort_order,
 )
-from ..smart_views import (
-    can_manage_view,
-    can_share_views,
+from ..selectors.list_page import for_list_page, panel_pick_lists, tag_names_by_contact
+from ..services import (
     list_preference_save,
     smartview_create,
     smartview_delete,
@@ -60,13 +57,6 @@ MAX_PAGE_SIZE = 200
 COUNT_CAP = 10_000
 MAX_PICK_TAGS = 300
 BULK_BAR_TEMPLATE = "contacts/partials/bulk_bar.html"
-
-
-def _url_or_none(name: str, *args) -> str | None:
-    try:
-        return reverse(name, args=args)
-    except NoReverseMatch:
-        return None
 
 
 def _template_exists(name: str) -> bool:
@@ -85,104 +75,6 @@ def _page_size(request) -> int:
     return max(1, min(size, MAX_PAGE_SIZE))
 
 
-# Cells ------------------------------------------------------------------------------------
-
-
-def _format_moment(value, tz) -> str:
-    if value is None:
-        return ""
-    return formats.date_format(timezone.localtime(value, tz), "DATE_FORMAT")  # docs/glossary.md
-
-
-_PLACEHOLDER = "00000000-0000-0000-0000-000000000000"
-
-
-def _url_maker(name: str):
-    """public_id -> URL of `name`, reversed once per page rather than once per row."""
-    pattern = _url_or_none(name, _PLACEHOLDER)
-    if pattern is None:
-        return lambda public_id: None
-    return lambda public_id: pattern.replace(_PLACEHOLDER, str(public_id))
-
-
-def _cell(contact: Contact, spec, tz, company_url) -> dict:
-    """One table cell as {"text", "url", "tags", "title", "muted"}."""
-    key = spec.key
-    if key == "tags":
-        return {"tags": list(contact.tags.all())}
-    if key == "company":
-        company = contact.company
-        if company is None:
-            return {"text": ""}
-        return {"text": company.name, "url": company_url(company.public_id)}
-    if key == "owner":
-        return {
-            "text": contact.owner.display_name if contact.owner else "No one",
-            "muted": contact.owner is None,
-        }
-    if spec.is_custom:
-        value = (contact.custom or {}).get(key.split(".", 1)[1])
-        if isinstance(value, bool):
-            return {"text": "Yes" if value else "No"}
-        return {"text": "" if value is None else str(value)}
-    value = getattr(contact, spec.path, None)
-    if spec.type == "datetime":
-        return {"text": _format_moment(value, tz), "title": value.isoformat() if value else ""}
-    if spec.type == "choice":
-        return {"text": dict(spec.choices).get(value, value or "")}
-    if spec.type == "bool":
-        return {"text": "" if value is None else ("Yes" if value else "No")}
-    if spec.type == "emails":
-        return {"text": ", ".join(value or [])}
-    return {"text": "" if value is None else str(value)}
-
-
-def _cell_html(cell: dict) -> str:
-    """The cell as escaped HTML. Built here rather than in the template: 50 rows × a dozen
-    columns of template tags cost more than the page's SQL."""
-    attrs = ""
-    if cell.get("title"):
-        attrs += format_html(' title="{}"', cell["title"])
-    if cell.get("muted"):
-        attrs += ' class="muted"'
-    if "tags" in cell:
-        inner = format_html_join(
-            "", '<span class="badge tag-badge">{}</span> ', ((t.name,) for t in cell["tags"])
-        )
-    elif cell.get("url"):
-        inner = format_html('<a href="{}">{}</a>', cell["url"], cell["text"])
-    else:
-        inner = conditional_escape(cell["text"])
-    return format_html("<td{}>{}</td>", mark_safe(attrs), inner)
-
-
-def _display_name(contact: Contact, fields) -> str:
-    """The row's name from the name parts the member may see (email as a fallback)."""
-    parts = [getattr(contact, key) for key in ("first_name", "last_name") if key in fields]
-    name = " ".join(p for p in parts if p).strip()
-    if not name and "email" in fields:
-        name = contact.email
-    return name or "(no name)"
-
-
-def _rows(contacts, columns, fields, tz) -> list[dict]:
-    contact_url = _url_maker("contacts:contact_detail")
-    company_url = _url_maker("contacts:company_detail")
-    rows = []
-    for contact in contacts:
-        cells = [_cell(contact, fields[key], tz, company_url) for key in columns]
-        rows.append(
-            {
-                "contact": contact,
-                "name": _display_name(contact, fields),
-                "url": contact_url(contact.public_id),
-                "cells": cells,
-                "cells_html": mark_safe("".join(_cell_html(cell) for cell in cells)),
-            }
-        )
-    return rows
-
-
 # Context ----------------------------------------------------------------------------------
 
 
@@ -195,7 +87,12 @@ def _headers(state: ListState, fields, sortable) -> list[dict]:
     headers = []
     for key in [NAME_COLUMN, *state.columns]:
         label = "Name" if key == NAME_COLUMN else fields[key].label
-        header = {"key": key, "label": label, "sortable": key in sortable}
+        header = {
+            "key": key,
+            "label": label,
+            "sortable": key in sortable,
+            "css": f"col-{slugify(key)}",
+        }
         if header["sortable"]:
             is_current = current == key
             if is_current:
@@ -214,28 +111,45 @@ def _headers(state: ListState, fields, sortable) -> list[dict]:
     return headers
 
 
-def _pick_lists(request, fields) -> tuple[list, list]:
-    """Tags and members for the panel and the builder (only when the member sees them)."""
-    tags = (
-        list(Tag.objects.for_org(request.org).order_by("name")[:MAX_PICK_TAGS])
-        if "tags" in fields
-        else []
-    )
-    members = (
-        list(
-            Membership.objects.for_org(request.org)
-            .active()
-            .select_related("user")
-            .order_by("user__first_name", "user__email")
-        )
-        if "owner" in fields
-        else []
-    )
-    return tags, members
+def _picked(value, chosen) -> bool:
+    """`value in chosen` as a template's `in` reads it: nothing chosen, or something that is
+    not a collection, is False."""
+    try:
+        return chosen is not None and value in chosen
+    except TypeError:
+        return False
 
 
-def _panel_context(catalog, state: ListState, tags, members) -> dict:
+# The panel's checkbox groups: (catalog field, GET parameter, legend).
+_PANEL_CHECKS = (
+    ("status", "status", "Status"),
+    ("lifecycle_stage", "stage", "Lifecycle stage"),
+    ("consent_status", "consent", "Consent status"),
+)
+
+
+def _panel_context(catalog, state: ListState, tag_names, members) -> dict:
+    """The filter panel's inputs with what is chosen in each worked out here, once: a
+    template `{% if value in panel.x %}` per option costs more than the options."""
     fields = catalog_by_key(catalog)
+    panel = state.panel
+    checks = [
+        {
+            "legend": legend,
+            "name": name,
+            "options": [
+                (value, label, _picked(value, panel.get(name)))
+                for value, label in fields[key].choices
+            ],
+        }
+        for key, name, legend in _PANEL_CHECKS
+        if key in fields
+    ]
+    owner = panel.get("owner")
+    owner_options = [
+        (str(m.user.public_id), m.user.display_name, owner == str(m.user.public_id))
+        for m in members
+    ]
     custom = []
     for spec in catalog:
         if not spec.is_custom:
@@ -268,9 +182,10 @@ def _panel_context(catalog, state: ListState, tags, members) -> dict:
     return {
         "panel_fields": fields,
         "panel_date_ranges": date_ranges,
-        "panel": state.panel,
-        "panel_tags": tags,
-        "panel_members": members,
+        "panel": panel,
+        "panel_tag_options": [(name, _picked(name, panel.get("tag"))) for name in tag_names],
+        "panel_checks": checks,
+        "panel_owner_options": owner_options,
         "panel_custom": custom,
     }
 
@@ -279,32 +194,47 @@ def _list_context(request, state: ListState, *, size: int) -> dict:
     policy = policy_for(request)
     catalog = request_catalog(request)
     fields = catalog_by_key(catalog)
-    tz = org_timezone(request.org)
     sortable = sort_options(catalog)
+    # Row checkboxes and the bulk bar only for a member who can do something with a
+    # selection: a bulk action of this list (archived or not), or an export.
+    bulk_bar_available = _template_exists(BULK_BAR_TEMPLATE) and (
+        bool(available_actions(policy, archived=state.archived)) or policy.can("contacts", "export")
+    )
 
     result = None
     rows = []
     if not state.error:
         try:
-            qs = contacts_for_state(request, state).select_related("owner", "company")
-            if "tags" in state.columns:
-                qs = qs.prefetch_related("tags")
+            qs = for_list_page(
+                contacts_for_state(request, state), state.columns, catalog, state.sort
+            )
             result = page(qs, sort_order(state.sort, catalog), state.cursor or None, size)
         except FilterError as exc:  # the state was checked already; this is a safety net
             state.error, state.error_condition = exc.message, exc.condition
         else:
-            rows = _rows(result.rows, state.columns, fields, tz)
+            tag_names = (
+                tag_names_by_contact(request.org, [contact.pk for contact in result.rows])
+                if "tags" in state.columns and result.rows
+                else {}
+            )
+            rows = list_rows(
+                result.rows,
+                columns=state.columns,
+                fields=fields,
+                tz=org_timezone(request.org),
+                tag_names=tag_names,
+                selectable=bulk_bar_available,
+            )
 
-    tags, members = _pick_lists(request, fields)
+    tag_names, members = panel_pick_lists(request.org, fields, tag_limit=MAX_PICK_TAGS)
     views = list(smart_views_for(request.org, request.user))
     for view in views:
-        view.can_manage = can_manage_view(policy, request.user, view)
+        view.can_manage = policy.can_manage_view(view)
     list_url = reverse("contacts:contact_list")
     export = {}
     for fmt in ("csv", "json"):
-        url = _url_or_none(f"contacts:export_{fmt}")
-        if url and policy.can("contacts", "export"):
-            export[fmt] = f"{url}?{state.query_string()}"
+        if policy.can("contacts", "export"):
+            export[fmt] = f"{reverse(f'contacts:export_{fmt}')}?{state.query_string()}"
     state_params = state.params()
     return {
         "state": state,
@@ -312,42 +242,36 @@ def _list_context(request, state: ListState, *, size: int) -> dict:
         "state_query": state.query_string(),
         "page": result,
         "rows": rows,
+        "rows_html": rows_html(rows),
         "headers": _headers(state, fields, sortable),
         "views": views,
         "active_view": state.view,
         "view_dirty": state.view is not None and state.explicit_filters,
-        "can_manage_active_view": state.view is not None
-        and can_manage_view(policy, request.user, state.view),
-        "can_share_views": can_share_views(policy),
+        "can_manage_active_view": state.view is not None and policy.can_manage_view(state.view),
+        "can_share_views": policy.can_share_views(),
         "filter_summary": describe_filters(state.filters, catalog) if state.filters else "",
         "builder_json": json.dumps(state.builder),
-        "builder_schema": _builder_schema(catalog, tags, members),
-        "operators": OPERATORS,
-        "column_choices": column_options(catalog),
-        "catalog": catalog,
+        "builder_schema": _builder_schema(catalog, tag_names, members),
+        "column_choices": [
+            (spec.key, spec.label, spec.key in state.columns) for spec in column_options(catalog)
+        ],
         "list_url": list_url,
         "export_urls": export,
-        # Row checkboxes and the bulk bar only for a member who can do something with a
-        # selection: a bulk action of this list (archived or not), or an export.
-        "bulk_bar_available": _template_exists(BULK_BAR_TEMPLATE)
-        and (
-            bool(available_actions(policy, archived=state.archived))
-            or policy.can("contacts", "export")
-        ),
-        "create_url": _url_or_none("contacts:contact_create")
+        "bulk_bar_available": bulk_bar_available,
+        "create_url": reverse("contacts:contact_create")
         if policy.can("contacts", "create")
         else None,
         "count_url": f"{reverse('contacts:contact_count')}?{state.query_string()}",
         "page_size": size,
-        "no_js_condition": _first_condition(state),
-        **_panel_context(catalog, state, tags, members),
+        **_no_js_builder(catalog, state),
+        **_panel_context(catalog, state, tag_names, members),
     }
 
 
-def _builder_schema(catalog, tags, members) -> dict:
+def _builder_schema(catalog, tag_names, members) -> dict:
     """Fields and operators for the builder, plus the pick-lists its value inputs offer."""
     schema = builder_schema(catalog)
-    schema["tags"] = [tag.name for tag in tags]
+    schema["tags"] = list(tag_names)
     schema["users"] = [[str(m.user.public_id), m.user.display_name] for m in members]
     return schema
 
@@ -358,6 +282,17 @@ def _first_condition(state: ListState) -> dict:
     if len(groups) == 1 and len(groups[0]["conditions"]) == 1:
         return groups[0]["conditions"][0]
     return {}
+
+
+def _no_js_builder(catalog, state: ListState) -> dict:
+    """The no-JavaScript builder's field and operator options, the chosen ones marked."""
+    condition = _first_condition(state)
+    field, op = condition.get("field"), condition.get("op")
+    return {
+        "no_js_condition": condition,
+        "builder_field_options": [(spec.key, spec.label, spec.key == field) for spec in catalog],
+        "operator_options": [(key, label, key == op) for key, label in OPERATORS.items()],
+    }
 
 
 # Views ------------------------------------------------------------------------------------
@@ -473,7 +408,7 @@ def smart_view_create(request):
 
 def _managed_view(request, public_id) -> SmartView:
     view = get_object_or_404(smart_views_for(request.org, request.user), public_id=public_id)
-    if not can_manage_view(policy_for(request), request.user, view):
+    if not policy_for(request).can_manage_view(view):
         raise PermissionDenied(
             "Only the view's author (or an admin, for shared views) may change it."
         )
@@ -494,7 +429,7 @@ def smart_view_edit(request, public_id):
             {
                 "view": view,
                 "errors": {},
-                "can_share_views": can_share_views(policy),
+                "can_share_views": policy.can_share_views(),
                 "summary": describe_filters(view.filters, request_catalog(request)),
             },
         )
@@ -535,7 +470,7 @@ def smart_view_edit(request, public_id):
                 "view": view,
                 "errors": _errors_of(exc),
                 "name": request.POST.get("name", ""),
-                "can_share_views": can_share_views(policy),
+                "can_share_views": policy.can_share_views(),
                 "summary": describe_filters(view.filters, request_catalog(request)),
             },
             status=400,

@@ -1,91 +1,63 @@
 """The contact record: create, edit (whole form or one field inline), the detail page with
-its tabs (details, timeline, tasks, notes), and the actions in its header."""
+its tabs (details, timeline, tasks, notes), and the actions in its header.
+
+Views only: the reads are in contacts/selectors/record.py, the writes in contacts.services and
+the field rows' markup in contacts/presenters.py. Past 600 lines because every view that ends
+on the record page lives here; the sections below (pages, inline edit, header actions,
+timeline / notes / tasks) are where it splits if it grows."""
 
 from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Count, F, OuterRef, Subquery
 from django.http import Http404
 from django.shortcuts import get_object_or_404, render
-from django.urls import NoReverseMatch, reverse
-from django.utils import timezone
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
+from crm.pagination import page as keyset_page
 from crm.permissions import policy_for
 
 from .. import services
 from ..fields import GROUPS, catalog_by_key
 from ..forms import ContactForm, NoteForm, QuickLogForm, TaskForm, form_name
-from ..models import Activity, Contact, ImportJob, Note, Task
+from ..models import Activity, Contact, Note
+from ..presenters import field_row_html, url_maker
 from ..selectors import full_request_catalog
-from ..timeline import visible_entries, with_changes
+from ..selectors.record import (
+    TIMELINE_FILTERS,
+    company_suggestions,
+    contact_in_scope,
+    contact_notes,
+    contact_tasks,
+    contacts_with_counts,
+    import_origin,
+    notes_with_contacts,
+    timeline_entries,
+    upcoming_tasks,
+)
+from ..timeline import with_changes
 from .common import (
-    RECORD_DEFERRED,
     actor,
     can_edit_contact,
     get_contact,
-    newest_first_page,
     redirect_or_refresh,
     require_contact_edit,
-    scoped_companies,
-    scoped_contacts,
-    scoped_tasks,
     workspace_view,
 )
 
-TABS = [("details", "Details"), ("timeline", "Timeline"), ("tasks", "Tasks"), ("notes", "Notes")]
+TABS = [
+    ("details", "Details"),
+    ("timeline", "Timeline"),
+    ("tasks", "Tasks"),
+    ("notes", "Notes"),
+]
 TIMELINE_PAGE = 25
 NOTES_PAGE = 30
 DONE_TASKS_SHOWN = 20
 UPCOMING_TASKS_SHOWN = 10
 EDIT_GRACE_SECONDS = 60  # a fix right after writing is not an "edit" worth showing
 SCORE_REASONS_TEMPLATE = "contacts/partials/score_reasons.html"
-
-# The timeline filter: one choice per kind a rep thinks in, each a set of entry types.
-TIMELINE_FILTERS = {
-    "note": ("Notes", {Activity.Type.NOTE}),
-    "call": ("Calls", {Activity.Type.CALL}),
-    "meeting": ("Meetings", {Activity.Type.MEETING}),
-    "email": (
-        "Emails",
-        {
-            Activity.Type.EMAIL_SENT,
-            Activity.Type.EMAIL_RECEIVED,
-            Activity.Type.EMAIL_OPENED,
-            Activity.Type.EMAIL_CLICKED,
-        },
-    ),
-    "sms": ("SMS", {Activity.Type.SMS}),
-    "form_submit": ("Form submissions", {Activity.Type.FORM_SUBMIT}),
-    "stage_change": ("Stage changes", {Activity.Type.STAGE_CHANGE}),
-    "deal": (
-        "Deals",
-        {Activity.Type.DEAL_CREATED, Activity.Type.DEAL_WON, Activity.Type.DEAL_LOST},
-    ),
-    # Open tasks show above the entries as upcoming; completed ones are entries.
-    "task_completed": ("Tasks", {Activity.Type.TASK_COMPLETED}),
-    "system": (
-        "Record changes",
-        {
-            Activity.Type.CREATED,
-            Activity.Type.UPDATED,
-            Activity.Type.IMPORTED,
-            Activity.Type.MERGED,
-            Activity.Type.OWNER_CHANGED,
-            Activity.Type.ARCHIVED,
-            Activity.Type.RESTORED,
-        },
-    ),
-}
-
-
-def _merge_url(contact) -> str | None:
-    """The duplicate-merge page for this contact, once the dedup feature provides it."""
-    try:
-        return reverse("contacts:contact_merge", kwargs={"public_id": contact.public_id})
-    except NoReverseMatch:
-        return None
 
 
 def display_name(contact: Contact, policy) -> str:
@@ -101,34 +73,12 @@ def display_name(contact: Contact, policy) -> str:
     return name or "(no name)"
 
 
-def _count(model, **filters):
-    return Subquery(
-        model.objects.filter(**filters)
-        .order_by()
-        .values("contact")
-        .annotate(n=Count("*"))
-        .values("n")[:1]
-    )
-
-
-def _timeline_queryset(request, contact, kind: str):
-    policy = policy_for(request)
-    queryset = visible_entries(
-        Activity.objects.for_org(request.org).filter(contact=contact),
-        policy,
-        [spec.key for spec in full_request_catalog(request)],
-    )
-    if kind in TIMELINE_FILTERS:
-        queryset = queryset.filter(type__in=TIMELINE_FILTERS[kind][1])
-    return queryset.select_related("actor")
-
-
 def _header_context(request, contact: Contact) -> dict:
     policy = policy_for(request)
     can_edit = can_edit_contact(request, contact)
     owner_editable = policy.can_edit_field("owner")
     mine = contact.owner_id == request.user.pk
-    admin = services.is_contact_admin(policy)
+    admin = policy.is_contact_admin()
     visible = {spec.key for spec in full_request_catalog(request) if policy.can_see_field(spec.key)}
     return {
         "contact": contact,
@@ -143,33 +93,28 @@ def _header_context(request, contact: Contact) -> dict:
         and contact.owner_id is not None
         and (mine or admin),
         "is_mine": mine,
-        "merge_url": _merge_url(contact) if can_edit else None,
         # "Why 72?" loads its reasons over HTMX when opened: the page runs no scoring query.
         "score_reasons_template": SCORE_REASONS_TEMPLATE if "lead_score" in visible else None,
     }
 
 
-_KEY_SLOT = "field-key-slot"
-
-
 def _field_items(contact: Contact, specs, editable_keys):
-    """One row per field for the details tab, URLs built once (a page shows ~50 fields)."""
-    row_base = reverse(
-        "contacts:contact_field", kwargs={"public_id": contact.public_id, "key": _KEY_SLOT}
-    )
-    edit_base = reverse(
-        "contacts:contact_field_edit", kwargs={"public_id": contact.public_id, "key": _KEY_SLOT}
-    )
-    return [
-        {
+    """One row per field for the details tab, URLs reversed once (a page shows ~50 fields)
+    and each row's markup made once in Python (`html`, see contacts/presenters.py)."""
+    row_url = url_maker("contacts:contact_field", arg="key", public_id=contact.public_id)
+    edit_url = url_maker("contacts:contact_field_edit", arg="key", public_id=contact.public_id)
+    items = []
+    for spec in specs:
+        item = {
             "spec": spec,
             "editable": spec.key in editable_keys,
             "dom_id": "field-" + form_name(spec.key),
-            "row_url": row_base.replace(_KEY_SLOT, spec.key),
-            "edit_url": edit_base.replace(_KEY_SLOT, spec.key),
+            "row_url": row_url(spec.key),
+            "edit_url": edit_url(spec.key),
         }
-        for spec in specs
-    ]
+        item["html"] = field_row_html(contact, item)
+        items.append(item)
+    return items
 
 
 def _editable_keys(request, contact: Contact, specs) -> set[str]:
@@ -186,44 +131,23 @@ def _details_context(request, contact: Contact, specs) -> dict:
     return {"groups": [(group, grouped[group]) for group in GROUPS if group in grouped]}
 
 
-def _import_origin(contact: Contact) -> Activity | None:
-    """The first entry of an imported contact's timeline, "Imported from <file>": imports
-    write no timeline row for the contacts they create (a million rows nobody would read
-    otherwise); the contact knows its import instead."""
-    if contact.import_job_id is None:
-        return None
-    job = (
-        ImportJob.objects.filter(org_id=contact.org_id, pk=contact.import_job_id)
-        .select_related("created_by")
-        .first()
-    )
-    if job is None:
-        return None
-    return Activity(
-        org_id=contact.org_id,
-        contact=contact,
-        type=Activity.Type.IMPORTED,
-        actor=job.created_by,
-        subject=job.timeline_subject,
-        data=job.timeline_data,
-        occurred_at=contact.created_at,
-    )
-
-
 def _timeline_context(request, contact: Contact) -> dict:
+    policy = policy_for(request)
     kind = request.GET.get("type", "")
     kind = kind if kind in TIMELINE_FILTERS else ""
-    rows, next_cursor = newest_first_page(
-        _timeline_queryset(request, contact, kind),
-        "occurred_at",
-        request.GET.get("cursor"),
-        TIMELINE_PAGE,
+    entries = timeline_entries(
+        request.org,
+        policy,
+        contact,
+        kind,
+        [spec.key for spec in full_request_catalog(request)],
     )
+    result = keyset_page(entries, ["-occurred_at", "-id"], request.GET.get("cursor"), TIMELINE_PAGE)
+    rows, next_cursor = result.rows, result.next_cursor
     if next_cursor is None and (not kind or Activity.Type.IMPORTED in TIMELINE_FILTERS[kind][1]):
-        origin = _import_origin(contact)
+        origin = import_origin(request.org, contact)
         if origin is not None:
             rows.append(origin)
-    policy = policy_for(request)
     first_page = not request.GET.get("cursor")
     return {
         "activities": with_changes(rows, policy),
@@ -240,33 +164,21 @@ def _timeline_context(request, contact: Contact) -> dict:
 
 def _upcoming_tasks(request, contact: Contact) -> list:
     """The contact's open tasks this member may see, soonest due first (undated last)."""
-    if not policy_for(request).can_access("tasks"):
+    policy = policy_for(request)
+    if not policy.can_access("tasks"):
         return []
-    tasks = list(
-        scoped_tasks(request)
-        .filter(contact=contact, status=Task.Status.OPEN)
-        .select_related("assignee")
-        .order_by(F("due_at").asc(nulls_last=True), "id")[:UPCOMING_TASKS_SHOWN]
-    )
-    now = timezone.now()
-    for task in tasks:
-        task.is_overdue = task.due_at is not None and task.due_at < now
-    return tasks
+    return upcoming_tasks(request.org, policy, contact, UPCOMING_TASKS_SHOWN)
 
 
 def _tasks_context(request, contact: Contact) -> dict:
     policy = policy_for(request)
     if not policy.can_access("tasks"):
         return {"tasks_open": [], "tasks_done": [], "task_form": None}
-    tasks = scoped_tasks(request).filter(contact=contact).select_related("assignee")
+    tasks_open, tasks_done = contact_tasks(request.org, policy, contact, DONE_TASKS_SHOWN)
     can_create = policy.can("tasks", "create")
     return {
-        "tasks_open": list(tasks.filter(status=Task.Status.OPEN).order_by("due_at", "id")),
-        "tasks_done": list(
-            tasks.filter(status=Task.Status.DONE).order_by("-completed_at", "-id")[
-                :DONE_TASKS_SHOWN
-            ]
-        ),
+        "tasks_open": tasks_open,
+        "tasks_done": tasks_done,
         "task_form": TaskForm(org=request.org, policy=policy, user=request.user)
         if can_create
         else None,
@@ -276,14 +188,15 @@ def _tasks_context(request, contact: Contact) -> dict:
 
 
 def _notes_context(request, contact: Contact) -> dict:
-    notes, next_cursor = newest_first_page(
-        Note.objects.for_org(request.org).filter(contact=contact).select_related("author"),
-        "created_at",
+    result = keyset_page(
+        contact_notes(request.org, contact),
+        ["-created_at", "-id"],
         request.GET.get("cursor"),
         NOTES_PAGE,
     )
+    notes, next_cursor = result.rows, result.next_cursor
     policy = policy_for(request)
-    admin = services.is_contact_admin(policy)
+    admin = policy.is_contact_admin()
     for note in notes:
         note.was_edited = (note.updated_at - note.created_at).total_seconds() > EDIT_GRACE_SECONDS
         note.can_change = can_edit_contact(request, contact) and (
@@ -321,22 +234,9 @@ def detail_context(request, contact: Contact, tab: str) -> dict:
 
 
 def _contact_with_counts(request, public_id) -> Contact:
-    policy = policy_for(request)
-    task_scope = policy.scope_filter("tasks", "assignee")
-    open_tasks = Task.objects.filter(task_scope, contact=OuterRef("pk"), status=Task.Status.OPEN)
-    queryset = (
-        scoped_contacts(request)
-        .select_related("company", "owner")
-        .defer(*RECORD_DEFERRED)
-        .prefetch_related("tags")
-        .annotate(
-            open_task_count=Subquery(
-                open_tasks.order_by().values("contact").annotate(n=Count("*")).values("n")[:1]
-            ),
-            note_count=_count(Note, contact=OuterRef("pk")),
-        )
+    contact = get_object_or_404(
+        contacts_with_counts(request.org, policy_for(request)), public_id=public_id
     )
-    contact = get_object_or_404(queryset, public_id=public_id)
     contact.org = request.org  # the same row; saves a query wherever contact.org is read
     return contact
 
@@ -384,7 +284,7 @@ def contact_create(request):
         else:
             messages.success(request, f"{display_name(contact, policy)} was added.")
             url = reverse("contacts:contact_detail", kwargs={"public_id": contact.public_id})
-            if not scoped_contacts(request).filter(pk=contact.pk).exists():
+            if not contact_in_scope(request.org, policy, contact.pk):
                 # Given away or left unclaimed: outside what this member may open.
                 url = _list_url()
             return redirect_or_refresh(request, url)
@@ -392,27 +292,20 @@ def contact_create(request):
 
 
 def _list_url() -> str:
-    try:
-        return reverse("contacts:contact_list")
-    except NoReverseMatch:
-        return reverse("contacts:inbox")
+    return reverse("contacts:contact_list")
 
 
 def _form_context(request, form, contact) -> dict:
     """The contact form's context; the company input suggests the companies this member may
     see (the 50 first by name, then whatever matches what they type, via HTMX)."""
+    policy = policy_for(request)
     suggestions = []
-    if "company" in form.fields and policy_for(request).can("companies", "view"):
-        suggestions = list(
-            scoped_companies(request)
-            .filter(is_archived=False)
-            .order_by("name")
-            .values_list("name", "domain")[:50]
-        )
+    if "company" in form.fields and policy.can("companies", "view"):
+        suggestions = company_suggestions(request.org, policy)
     return {
         "form": form,
         "contact": contact,
-        "name": display_name(contact, policy_for(request)) if contact else "",
+        "name": display_name(contact, policy) if contact else "",
         "has_company_field": "company" in form.fields,
         "options": suggestions,
     }
@@ -449,7 +342,7 @@ def contact_edit(request, public_id):
 
 
 def _after_change_url(request, contact) -> str:
-    if scoped_contacts(request).filter(pk=contact.pk).exists():
+    if contact_in_scope(request.org, policy_for(request), contact.pk):
         return reverse("contacts:contact_detail", kwargs={"public_id": contact.public_id})
     return _list_url()
 
@@ -515,7 +408,7 @@ def contact_field_edit(request, public_id, key):
             if not request.htmx:
                 messages.success(request, f"{spec.label} saved.")
                 return redirect_or_refresh(request, _after_change_url(request, contact))
-            if not scoped_contacts(request).filter(pk=contact.pk).exists():
+            if not contact_in_scope(request.org, policy, contact.pk):
                 messages.success(request, f"{spec.label} saved.")
                 return redirect_or_refresh(request, _list_url())
             contact = get_contact(request, public_id)
@@ -685,11 +578,10 @@ def contact_note_create(request, public_id):
 
 def _note_for(request, public_id) -> Note:
     """A note of a contact the member may see (another org's or out of scope: 404)."""
-    note = get_object_or_404(
-        Note.objects.for_org(request.org).select_related("contact", "author"),
-        public_id=public_id,
-    )
-    if note.contact_id is None or not scoped_contacts(request).filter(pk=note.contact_id).exists():
+    note = get_object_or_404(notes_with_contacts(request.org), public_id=public_id)
+    if note.contact_id is None or not contact_in_scope(
+        request.org, policy_for(request), note.contact_id
+    ):
         raise Http404("No such note.")
     return note
 
@@ -713,7 +605,7 @@ def note_edit(request, public_id):
         else:
             messages.success(request, "Note saved.")
             return redirect_or_refresh(request, _detail_url(note.contact) + "?tab=notes")
-    elif not services.is_contact_admin(policy_for(request)) and note.author_id != request.user.pk:
+    elif not policy_for(request).is_contact_admin() and note.author_id != request.user.pk:
         raise PermissionDenied("Only the note's author or an admin can change it.")
     return render(request, "contacts/note_form.html", {"form": form, "note": note})
 

@@ -350,7 +350,6 @@ SAFE_VARIABLES = {
     "next": "contacts.views.common.safe_next: same-site only",
     "request.path": "the current path",
     "n.url": "notifications are written by server code with reverse() URLs",
-    "merge_url": "reverse() of the merge page, or None",
     "link": "invitation e-mail: build_absolute_uri(reverse())",
     "export_urls.csv": "reverse() of the export view",
     "export_urls.json": "reverse() of the export view",
@@ -404,9 +403,9 @@ def test_the_template_scan_catches_an_unchecked_user_link():
 
 # Python that writes an href or src itself (format_html and f-strings), with why it is safe.
 PYTHON_LINK_WRITERS = {
-    "contacts/templatetags/contacts_tags.py": "user links through safe_url(); notes link only "
-    "text that starts with http(s)://; company links are reverse()",
-    "contacts/views/list.py": "list cells link only to reverse() URLs",
+    "contacts/templatetags/contacts_tags.py": "notes link only text that starts with http(s)://",
+    "contacts/presenters.py": "user links through safe_url(); list rows, field rows and company "
+    "links point only to reverse() URLs",
 }
 PYTHON_LINK = re.compile(r"""(?:href|src)=\\?["']\{""")
 
