@@ -69,7 +69,13 @@ def export_values(queryset, columns: list[Column], order_by=()):
         if spec.is_custom:
             paths.add("custom")
         elif spec.key == "tags":
-            tag_names = Tag.objects.filter(contacts=OuterRef("pk")).order_by("name").values("name")
+            # The contact's own organization: the same tags, and the join stays within one org.
+            tag_names = (
+                Tag.objects.for_org(OuterRef("org_id"))
+                .filter(contacts=OuterRef("pk"))
+                .order_by("name")
+                .values("name")
+            )
             annotations["tag_names"] = ArraySubquery(tag_names)
         else:
             paths.add(_RELATED_PATHS.get(spec.key, spec.path))

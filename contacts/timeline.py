@@ -18,6 +18,21 @@ FIELD_OF_ACTIVITY = {
 CHANGE_DEFAULTS = {"kind": "text", "before": None, "after": None}
 
 
+# Bookkeeping entries: they are history, not activity, so last_activity_at ignores them and
+# "no activity in 30 days" keeps meaning what a rep expects.
+BOOKKEEPING_TYPES = frozenset(
+    {
+        Activity.Type.CREATED,
+        Activity.Type.UPDATED,
+        Activity.Type.IMPORTED,
+        Activity.Type.MERGED,
+        Activity.Type.OWNER_CHANGED,
+        Activity.Type.ARCHIVED,
+        Activity.Type.RESTORED,
+    }
+)
+
+
 def visible_entries(queryset: QuerySet, policy, field_keys) -> QuerySet:
     """`queryset` without what this member may not see. `field_keys` are the catalog keys of
     the org's contact fields; a change entry whose fields are all hidden is left out in SQL

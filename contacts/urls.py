@@ -3,8 +3,13 @@ custom-field settings, and the contact list with its smart views."""
 
 from django.urls import path
 
-from .importing import views as import_views
-from .views import bulk, companies, export, record, scoring, settings, tasks
+from .importing.views import detail as import_job
+from .importing.views import history as import_history
+from .importing.views import mapping as import_mapping
+from .importing.views import preview as import_preview
+from .importing.views import upload as import_upload
+from .importing.views import values as import_values
+from .views import bulk, companies, export, record, scoring, settings, todos
 from .views import list as contact_list_views
 from .views import search as search_views
 
@@ -12,16 +17,16 @@ app_name = "contacts"
 
 urlpatterns: list = [
     # Import: the wizard, the job's page (progress, diff, errors, undo) and the history.
-    path("import/", import_views.import_start, name="import_start"),
-    path("import/<uuid:public_id>/", import_views.import_detail, name="import_detail"),
-    path("import/<uuid:public_id>/map/", import_views.import_map, name="import_map"),
-    path("import/<uuid:public_id>/values/", import_views.import_values, name="import_values"),
-    path("import/<uuid:public_id>/preview/", import_views.import_preview, name="import_preview"),
-    path("import/<uuid:public_id>/progress/", import_views.import_progress, name="import_progress"),
-    path("import/<uuid:public_id>/cancel/", import_views.import_cancel, name="import_cancel"),
-    path("import/<uuid:public_id>/undo/", import_views.import_undo, name="import_undo"),
-    path("import/<uuid:public_id>/errors.csv", import_views.import_errors, name="import_errors"),
-    path("imports/", import_views.import_history, name="import_history"),
+    path("import/", import_upload.import_start, name="import_start"),
+    path("import/<uuid:public_id>/", import_job.import_detail, name="import_detail"),
+    path("import/<uuid:public_id>/map/", import_mapping.import_map, name="import_map"),
+    path("import/<uuid:public_id>/values/", import_values.import_values, name="import_values"),
+    path("import/<uuid:public_id>/preview/", import_preview.import_preview, name="import_preview"),
+    path("import/<uuid:public_id>/progress/", import_job.import_progress, name="import_progress"),
+    path("import/<uuid:public_id>/cancel/", import_job.import_cancel, name="import_cancel"),
+    path("import/<uuid:public_id>/undo/", import_job.import_undo, name="import_undo"),
+    path("import/<uuid:public_id>/errors.csv", import_job.import_errors, name="import_errors"),
+    path("imports/", import_history.import_history, name="import_history"),
     # The contact list, its smart views and global search.
     path("", contact_list_views.contact_list, name="contact_list"),
     path("count/", contact_list_views.contact_count, name="contact_count"),
@@ -55,14 +60,14 @@ urlpatterns: list = [
     path("notes/<uuid:public_id>/edit/", record.note_edit, name="note_edit"),
     path("notes/<uuid:public_id>/delete/", record.note_delete, name="note_delete"),
     # Tasks and the inbox.
-    path("inbox/", tasks.inbox, name="inbox"),
-    path("inbox/tasks/", tasks.inbox_task_create, name="inbox_task_create"),
-    path("inbox/log/", tasks.inbox_log, name="inbox_log"),
-    path("picker/", tasks.contact_picker, name="contact_picker"),
-    path("tasks/<uuid:public_id>/edit/", tasks.task_edit, name="task_edit"),
-    path("tasks/<uuid:public_id>/complete/", tasks.task_complete, name="task_complete"),
-    path("tasks/<uuid:public_id>/reopen/", tasks.task_reopen, name="task_reopen"),
-    path("tasks/<uuid:public_id>/delete/", tasks.task_delete, name="task_delete"),
+    path("inbox/", todos.inbox, name="inbox"),
+    path("inbox/tasks/", todos.inbox_task_create, name="inbox_task_create"),
+    path("inbox/log/", todos.inbox_log, name="inbox_log"),
+    path("picker/", todos.contact_picker, name="contact_picker"),
+    path("tasks/<uuid:public_id>/edit/", todos.task_edit, name="task_edit"),
+    path("tasks/<uuid:public_id>/complete/", todos.task_complete, name="task_complete"),
+    path("tasks/<uuid:public_id>/reopen/", todos.task_reopen, name="task_reopen"),
+    path("tasks/<uuid:public_id>/delete/", todos.task_delete, name="task_delete"),
     # Companies.
     path("companies/", companies.company_list, name="company_list"),
     path("companies/new/", companies.company_create, name="company_create"),

@@ -6,8 +6,9 @@ from django.core.cache import cache
 from django.urls import reverse
 
 from crm.permissions import policy_for
-from crm.widgets import register
+from crm.widgets import register, register_panel
 
+from .importing.views.history import recent_imports_panel
 from .models import Contact, Task
 
 CACHE_SECONDS = 120
@@ -47,3 +48,7 @@ def task_figures(request):
         .count()
     )
     return [{"label": "My open tasks", "value": count, "url": reverse("contacts:inbox")}]
+
+
+# Registered here, not in crm.widgets: crm never imports a domain app (import-linter).
+register_panel("contacts")(recent_imports_panel)

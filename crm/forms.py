@@ -171,10 +171,13 @@ class MemberUpdateForm(forms.Form):
     still validates, so a forged choice reaches the service, whose refusal says why."""
 
     role = forms.ModelChoiceField(
-        queryset=Role.objects.none(), label="Role", empty_label=None, to_field_name="public_id"
+        queryset=Role.objects.for_org(None),
+        label="Role",
+        empty_label=None,
+        to_field_name="public_id",
     )
     team = forms.ModelChoiceField(
-        queryset=Team.objects.none(),
+        queryset=Team.objects.for_org(None),
         label="Team",
         required=False,
         empty_label="No team",

@@ -1,9 +1,11 @@
-"""The sidebar. Apps add entries here as their modules land; an entry shows only when its
-URL exists and the member's role may see its module."""
+"""The sidebar. Entries of apps that are not built yet are listed already: an entry shows
+only when its app is installed and the member's role may see its module. An installed app's
+entry always reverses its URL, so a renamed URL fails loudly rather than vanishing."""
 
 from dataclasses import dataclass
 
-from django.urls import NoReverseMatch, reverse
+from django.apps import apps
+from django.urls import reverse
 
 
 @dataclass(frozen=True)
@@ -12,6 +14,11 @@ class NavItem:
     url_name: str
     module: str | None  # None: every member
     icon: str
+
+    @property
+    def app(self) -> str:
+        """The app the entry belongs to: every app's URL namespace is its label."""
+        return self.url_name.split(":", 1)[0]
 
 
 SIDEBAR = [
@@ -39,12 +46,11 @@ SETTINGS_NAV = [
 def _visible(items, policy):
     out = []
     for item in items:
+        if not apps.is_installed(item.app):
+            continue
         if item.module is not None and not policy.can_access(item.module):
             continue
-        try:
-            url = reverse(item.url_name)
-        except NoReverseMatch:
-            continue
+        url = reverse(item.url_name)
         out.append({"label": item.label, "url": url, "icon": item.icon, "active": False})
     return out
 

@@ -1,4 +1,5 @@
-"""Keyset ("seek") pagination for big lists.
+"""Keyset ("seek") pagination: the one paginator of every list (contacts, companies, the
+timeline and notes, imports, the audit log).
 
 An OFFSET page costs as much as every row before it; a keyset page seeks straight to the
 position after the last row seen, so page 1 and page 20,000 cost the same. The position travels
@@ -6,6 +7,10 @@ in an opaque, signed cursor (a client cannot forge a position or a sort it was n
 
     result = page(queryset, ["-created_at", "-id"], request.GET.get("cursor"), 50)
     result.rows, result.next_cursor, result.prev_cursor
+
+Pages link to each other with the cursor in a query parameter (`cursor` in most lists; the
+audit log's `before` / `after` and the company list's `after` are kept so bookmarks work). A
+cursor says which way it walks, so a view may read it from any of its parameters.
 
 Rules for `order`: the keys all run in one direction, and the last key is unique (the id), so
 every row has exactly one position. The first key may be nullable: rows without a value always
@@ -15,8 +20,6 @@ come last, in both directions, and each part is read with its own index-friendly
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 import decimal
 import hashlib
@@ -26,7 +29,6 @@ from dataclasses import dataclass, field
 from django.core import signing
 from django.db.models import BooleanField, Expression, F, Q, Value
 from django.db.models.lookups import IsNull
-from django.utils.dateparse import parse_datetime
 
 _SALT = "crm.pagination.cursor"
 NEXT = "n"
@@ -217,15 +219,16 @@ def _walk(queryset, keys: list[OrderKey], values: list | None, forward: bool, li
     valued = queryset.filter(~Q(IsNull(first, True)))
     empty = queryset.filter(IsNull(first, True))
     rest = keys[1:]
-    in_empty_part = values is not None and values[0] is None
+    # A position inside the empty part has no first value: the other keys place it there.
+    empty_position = values[1:] if values is not None and values[0] is None else None
     if forward:
-        if in_empty_part:
-            return _segment(empty, rest, values[1:], True, limit)
+        if empty_position is not None:
+            return _segment(empty, rest, empty_position, True, limit)
         rows = _segment(valued, keys, values, True, limit)
         return rows + _segment(empty, rest, None, True, limit - len(rows))
     # Walking backward from the empty part crosses into the valued part's far end.
-    if in_empty_part:
-        rows = _segment(empty, rest, values[1:], False, limit)
+    if empty_position is not None:
+        rows = _segment(empty, rest, empty_position, False, limit)
         return rows + _segment(valued, keys, None, False, limit - len(rows))
     return _segment(valued, keys, values, False, limit)
 
@@ -269,27 +272,3 @@ def count_up_to(queryset, cap: int = 10_000) -> tuple[int, bool]:
     `cap` rows cost. `exact` is False when there are more than `cap`."""
     found = queryset.order_by().values("pk")[: cap + 1].count()
     return (found, True) if found <= cap else (cap, False)
-
-
-# Newest-first lists on (moment, id): the audit log, timelines, notes ----------------------------
-
-
-def encode_moment_cursor(moment, pk: int) -> str:
-    """An opaque token for a (timestamp, id) position in a newest-first list."""
-    raw = f"{moment.isoformat()}|{pk}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_moment_cursor(token: str | None):
-    """The (timestamp, id) inside a token; None for a missing or tampered one (first page)."""
-    if not token:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-        stamp, _, pk = raw.partition("|")
-        moment = parse_datetime(stamp)
-        if moment is None or moment.tzinfo is None:
-            return None
-        return moment, int(pk)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        return None

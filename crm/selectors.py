@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
-from dataclasses import dataclass, field
 
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 
 from .models import AuditEvent, Membership, Organization
-from .pagination import decode_moment_cursor, encode_moment_cursor
 
 
 def org_timezone(org: Organization) -> dt.tzinfo:
@@ -78,84 +76,3 @@ def audit_object_types(org: Organization) -> list[str]:
 def org_members(org: Organization) -> QuerySet[Membership]:
     """Every membership of the organization, deactivated ones included (their history stays)."""
     return Membership.objects.for_org(org).select_related("user").order_by("user__email")
-
-
-# Keyset pagination ----------------------------------------------------------------------
-
-
-def encode_cursor(row) -> str:
-    """An opaque token for the (created_at, id) position of `row`."""
-    return encode_moment_cursor(row.created_at, row.pk)
-
-
-@dataclass
-class KeysetPage:
-    rows: list = field(default_factory=list)
-    older_cursor: str | None = None
-    newer_cursor: str | None = None
-
-    @property
-    def has_older(self) -> bool:
-        return self.older_cursor is not None
-
-    @property
-    def has_newer(self) -> bool:
-        return self.newer_cursor is not None
-
-
-def keyset_page(
-    queryset: QuerySet,
-    *,
-    before: str | None = None,
-    after: str | None = None,
-    size: int = 50,
-) -> KeysetPage:
-    """One page of a queryset ordered newest first by (created_at, id).
-
-    `before` asks for the rows older than a cursor, `after` for the rows newer than one; with
-    neither, the newest page. Seeking on the (org, created_at) index keeps every page as fast
-    as the first, unlike OFFSET, and rows written meanwhile never shift a page."""
-    older_than = decode_moment_cursor(before)
-    newer_than = decode_moment_cursor(after) if older_than is None else None
-
-    if newer_than is not None:
-        moment, pk = newer_than
-        seek = Q(created_at__gt=moment) | Q(created_at=moment, id__gt=pk)
-        ascending = list(queryset.filter(seek).order_by("created_at", "id")[: size + 1])
-        more_newer = len(ascending) > size
-        rows = list(reversed(ascending[:size]))
-        if not rows:
-            # Nothing newer any more: show the newest page instead of an empty one.
-            return keyset_page(queryset, size=size)
-        page = KeysetPage(rows=rows)
-        page.newer_cursor = encode_cursor(rows[0]) if more_newer else None
-        page.older_cursor = encode_cursor(rows[-1]) if _exists_older(queryset, rows[-1]) else None
-        return page
-
-    base = queryset.order_by("-created_at", "-id")
-    if older_than is not None:
-        moment, pk = older_than
-        base = base.filter(Q(created_at__lt=moment) | Q(created_at=moment, id__lt=pk))
-    fetched = list(base[: size + 1])
-    rows = fetched[:size]
-    if older_than is not None and not rows:
-        # A stale cursor (e.g. the filters changed): start over at the newest page.
-        return keyset_page(queryset, size=size)
-    page = KeysetPage(rows=rows)
-    if len(fetched) > size:
-        page.older_cursor = encode_cursor(rows[-1])
-    if older_than is not None and rows and _exists_newer(queryset, rows[0]):
-        page.newer_cursor = encode_cursor(rows[0])
-    return page
-
-
-def _exists_older(queryset: QuerySet, row) -> bool:
-    return queryset.filter(
-        Q(created_at__lt=row.created_at) | Q(created_at=row.created_at, id__lt=row.pk)
-    ).exists()
-
-
-def _exists_newer(queryset: QuerySet, row) -> bool:
-    return queryset.filter(
-        Q(created_at__gt=row.created_at) | Q(created_at=row.created_at, id__gt=row.pk)
-    ).exists()

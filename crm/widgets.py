@@ -62,11 +62,3 @@ def _people_figures(request):
             "url": url,
         },
     ]
-
-
-@register_panel("contacts")
-def _recent_imports_panel(request):
-    # Imported lazily: the contacts app builds on crm, not the other way round.
-    from contacts.importing.views import recent_imports_panel
-
-    return recent_imports_panel(request)

@@ -70,7 +70,7 @@ from tests.test_tenancy_urls import tenant_a as _tenant_a  # noqa: F401
 
 
 def filter_spec(field_key, op, value) -> str:
-    """A `filters` parameter (contacts/filters.py) with one condition."""
+    """A `filters` parameter (contacts/filters/) with one condition."""
     condition = {"field": field_key, "op": op, "value": value}
     return json.dumps({"groups": [{"conditions": [condition]}]})
 

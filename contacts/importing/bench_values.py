@@ -43,14 +43,14 @@ def _org(run: str, members: int) -> Membership:
     user, _ = User.objects.get_or_create(
         email="bench-values@bench.test", defaults={"first_name": "Bench", "last_name": "Owner"}
     )
-    owner = Membership.objects.create(org=org, user=user, role=roles["owner"])
+    owner = Membership.objects.for_org(org).create(org=org, user=user, role=roles["owner"])
     for i in range(members):
         colleague, _ = User.objects.get_or_create(
             email=f"bench-rep{i}@bench.test",
             defaults={"first_name": f"Rep{i}", "last_name": "Seller"},
         )
-        Membership.objects.create(org=org, user=colleague, role=roles["team"])
-    CustomFieldDefinition.objects.create(
+        Membership.objects.for_org(org).create(org=org, user=colleague, role=roles["team"])
+    CustomFieldDefinition.objects.for_org(org).create(
         org=org, key="tier", label="Tier", field_type="list", choices=TIERS
     )
     return owner

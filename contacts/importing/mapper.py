@@ -4,6 +4,9 @@ Deterministic: header names as real CRM, mail and address-book exports spell the
 several languages), normalized and matched exactly, then loosely; then the column's values
 confirm or correct the guess (a column full of emails is email). Every suggestion carries a
 confidence in [0, 1] and a short reason, so the page can flag the ones worth a look.
+
+The word tables it matches against (header synonyms, honorifics, statuses, address words) are
+in mapper_data.py; this module holds the rules.
 """
 
 from __future__ import annotations
@@ -13,6 +16,17 @@ import unicodedata
 from dataclasses import dataclass
 
 from rapidfuzz import fuzz, process
+
+from .mapper_data import (
+    ADDRESS_KINDS,
+    ADDRESS_PARTS,
+    AMBIGUOUS_TITLE,
+    CONTACT_STATUS_WORDS,
+    HONORIFICS,
+    LEAD_STATUSES,
+    NOISE_WORDS,
+    SYNONYMS,
+)
 
 SKIP = "__skip__"
 CUSTOM = "__custom__"
@@ -41,450 +55,6 @@ COMBINED_TARGETS = {
 # Targets that accept several columns (values are merged).
 MULTI_TARGETS = {"other_emails", "tags", "note"}
 
-SYNONYMS: dict[str, list[str]] = {
-    "first_name": [
-        "first name",
-        "firstname",
-        "first",
-        "given name",
-        "forename",
-        "fname",
-        "person first name",
-        "vorname",
-        "prenom",
-        "prénom",
-        "nombre",
-        "nome",
-        "voornaam",
-        "primeiro nome",
-        "contact first name",
-    ],
-    "last_name": [
-        "last name",
-        "lastname",
-        "last",
-        "surname",
-        "family name",
-        "lname",
-        "person last name",
-        "nachname",
-        "nom",
-        "nom de famille",
-        "apellido",
-        "apellidos",
-        "cognome",
-        "achternaam",
-        "sobrenome",
-        "contact last name",
-    ],
-    "full_name": [
-        "name",
-        "full name",
-        "fullname",
-        "contact name",
-        "primary contact name",
-        "person name",
-        "contact",
-        "display name",
-        "person",
-        "nombre completo",
-        "nom complet",
-        "vollständiger name",
-        "nome completo",
-        "naam",
-    ],
-    "email": [
-        "email",
-        "e mail",
-        "email address",
-        "e mail address",
-        "e mail 1 value",
-        "mail",
-        "email 1",
-        "primary email",
-        "work email",
-        "person email work",
-        "person email",
-        "emailaddress",
-        "business email",
-        "courriel",
-        "adresse e mail",
-        "correo",
-        "correo electronico",
-        "e mail adresse",
-        "posta elettronica",
-        "email adres",
-    ],
-    "other_emails": [
-        "secondary email",
-        "other email",
-        "email 2",
-        "e mail 2 value",
-        "e mail 2 address",
-        "e mail 3 address",
-        "e mail 3 value",
-        "personal email",
-        "home email",
-        "person email home",
-        "person email other",
-        "alternate email",
-        "additional email",
-    ],
-    "phone": [
-        "phone",
-        "phone number",
-        "telephone",
-        "tel",
-        "business phone",
-        "work phone",
-        "phone 1 value",
-        "person phone work",
-        "person phone",
-        "office phone",
-        "main phone",
-        "telefon",
-        "telephone fixe",
-        "téléphone",
-        "telefono",
-        "telefoonnummer",
-        "direct dial",
-    ],
-    "mobile": [
-        "mobile",
-        "mobile phone",
-        "mobile phone number",
-        "cell",
-        "cell phone",
-        "mobilephone",
-        "person phone mobile",
-        "handy",
-        "mobiltelefon",
-        "portable",
-        "movil",
-        "móvil",
-        "cellulare",
-        "celular",
-        "mobiel",
-        "mobile number",
-    ],
-    "job_title": [
-        "job title",
-        "title",
-        "position",
-        "role title",
-        "jobtitle",
-        "organization 1 title",
-        "job position",
-        "organization title",
-        "person job title",
-        "designation",
-        "berufsbezeichnung",
-        "position titel",
-        "poste",
-        "fonction",
-        "cargo",
-        "puesto",
-        "ruolo",
-        "functie",
-    ],
-    "department": [
-        "department",
-        "dept",
-        "organization 1 department",
-        "organization department",
-        "abteilung",
-        "service",
-        "departement",
-        "département",
-        "departamento",
-        "reparto",
-        "afdeling",
-    ],
-    "company": [
-        "company",
-        "company name",
-        "organization",
-        "organisation",
-        "account name",
-        "account",
-        "organization 1 name",
-        "organization name",
-        "person organization",
-        "employer",
-        "business name",
-        "firma",
-        "unternehmen",
-        "societe",
-        "société",
-        "entreprise",
-        "empresa",
-        "azienda",
-        "bedrijf",
-        "associated company",
-        "related company",
-        "parent company",
-        "sales account",
-        "sales accounts",
-        "account names",
-        "companies",
-    ],
-    "company_domain": ["company domain", "company domain name", "domain", "email domain"],
-    "company_website": [
-        "website",
-        "company website",
-        "web page",
-        "webpage",
-        "website url",
-        "url website",
-        "homepage",
-        "web site",
-        "site web",
-        "sitio web",
-        "webseite",
-    ],
-    "deal_role": ["role", "buying role", "contact role", "deal role", "role in deal"],
-    # A lead status (New, Open, ...) is not the Active/Inactive status: see _MISLEADING.
-    "status": ["status", "contact status", "person status", "estado", "statut"],
-    "lifecycle_stage": [
-        "lifecycle stage",
-        "lifecycle",
-        "stage",
-        "lead stage",
-        "contact stage",
-        "lifecyclestage",
-        "funnel stage",
-    ],
-    "lead_score": ["lead score", "score", "hubspot score", "member rating", "rating"],
-    "source": [
-        "source",
-        "lead source",
-        "original source",
-        "leadsource",
-        "contact source",
-        "acquisition source",
-        "origin",
-        "quelle",
-        "origine",
-        "fuente",
-        "fonte",
-    ],
-    "owner": [
-        "owner",
-        "contact owner",
-        "lead owner",
-        "account owner",
-        "owner email",
-        "person owner",
-        "assigned to",
-        "sales rep",
-        "rep",
-        "sales owner",
-        "owned by",
-        "record owner",
-        "contact owner email",
-        "assigned user",
-        "assigned to user",
-        "salesperson",
-        "account manager",
-    ],
-    "tags": [
-        "tags",
-        "tag",
-        "labels",
-        "label",
-        "group membership",
-        "categories",
-        "category",
-        "person label",
-        "lists",
-        "segments",
-        "groups",
-        "etiquetas",
-        "étiquettes",
-    ],
-    "street": [
-        "street",
-        "street address",
-        "address",
-        "address 1 street",
-        "mailing street",
-        "business street",
-        "address line 1",
-        "address1",
-        "strasse",
-        "straße",
-        "rue",
-        "adresse",
-        "calle",
-        "direccion",
-        "dirección",
-        "indirizzo",
-        "straat",
-        "home street",
-    ],
-    "city": [
-        "city",
-        "town",
-        "address 1 city",
-        "mailing city",
-        "business city",
-        "locality",
-        "stadt",
-        "ort",
-        "ville",
-        "ciudad",
-        "città",
-        "citta",
-        "plaats",
-        "home city",
-    ],
-    "region": [
-        "state",
-        "region",
-        "state region",
-        "province",
-        "state province",
-        "county",
-        "address 1 region",
-        "mailing state",
-        "mailing state province",
-        "business state",
-        "bundesland",
-        "etat",
-        "état",
-        "provincia",
-        "estado provincia",
-        "home state",
-    ],
-    "postal_code": [
-        "postal code",
-        "zip",
-        "zip code",
-        "zipcode",
-        "postcode",
-        "post code",
-        "zip postal code",
-        "address 1 postal code",
-        "mailing zip",
-        "mailing zip postal code",
-        "mailing postal code",
-        "business postal code",
-        "plz",
-        "postleitzahl",
-        "code postal",
-        "codigo postal",
-        "código postal",
-        "cap",
-        "postcode nl",
-        "home postal code",
-    ],
-    "country": [
-        "country",
-        "country region",
-        "address 1 country",
-        "mailing country",
-        "business country region",
-        "business country",
-        "nation",
-        "land",
-        "pays",
-        "pais",
-        "país",
-        "paese",
-        "home country region",
-        "ip country",
-    ],
-    "language": ["language", "preferred language", "locale", "sprache", "langue", "idioma"],
-    "timezone": ["timezone", "time zone", "tz", "zeitzone", "fuseau horaire"],
-    "linkedin_url": [
-        "linkedin",
-        "linkedin url",
-        "linkedin profile",
-        "linkedin profile url",
-        "url",
-        "profile url",
-        "person linkedin",
-    ],
-    "twitter_handle": ["twitter", "twitter handle", "twitter username", "x handle", "x"],
-    "consent_status": [
-        "consent",
-        "consent status",
-        "marketing consent",
-        "opt in status",
-        "subscription status",
-        "email opt in",
-        "marketing status",
-        "gdpr consent",
-    ],
-    "consent_type": ["consent type", "type of consent"],
-    "consent_date": [
-        "consent date",
-        "optin time",
-        "opt in date",
-        "confirm time",
-        "consent timestamp",
-        "subscribed date",
-    ],
-    "consent_source": ["consent source", "optin ip", "confirm ip", "subscription source"],
-    "gdpr_basis": [
-        "gdpr basis",
-        "legal basis",
-        "legal basis for processing contact s data",
-        "lawful basis",
-        "basis for processing",
-    ],
-    "consent_email": [
-        "email consent",
-        "email opt in",
-        "hasoptedoutofemail",
-        "has opted out of email",
-        "email opt out",
-        "unsubscribed from all email",
-        "opted out of email",
-    ],
-    "consent_sms": ["sms consent", "sms opt in", "sms opt out", "text opt in"],
-    "consent_phone": ["phone consent", "do not call", "donotcall", "call opt out"],
-    "consent_whatsapp": ["whatsapp consent", "whatsapp opt in"],
-    "consent_data_processing": ["data processing consent", "processing consent"],
-    "external_id": [
-        "id",
-        "record id",
-        "contact id",
-        "external id",
-        "person id",
-        "leid",
-        "euid",
-        "crm id",
-        "customer id",
-        "lead id",
-        "unique id",
-    ],
-    "note": ["notes", "note", "description", "comments", "comment", "remarks", "bemerkungen"],
-}
-
-# Words that carry no meaning for the match ("Person - Email - Work", "Mailing City").
-_NOISE = {
-    "person",
-    "contact",
-    "primary",
-    "work",
-    "value",
-    "business",
-    "mailing",
-    "default",
-    "the",
-    "of",
-    "your",
-    "1",
-    "main",
-    "hs",
-    "c",
-    "s",
-    "du",
-    "de",
-    "la",
-    "le",
-}
 
 _EMAIL_RE = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[a-z]{2,}$", re.IGNORECASE)
 _PHONE_RE = re.compile(r"^\+?[\d\s().\-/]{7,20}$")
@@ -511,7 +81,7 @@ def normalize_header(header: str) -> str:
 
 
 def _strip_noise(norm: str) -> str:
-    words = [w for w in norm.split() if w not in _NOISE]
+    words = [w for w in norm.split() if w not in NOISE_WORDS]
     return " ".join(words) or norm
 
 
@@ -618,11 +188,6 @@ _OTHER_STATUS_REASON = (
     "its values are not a contact status (Active, Inactive, Unsubscribed, Bounced);"
     " kept as a custom field"
 )
-# What a contact's own status column holds (an export of a CRM or a mailing list).
-_CONTACT_STATUS_WORDS = {
-    "active", "inactive", "unsubscribed", "bounced", "cleaned", "subscribed", "archived",
-    "aktiv", "inaktiv", "actif", "inactif", "activo", "inactivo", "enabled", "disabled",
-}  # fmt: skip
 # Dynamics 365's "Export to Excel" puts three hidden columns first, for its own re-import:
 # "(Do Not Modify) <Table>" (the record's id), "(Do Not Modify) Row Checksum" and
 # "(Do Not Modify) Modified On".
@@ -647,30 +212,12 @@ _MISLEADING: dict[str, tuple[str, str]] = {
     ),
     **dict.fromkeys(["owner id", "ownerid", "owner user id"], (CUSTOM, _OWNER_ID_REASON)),
 }
-# "Title" is Outlook's honorific but Salesforce's job title: an honorific when the file
-# also has a real job title column, or when its values are honorifics.
-_AMBIGUOUS_TITLE = {"title", "titre", "titel"}
-_HONORIFICS = {
-    "mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "dame", "herr", "frau", "m",
-    "mme", "mlle", "sr", "sra", "srta", "dott", "ssa", "ing", "dipl",
-    # Spelled out, as Odoo's "Title" (Doctor, Mister, Madam) and others write them.
-    "doctor", "mister", "madam", "madame", "professor", "monsieur", "mademoiselle",
-    "senor", "senora", "signor", "signora", "doktor", "professeur",
-}  # fmt: skip
 # Google's "E-mail 1 - Type"/"Phone 1 - Label", Outlook's "E-mail Type"/"E-mail Display
 # Name": they describe the column beside them. ("Person - Label" is Pipedrive's tags.)
 _DESCRIBES_RE = re.compile(r"^(?:.+ \d+ (?:type|label)|e ?mail(?: \d+)? (?:type|display name))$")
 # A Salesforce record id: 3-char key prefix, 2-char pod, a reserved 0, 9 chars, and for
 # the 18-char form a 3-char case checksum.
 _SFID_RE = re.compile(r"^[0-9a-zA-Z]{5}0[0-9a-zA-Z]{9}(?:[A-Z0-5]{3})?$")
-_LEAD_STATUSES = {
-    "new", "open", "in progress", "open deal", "unqualified", "attempted to contact",
-    "connected", "bad timing", "contacted", "not contacted", "contact in future",
-    "junk lead", "lost lead", "pre qualified", "not qualified", "interested",
-    "under review", "demo", "won", "lost", "nurture", "nurturing", "working", "qualified",
-    "disqualified", "recycled", "negotiation", "open not contacted", "working contacted",
-    "closed converted", "closed not converted", "follow up", "no answer", "call back",
-}  # fmt: skip
 
 
 def _is_sfid(v: str) -> bool:
@@ -687,7 +234,7 @@ def _is_honorific(v: str) -> bool:
     if len(v) > 16:
         return False
     words = v.lower().replace(".", " ").split()
-    return bool(words) and all(w in _HONORIFICS for w in words)
+    return bool(words) and all(w in HONORIFICS for w in words)
 
 
 def _mostly(vals: list[str], pred, share: float = 0.8) -> bool:
@@ -703,40 +250,6 @@ def _mostly(vals: list[str], pred, share: float = 0.8) -> bool:
     return bool(vals)
 
 
-# Address families: the qualifier word names the family, the rest names the part.
-_ADDRESS_KINDS = {
-    **dict.fromkeys(
-        ["business", "work", "mailing", "geschaftlich", "bureau", "office", "primary", "billing"],
-        0,
-    ),
-    **dict.fromkeys(["home", "privat", "domicile", "personal", "shipping", "delivery"], 2),
-    **dict.fromkeys(
-        ["other", "weitere", "weiterer", "weiteres", "autre", "alternate", "alt", "secondary"], 3
-    ),
-    "ip": 4,  # a guess from the visitor's IP address, not an address anyone gave
-}
-_ADDRESS_PARTS = {
-    **dict.fromkeys(
-        ["street", "street address", "address", "address line", "strasse", "rue", "adresse"],
-        "street",
-    ),
-    **dict.fromkeys(["city", "town", "locality", "ort", "ville", "stadt"], "city"),
-    **dict.fromkeys(
-        ["state", "region", "state region", "state province", "province", "dep region"],
-        "region",
-    ),
-    **dict.fromkeys(
-        ["postal code", "zip", "zip code", "zipcode", "zip postal code", "postleitzahl", "plz",
-         "code postal", "postcode"],
-        "postal_code",
-    ),
-    **dict.fromkeys(["country", "country region", "land region", "pays region", "land", "pays"],
-                    "country"),
-    # Parts with no field of their own.
-    **dict.fromkeys(["po box", "postfach", "extended address", "formatted"], ""),
-}  # fmt: skip
-
-
 def _address_part(norm: str) -> tuple[str, str, int, str] | None:
     """(family key, family name, rank, part) of an address column, or None. Part "" is a
     line with no field of its own (second street line, PO box, formatted)."""
@@ -744,17 +257,17 @@ def _address_part(norm: str) -> tuple[str, str, int, str] | None:
     if len(words) > 2 and words[0] == "address" and words[1].isdigit():
         family, name, rank, rest = f"address {words[1]}", f"Address {words[1]}", 1, words[2:]
     else:
-        kinds = [w for w in words if w in _ADDRESS_KINDS]
-        rest = [w for w in words if w not in _ADDRESS_KINDS]
+        kinds = [w for w in words if w in ADDRESS_KINDS]
+        rest = [w for w in words if w not in ADDRESS_KINDS]
         family = name = kinds[0] if kinds else "main"
-        rank = _ADDRESS_KINDS[kinds[0]] if kinds else 1
+        rank = ADDRESS_KINDS[kinds[0]] if kinds else 1
     line = 1
     if len(rest) > 1 and rest[-1].isdigit():
         line = int(rest[-1])
         rest = rest[:-1]
-    part = _ADDRESS_PARTS.get(" ".join(rest))
+    part = ADDRESS_PARTS.get(" ".join(rest))
     if part is None and len(rest) > 1 and rest[0] == "address":
-        part = _ADDRESS_PARTS.get(" ".join(rest[1:]))  # vCard: "Address (Work) State"
+        part = ADDRESS_PARTS.get(" ".join(rest[1:]))  # vCard: "Address (Work) State"
     if part is None:
         return None
     return family, name, rank, part if line == 1 else ""
@@ -801,7 +314,7 @@ def _pick_address_family(headers, norms, columns, raw, allowed_targets) -> None:
                     kinds = [k for k in kinds if k]
                     if kinds:
                         top = max(set(kinds), key=kinds.count)
-                        entry[1] = _ADDRESS_KINDS.get(top.split()[0], 1)
+                        entry[1] = ADDRESS_KINDS.get(top.split()[0], 1)
     has_sample = any(columns)
     order = list(families)
     winner = min(
@@ -959,12 +472,10 @@ def suggest_mapping(
             reason = "values are Salesforce record ids (001…), not names; kept as a custom value"
         elif target in (None, "job_title") and _mostly(filled, _is_honorific):
             target, conf, reason = SKIP, 0.85, _HONORIFIC_REASON
-        elif target == "status" and _mostly(
-            filled, lambda v: normalize_header(v) in _LEAD_STATUSES
-        ):
+        elif target == "status" and _mostly(filled, lambda v: normalize_header(v) in LEAD_STATUSES):
             target, conf, reason = CUSTOM, 0.8, _LEAD_STATUS_REASON
         elif target == "status" and not _mostly(
-            filled, lambda v: normalize_header(v) in _CONTACT_STATUS_WORDS, 0.5
+            filled, lambda v: normalize_header(v) in CONTACT_STATUS_WORDS, 0.5
         ):
             # A board's or pipeline's own status (Working on it, Done, Stuck): whatever it
             # tracks, it is not whether the contact is active.
@@ -990,11 +501,11 @@ def suggest_mapping(
     norms = [normalize_header(h) for h in headers]
     # Outlook's "Title" beside a "Job Title" is the honorific.
     if any(
-        s.target == "job_title" and s.confidence >= 0.9 and norms[k] not in _AMBIGUOUS_TITLE
+        s.target == "job_title" and s.confidence >= 0.9 and norms[k] not in AMBIGUOUS_TITLE
         for k, s in enumerate(raw)
     ):
         for k, s in enumerate(raw):
-            if norms[k] in _AMBIGUOUS_TITLE and s.target == "job_title":
+            if norms[k] in AMBIGUOUS_TITLE and s.target == "job_title":
                 raw[k] = Suggestion(s.column, SKIP, 0.85, _HONORIFIC_REASON)
     columns = [[row[i] for row in sample_rows[:200] if i < len(row)] for i in range(len(headers))]
     _pick_address_family(headers, norms, columns, raw, allowed_targets)

@@ -29,7 +29,8 @@ from ..fields import CUSTOM_PREFIX
 from ..models import Contact, CustomFieldDefinition
 from . import selectors
 from .convert import header_key, repeats_header
-from .mapper import _LEAD_STATUSES, _is_sfid
+from .mapper import _is_sfid
+from .mapper_data import LEAD_STATUSES
 from .models import ImportJob
 from .reader import is_data_row, job_records
 from .values import CHOICE_ALIASES, DEFAULT_OWNER, RowConverter
@@ -143,7 +144,7 @@ def suggest_choice(target: str, value: str, table: dict[str, str]) -> str:
     """The stored value suggested for a cell of a choice column, LEAVE_EMPTY when none fits.
     `table` comes from `_choice_table(target, ...)`."""
     words = fold(value)
-    if target == "status" and words in _LEAD_STATUSES and words not in _REAL_STATUS_WORDS:
+    if target == "status" and words in LEAD_STATUSES and words not in _REAL_STATUS_WORDS:
         return LEAVE_EMPTY
     return table.get(words, LEAVE_EMPTY)
 

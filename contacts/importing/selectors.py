@@ -82,6 +82,7 @@ def _created_after(job: ImportJob, after: int | None, limit: int) -> list[tuple[
         .values_list("first_row", "created_rows", "created_ids")
         .iterator(chunk_size=PARTS_FETCHED_TOGETHER)
     ):
+        assert first_row is not None  # the filter leaves out parts that created nothing
         if len(found) >= limit and first_row > found[limit - 1][0]:
             break
         pairs = zip(rows, ids, strict=True)
@@ -100,6 +101,7 @@ def _created_before(job: ImportJob, before: int, limit: int) -> list[tuple[int, 
         .values_list("last_row", "created_rows", "created_ids")
         .iterator(chunk_size=PARTS_FETCHED_TOGETHER)
     ):
+        assert last_row is not None  # set with first_row, which the filter requires
         if len(found) >= limit and last_row < found[limit - 1][0]:
             break
         found.extend(pair for pair in zip(rows, ids, strict=True) if pair[0] < before)
@@ -112,9 +114,10 @@ def created_page(job: ImportJob, cursor: str | None, size: int) -> Page:
     """One keyset page (by row number) of the contacts the import created."""
     position = decode_cursor(CREATED_KEYS, cursor)
     forward = position is None or position[1] == NEXT
-    if forward:
-        after = position[0][0] if position else None
-        found = _created_after(job, after, size + 1)
+    if position is None:
+        found = _created_after(job, None, size + 1)
+    elif forward:
+        found = _created_after(job, position[0][0], size + 1)
     else:
         found = _created_before(job, position[0][0], size + 1)
     more = len(found) > size
@@ -213,7 +216,7 @@ def undo_outside_scope(job: ImportJob, policy) -> int:
     contacts scope (unowned ones included): Undo may not do for them what they could not do
     by hand. One query."""
     ids = RawSQL(UNDO_TARGETS_SQL, [job.id, job.id])  # noqa: S611 -- a constant, bound ids
-    targets = Contact.objects.filter(org_id=job.org_id, pk__in=ids)
+    targets = Contact.objects.for_org(job.org_id).filter(pk__in=ids)
     return targets.exclude(pk__in=targets.filter(policy.scope_filter("contacts"))).count()
 
 

@@ -12,7 +12,7 @@ row by row:
 - One cell that fills several fields (COMBINED_TARGETS): a whole address, or vCard's
   "Company;Department".
 
-`plan_spread` works out the first two from the headers once per import; convert.py
+`plan_spread` works out the first two from the headers once per import; convert/
 applies them per chunk.
 """
 

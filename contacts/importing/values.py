@@ -3,7 +3,7 @@ normalized, with a message saying why when a cell can't be taken.
 
 A `RowConverter` is built once per import (it knows the mapping, the org's members, custom
 fields and choice tables) and answers for single cells without touching the database;
-convert.py applies it to whole chunks, column by column.
+convert/ applies it to whole chunks, column by column.
 """
 
 from __future__ import annotations
@@ -406,7 +406,7 @@ class RowConverter:
         """The value of one non-blank cell (stripped) for `target`. Emails come back as
         (primary, extra addresses), names as (first, last), tags as a tuple; raises
         ValidationError (or ValueError for a bad number) for a cell that can't be taken.
-        Phone numbers depend on the row's country too: convert.py reads them."""
+        Phone numbers depend on the row's country too: convert/ reads them."""
         if target == "email":
             parts = [p for p in _SPLIT_MULTI.split(raw) if p]
             if not parts:

@@ -1,4 +1,5 @@
-"""Every write to contacts, companies, tags, notes, tasks, the timeline and custom fields.
+"""Every write of the contacts app: contacts, companies, tags, notes, tasks (to-dos), the
+timeline, custom fields, smart views and lead-scoring rules.
 
 Each public function runs in one transaction, records an AuditEvent with the before/after of
 what changed and emits a domain event, so the record, its history and its outbox row commit or
@@ -11,13 +12,12 @@ Bad input raises django's ValidationError keyed by catalog field key ("email",
 raises PermissionDenied.
 """
 
+from ..timeline import BOOKKEEPING_TYPES
 from ._base import (
-    BOOKKEEPING_TYPES,
     CONTACTED_TYPES,
     EMAIL_TAKEN,
     QUICK_LOG_TYPES,
     FieldNotEditable,
-    is_contact_admin,
 )
 from .companies import (
     company_archive,
@@ -42,8 +42,16 @@ from .definitions import (
     customfield_reactivate,
     customfield_update,
 )
-from .tasks import task_complete, task_create, task_delete, task_reopen, task_update
+from .scoring_rules import scoring_rule_create, scoring_rule_delete, scoring_rule_update
+from .smart_views import (
+    list_preference_save,
+    smartview_create,
+    smartview_delete,
+    smartview_rename,
+    smartview_update,
+)
 from .timeline import activity_log, note_create, note_delete, note_update, quick_log
+from .todos import task_complete, task_create, task_delete, task_reopen, task_update
 
 __all__ = [
     "BOOKKEEPING_TYPES",
@@ -68,11 +76,18 @@ __all__ = [
     "customfield_deactivate",
     "customfield_reactivate",
     "customfield_update",
-    "is_contact_admin",
+    "list_preference_save",
     "note_create",
     "note_delete",
     "note_update",
     "quick_log",
+    "scoring_rule_create",
+    "scoring_rule_delete",
+    "scoring_rule_update",
+    "smartview_create",
+    "smartview_delete",
+    "smartview_rename",
+    "smartview_update",
     "tag_get_or_create",
     "task_complete",
     "task_create",

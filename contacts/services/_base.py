@@ -10,6 +10,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from crm.field_sizes import char_max_length
 from crm.models import Membership
 from crm.services import Actor
 
@@ -25,23 +26,10 @@ CONTACTED_TYPES = frozenset(
         Activity.Type.SMS,
     }
 )
-# Bookkeeping entries: they are history, not activity, so last_activity_at ignores them and
-# "no activity in 30 days" keeps meaning what a rep expects.
-BOOKKEEPING_TYPES = frozenset(
-    {
-        Activity.Type.CREATED,
-        Activity.Type.UPDATED,
-        Activity.Type.IMPORTED,
-        Activity.Type.MERGED,
-        Activity.Type.OWNER_CHANGED,
-        Activity.Type.ARCHIVED,
-        Activity.Type.RESTORED,
-    }
-)
 # What a rep can log by hand (quick-log on the contact page and in the inbox).
 QUICK_LOG_TYPES = (Activity.Type.NOTE, Activity.Type.CALL, Activity.Type.MEETING)
 
-MAX_TAG_LENGTH = Tag._meta.get_field("name").max_length
+MAX_TAG_LENGTH = char_max_length(Tag, "name")
 EMAIL_TAKEN = "Another active contact already has this email."
 
 
@@ -55,12 +43,12 @@ class FieldNotEditable(PermissionDenied):
 
 
 # Permission helpers ----------------------------------------------------------------------
+# The questions themselves are the policy's (crm.permissions.Policy); these only apply the
+# services' convention that `policy=None` is system work, which may do anything.
 
 
-def is_contact_admin(policy) -> bool:
-    """Admins in the contacts sense: may edit every contact (scope "all"). They alone
-    reassign contacts to other people and release contacts someone else owns."""
-    return policy is None or (policy.can("contacts", "edit") and policy.scope("contacts") == "all")
+def _is_contact_admin(policy) -> bool:
+    return policy is None or policy.is_contact_admin()
 
 
 def _require(policy, module: str, action: str, owner_id=None, *, check_scope=False) -> None:
@@ -77,7 +65,7 @@ def _user_of(actor: Actor):
 
 
 def _check_member(org, user, message: str) -> None:
-    if not Membership.objects.active().filter(org=org, user=user).exists():
+    if not Membership.objects.for_org(org).active().filter(user=user).exists():
         raise ValidationError(message)
 
 

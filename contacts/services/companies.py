@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from crm.field_sizes import field_max_length
 from crm.services import Actor, audit, diff, emit_event, snapshot
 
 from .. import normalize, validators
@@ -50,7 +51,7 @@ def _clean_company_input(org, data: dict, *, company: Company | None) -> tuple[d
             errors[key] = [f"“{key}” is not a field you can set."]
             continue
         try:
-            if spec.is_custom:
+            if spec.definition is not None:  # a custom field: its spec carries the definition
                 custom_raw[spec.definition.key] = raw
             elif key == "domain":
                 values[key] = normalize.normalize_domain(_text(raw))
@@ -66,7 +67,7 @@ def _clean_company_input(org, data: dict, *, company: Company | None) -> tuple[d
                 text = _text(raw)
                 if key == "name" and not text:
                     raise ValidationError("A company needs a name.")
-                limit = Company._meta.get_field(key).max_length
+                limit = field_max_length(Company, key)
                 if limit and len(text) > limit:
                     raise ValidationError(f"Use at most {limit} characters.")
                 values[key] = text
@@ -81,7 +82,9 @@ def _clean_company_input(org, data: dict, *, company: Company | None) -> tuple[d
     custom = None
     if custom_raw:
         definitions = {
-            spec.definition.key: spec.definition for spec in specs_by_key.values() if spec.is_custom
+            spec.definition.key: spec.definition
+            for spec in specs_by_key.values()
+            if spec.definition is not None
         }
         try:
             custom = apply_custom_values(company.custom if company else {}, definitions, custom_raw)
@@ -156,7 +159,7 @@ def company_create(*, org, actor: Actor, data: dict, policy=None) -> Company:
 
 @transaction.atomic
 def company_update(*, company: Company, actor: Actor, data: dict, policy=None) -> Company:
-    company = Company.objects.select_for_update().get(pk=company.pk)
+    company = Company.objects.for_org(company.org_id).select_for_update().get(pk=company.pk)
     _require(policy, "companies", "edit", company.owner_id, check_scope=True)
     values, custom = _clean_company_input(company.org, data, company=company)
     if "name" in data and not values.get("name"):
@@ -189,7 +192,7 @@ def company_update(*, company: Company, actor: Actor, data: dict, policy=None) -
 
 
 def _set_company_archived(company: Company, actor: Actor, policy, archived: bool) -> Company:
-    company = Company.objects.select_for_update().get(pk=company.pk)
+    company = Company.objects.for_org(company.org_id).select_for_update().get(pk=company.pk)
     _require(policy, "companies", "edit", company.owner_id, check_scope=True)
     if company.is_archived == archived:
         return company

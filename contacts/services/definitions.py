@@ -41,7 +41,7 @@ def customfield_create(*, org, actor: Actor, data: dict, policy=None) -> CustomF
         .values_list("position", flat=True)
         .first()
     )
-    definition = CustomFieldDefinition.objects.create(
+    definition = CustomFieldDefinition.objects.for_org(org).create(
         org=org, position=(last + 1) if last is not None else 0, **cleaned
     )
     audit(
@@ -95,7 +95,11 @@ def customfield_update(
     *, definition: CustomFieldDefinition, actor: Actor, data: dict, policy=None
 ) -> CustomFieldDefinition:
     _require(policy, "settings", "edit")
-    definition = CustomFieldDefinition.objects.select_for_update().get(pk=definition.pk)
+    definition = (
+        CustomFieldDefinition.objects.for_org(definition.org_id)
+        .select_for_update()
+        .get(pk=definition.pk)
+    )
     cleaned = clean_definition(org=definition.org, **_definition_args(data, definition))
     before = snapshot(definition, _DEFINITION_FIELDS)
     for key, value in cleaned.items():
@@ -120,7 +124,11 @@ def customfield_update(
 
 def _set_definition_active(definition, actor, policy, active: bool):
     _require(policy, "settings", "edit")
-    definition = CustomFieldDefinition.objects.select_for_update().get(pk=definition.pk)
+    definition = (
+        CustomFieldDefinition.objects.for_org(definition.org_id)
+        .select_for_update()
+        .get(pk=definition.pk)
+    )
     if definition.is_active == active:
         return definition
     before = snapshot(definition, ["is_active"])

@@ -14,13 +14,13 @@ from crm.services import Actor, audit, diff, emit_event, snapshot
 
 from ..custom_fields import display_custom_value
 from ..models import Activity, Company, Contact, Note
+from ..timeline import BOOKKEEPING_TYPES
 from ._base import (
-    BOOKKEEPING_TYPES,
     CONTACTED_TYPES,
     QUICK_LOG_TYPES,
+    _is_contact_admin,
     _require,
     _user_of,
-    is_contact_admin,
 )
 
 
@@ -84,7 +84,7 @@ def activity_log(
             raise ValidationError("The activity and its record must be in one organization.")
     occurred_at = occurred_at or timezone.now()
     with transaction.atomic():
-        activity = Activity.objects.create(
+        activity = Activity.objects.for_org(org).create(
             org=org,
             type=type,
             contact=contact,
@@ -100,7 +100,7 @@ def activity_log(
             updates = {"last_activity_at": _latest("last_activity_at", occurred_at)}
             if type in CONTACTED_TYPES:
                 updates["last_contacted_at"] = _latest("last_contacted_at", occurred_at)
-            Contact.objects.filter(pk=contact.pk).update(**updates)
+            Contact.objects.for_org(contact.org_id).filter(pk=contact.pk).update(**updates)
             contact.refresh_from_db(fields=list(updates))
         if record:
             target = contact or company
@@ -167,7 +167,8 @@ def _burst_to_join(org, record_filter: dict, actor: Actor, now):
     if user is None:
         return None
     latest = (
-        Activity.objects.filter(org_id=org.id, **record_filter)
+        Activity.objects.for_org(org.id)
+        .filter(**record_filter)
         .order_by("-occurred_at", "-id")
         .first()
     )
@@ -236,8 +237,10 @@ def record_field_changes(
         return None
     if contact is not None:
         record_filter = {"contact_id": contact.pk}
-    else:
+    elif company is not None:
         record_filter = {"company_id": company.pk, "contact__isnull": True}
+    else:
+        raise TypeError("record_field_changes needs a contact or a company")
     entry = _burst_to_join(org, record_filter, actor, now)
     if entry is None:
         return _log(
@@ -314,8 +317,8 @@ def quick_log(
 
 
 def _note_activity(note: Note):
-    return Activity.objects.filter(
-        org_id=note.org_id, type=Activity.Type.NOTE, data__note=str(note.public_id)
+    return Activity.objects.for_org(note.org_id).filter(
+        type=Activity.Type.NOTE, data__note=str(note.public_id)
     )
 
 
@@ -325,7 +328,7 @@ def _may_change_note(policy, actor, note: Note) -> None:
     user = _user_of(actor)
     if user is not None and note.author_id == user.pk:
         return
-    if is_contact_admin(policy):
+    if _is_contact_admin(policy):
         return
     raise PermissionDenied("Only the note's author or an admin can change it.")
 
@@ -343,7 +346,7 @@ def note_create(*, org, actor: Actor, body: str, contact=None, company=None, pol
     if contact is None and company is None:
         raise ValidationError("A note belongs to a contact or a company.")
     _require_record_access(policy, contact, company)
-    note = Note.objects.create(
+    note = Note.objects.for_org(org).create(
         org=org, contact=contact, company=company, author=_user_of(actor), body=body
     )
     audit(org=org, actor=actor, verb="note.created", obj=note, changes={"body": [None, body]})
@@ -371,7 +374,7 @@ def note_create(*, org, actor: Actor, body: str, contact=None, company=None, pol
 
 @transaction.atomic
 def note_update(*, note: Note, actor: Actor, body: str, policy=None) -> Note:
-    note = Note.objects.select_for_update().get(pk=note.pk)
+    note = Note.objects.for_org(note.org_id).select_for_update().get(pk=note.pk)
     _may_change_note(policy, actor, note)
     body = (body or "").strip()
     if not body:
@@ -389,7 +392,7 @@ def note_update(*, note: Note, actor: Actor, body: str, policy=None) -> Note:
 
 @transaction.atomic
 def note_delete(*, note: Note, actor: Actor, policy=None) -> None:
-    note = Note.objects.select_for_update().get(pk=note.pk)
+    note = Note.objects.for_org(note.org_id).select_for_update().get(pk=note.pk)
     _may_change_note(policy, actor, note)
     audit(
         org=note.org,

@@ -10,7 +10,7 @@ import json
 from django.contrib import messages
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from crm.permissions import policy_for
@@ -47,10 +47,7 @@ ARGUMENT_INPUTS = {
 
 
 def _list_url(state) -> str:
-    try:
-        base = reverse("contacts:contact_list")
-    except NoReverseMatch:
-        base = "/"
+    base = reverse("contacts:contact_list")
     query = state.query_string()
     return f"{base}?{query}" if query else base
 

@@ -6,19 +6,19 @@ from __future__ import annotations
 
 from functools import wraps
 
-from django.db.models import Prefetch, Q
+from django.db.models import Prefetch
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from crm.decorators import member_required
-from crm.pagination import decode_moment_cursor, encode_moment_cursor
 from crm.permissions import policy_for
 from crm.selectors import org_timezone
 from crm.services import Actor
 
 from ..models import Company, Contact, Tag, Task
+from ..selectors.record import RECORD_DEFERRED
 
 
 def workspace_view(module: str | None = None, action: str = "view"):
@@ -56,17 +56,13 @@ def scoped_tasks(request):
     return Task.objects.for_org(request.org).filter(policy.scope_filter("tasks", "assignee"))
 
 
-# Search vectors are for the database; a page never reads them, so they are not fetched.
-RECORD_DEFERRED = ("search_vector", "company__search_vector")
-
-
 def get_contact(request, public_id, *, for_update=False) -> Contact:
     """The contact with its header data loaded in one go, or 404 when it belongs to another
     org or lies outside the member's scope."""
     queryset = scoped_contacts(request).select_related("company", "owner").defer(*RECORD_DEFERRED)
     if not for_update:
         queryset = queryset.prefetch_related(
-            Prefetch("tags", queryset=Tag.objects.order_by("name"))
+            Prefetch("tags", queryset=Tag.objects.for_org(request.org).order_by("name"))
         )
     contact = get_object_or_404(queryset, public_id=public_id)
     contact.org = request.org  # the same row; saves a query wherever contact.org is read
@@ -78,8 +74,7 @@ def get_company(request, public_id) -> Company:
 
 
 def can_edit_contact(request, contact: Contact) -> bool:
-    policy = policy_for(request)
-    return policy.can("contacts", "edit") and policy.owns_in_scope("contacts", contact.owner_id)
+    return policy_for(request).can_touch("contacts", "edit", contact.owner_id)
 
 
 def require_contact_edit(request, contact: Contact) -> None:
@@ -112,27 +107,6 @@ def redirect_or_refresh(request, url: str):
 
 def full_page(request) -> bool:
     return not request.htmx or request.htmx.history_restore_request or request.htmx.boosted
-
-
-# Keyset cursors on (moment, id) -----------------------------------------------------------
-
-
-def newest_first_page(queryset, field: str, cursor: str | None, size: int):
-    """Rows ordered by (field, id) newest first after `cursor`, and the next page's cursor.
-
-    Seeks on the index instead of OFFSET, so the hundredth page costs what the first does."""
-    position = decode_moment_cursor(cursor)
-    queryset = queryset.order_by(f"-{field}", "-id")
-    if position is not None:
-        moment, pk = position
-        queryset = queryset.filter(
-            Q(**{f"{field}__lt": moment}) | Q(**{field: moment, "id__lt": pk})
-        )
-    rows = list(queryset[: size + 1])
-    more = len(rows) > size
-    rows = rows[:size]
-    next_cursor = encode_moment_cursor(getattr(rows[-1], field), rows[-1].pk) if more else None
-    return rows, next_cursor
 
 
 def not_found():

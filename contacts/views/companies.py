@@ -4,8 +4,6 @@ the contact form's company input shows."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 
 from django.contrib import messages
@@ -16,6 +14,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
+from crm.pagination import page as keyset_page
 from crm.permissions import policy_for
 
 from .. import services
@@ -49,21 +48,6 @@ def _search(queryset, text: str):
     return queryset.filter(search_vector=query)
 
 
-def _encode(name: str, pk: int) -> str:
-    return base64.urlsafe_b64encode(f"{pk}|{name}".encode()).decode().rstrip("=")
-
-
-def _decode(token: str | None):
-    if not token:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-        pk, _, name = raw.partition("|")
-        return name, int(pk)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        return None
-
-
 def _contact_count(request, **filters):
     """Per-company count of the contacts this member may see, as a correlated subquery:
     it runs for the rows of the page only, never over all companies."""
@@ -84,23 +68,18 @@ def company_list(request):
     archived = request.GET.get("archived") == "1"
     companies = scoped_companies(request).filter(is_archived=archived)
     companies = _search(companies, query)
-    position = _decode(request.GET.get("after"))
-    if position is not None:
-        name, pk = position
-        companies = companies.filter(Q(name__gt=name) | Q(name=name, id__gt=pk))
-    rows = list(
-        companies.select_related("owner")
-        .annotate(contact_count=_contact_count(request))
-        .order_by("name", "id")[: PAGE_SIZE + 1]
+    # "Load more" carries the cursor as `after`.
+    result = keyset_page(
+        companies.select_related("owner").annotate(contact_count=_contact_count(request)),
+        ["name", "id"],
+        request.GET.get("after"),
+        PAGE_SIZE,
     )
-    more = len(rows) > PAGE_SIZE
-    rows = rows[:PAGE_SIZE]
     context = {
-        "companies": rows,
+        "companies": result.rows,
         "query": query,
         "archived": archived,
-        "next_cursor": _encode(rows[-1].name, rows[-1].pk) if more and rows else None,
-        "paged": position is not None,
+        "next_cursor": result.next_cursor,
     }
     if full_page(request):
         return render(request, "contacts/company_list.html", context)
@@ -118,7 +97,8 @@ def company_detail(request, public_id):
         contacts.select_related("owner")
         .annotate(
             open_tasks=Subquery(
-                Task.objects.filter(contact=OuterRef("pk"), status=Task.Status.OPEN)
+                Task.objects.for_org(request.org)
+                .filter(contact=OuterRef("pk"), status=Task.Status.OPEN)
                 .order_by()
                 .values("contact")
                 .annotate(n=Count("*"))

@@ -13,6 +13,7 @@ from crm.models import BackgroundJob
 from crm.permissions import policy_for
 from crm.views.jobs import may_follow
 
+from .. import services
 from ..fields import contact_field_catalog
 from ..filters import (
     OPERATORS,
@@ -24,14 +25,7 @@ from ..filters import (
     parse_condition,
 )
 from ..models import ScoringRule
-from ..scoring import (
-    latest_rescore_job,
-    rule_create,
-    rule_delete,
-    rule_update,
-    score_reasons,
-    start_rescore_job,
-)
+from ..scoring import latest_rescore_job, score_reasons, start_rescore_job
 from ..selectors import visible_catalog
 from .common import actor, get_contact, workspace_view
 
@@ -150,7 +144,7 @@ def scoring(request):
         form = ScoringRuleForm(request.POST, catalog=catalog)
         if not form.is_valid():
             return _page(request, form, status=400 if not request.htmx else 200)
-        rule, job = rule_create(
+        rule, job = services.scoring_rule_create(
             org=request.org,
             actor=actor(request),
             data=form.cleaned_data,
@@ -175,7 +169,7 @@ def scoring_rule_edit(request, public_id):
         form = ScoringRuleForm(request.POST, catalog=catalog)
         if not form.is_valid():
             return _page(request, form, status=400 if not request.htmx else 200, editing=rule)
-        rule, job = rule_update(
+        rule, job = services.scoring_rule_update(
             rule=rule, actor=actor(request), data=form.cleaned_data, policy=policy
         )
         messages.success(request, f"Rule “{rule.name}” saved.")
@@ -190,7 +184,7 @@ def scoring_rule_edit(request, public_id):
 def scoring_rule_delete(request, public_id):
     rule = get_object_or_404(ScoringRule.objects.for_org(request.org), public_id=public_id)
     name = rule.name
-    job = rule_delete(rule=rule, actor=actor(request), policy=policy_for(request))
+    job = services.scoring_rule_delete(rule=rule, actor=actor(request), policy=policy_for(request))
     messages.success(request, f"Rule “{name}” deleted.")
     _job_message(request, job)
     return redirect("contacts:scoring")

@@ -4,7 +4,7 @@ field visibility applied, as a results page and as a dropdown of the top matches
 from __future__ import annotations
 
 from django.shortcuts import render
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from crm.permissions import policy_for
@@ -16,13 +16,6 @@ RESULTS_LIMIT = 50
 COMPANY_RESULTS_LIMIT = 20
 SUGGEST_LIMIT = 5
 MIN_SUGGEST_LENGTH = 2
-
-
-def _detail_url(name: str, public_id) -> str | None:
-    try:
-        return reverse(name, args=[public_id])
-    except NoReverseMatch:
-        return None
 
 
 def _results(request, q: str, contact_limit: int, company_limit: int) -> dict:
@@ -52,7 +45,7 @@ def _results(request, q: str, contact_limit: int, company_limit: int) -> dict:
                 "name": c.full_name if {"first_name", "last_name"} & visible else "",
                 "email": c.email if "email" in visible else "",
                 "company": c.company.name if c.company and "company" in visible else "",
-                "url": _detail_url("contacts:contact_detail", c.public_id),
+                "url": reverse("contacts:contact_detail", args=[c.public_id]),
             }
             for c in contacts
         ],
@@ -60,7 +53,7 @@ def _results(request, q: str, contact_limit: int, company_limit: int) -> dict:
             {
                 "name": co.name,
                 "domain": co.domain,
-                "url": _detail_url("contacts:company_detail", co.public_id),
+                "url": reverse("contacts:company_detail", args=[co.public_id]),
             }
             for co in companies
         ],

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from django.db import models
 
 from ..client_ip import client_ip
-from ..models import AuditEvent, OutboxEvent
+from ..models import AuditEvent, OutboxEvent, User
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,7 @@ class Actor:
     """Who acts: a signed-in user, an API key, a system job, or the AI for a user."""
 
     type: str = AuditEvent.ActorType.SYSTEM
-    user: object = None
+    user: User | None = None
     label: str = ""
     ip: str | None = None
 
@@ -91,10 +91,10 @@ def audit(
     changes: dict | None = None,
 ) -> AuditEvent:
     if obj is not None:
-        object_type = object_type or obj._meta.model_name
+        object_type = object_type or obj._meta.model_name or ""
         object_id = object_id or str(getattr(obj, "public_id", obj.pk))
         object_repr = object_repr or str(obj)[:200]
-    return AuditEvent.objects.create(
+    return AuditEvent.objects.for_org(org).create(
         org=org,
         actor_type=actor.type,
         actor_user=actor.user,
@@ -110,4 +110,6 @@ def audit(
 
 def emit_event(*, org, event_type: str, payload: dict) -> OutboxEvent:
     """Record a domain event (`contact.created`, `member.invited`, ...) in the outbox."""
-    return OutboxEvent.objects.create(org=org, event_type=event_type, payload=_plain(payload))
+    return OutboxEvent.objects.for_org(org).create(
+        org=org, event_type=event_type, payload=_plain(payload)
+    )

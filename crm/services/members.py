@@ -32,6 +32,8 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
+from .. import rls
+from ..field_sizes import char_max_length
 from ..models import AuditEvent, Invitation, Membership, Role, Team
 from ..permissions import Policy
 from .audit import Actor, audit, diff, emit_event, snapshot
@@ -144,8 +146,9 @@ def _guard_last_owner(membership: Membership, message: str) -> None:
     """Refuse when `membership` is the only active Owner left. The owner rows are locked so
     two owners demoting each other at the same moment cannot both succeed."""
     owners = list(
-        Membership.objects.select_for_update(of=("self",))
-        .filter(org_id=membership.org_id, is_active=True, role__is_builtin=True, role__key="owner")
+        Membership.objects.for_org(membership.org_id)
+        .select_for_update(of=("self",))
+        .filter(is_active=True, role__is_builtin=True, role__key="owner")
         .values_list("pk", flat=True)
     )
     if not [pk for pk in owners if pk != membership.pk]:
@@ -154,7 +157,8 @@ def _guard_last_owner(membership: Membership, message: str) -> None:
 
 def _locked(membership: Membership) -> Membership:
     return (
-        Membership.objects.select_for_update(of=("self",))
+        Membership.objects.for_org(membership.org_id)
+        .select_for_update(of=("self",))
         .select_related("org", "user", "role", "team")
         .get(pk=membership.pk)
     )
@@ -166,7 +170,7 @@ def _membership_payload(membership: Membership) -> dict:
         "user": membership.user.public_id,
         "email": membership.user.email,
         "role": membership.role.key,
-        "team": membership.team.public_id if membership.team_id else None,
+        "team": membership.team.public_id if membership.team else None,
         "is_active": membership.is_active,
     }
 
@@ -244,7 +248,7 @@ def invitation_create(
             verb = "member.reinvited"
             changes = diff(before, snapshot(invitation, ["role", "team", "expires_at"]))
         else:
-            invitation = Invitation.objects.create(
+            invitation = Invitation.objects.for_org(org).create(
                 org=org,
                 email=email,
                 role=role,
@@ -280,7 +284,8 @@ def invitation_create(
 def invitation_revoke(*, invitation: Invitation, actor: Actor) -> Invitation:
     with transaction.atomic():
         invitation = (
-            Invitation.objects.select_for_update(of=("self",))
+            Invitation.objects.for_org(invitation.org_id)
+            .select_for_update(of=("self",))
             .select_related("org", "role")
             .get(pk=invitation.pk)
         )
@@ -310,11 +315,15 @@ def invitation_for_token(token: str) -> Invitation | None:
     """The invitation a link points at, whatever its state, or None for an unknown link."""
     if not token:
         return None
-    return (
-        Invitation.objects.select_related("org", "role", "team", "invited_by")
-        .filter(token_hash=hash_token(token))
-        .first()
-    )
+    # The link is opened by anyone, signed in to any organization (or none): its token is
+    # the key, whichever organization sent it.
+    with transaction.atomic(), rls.bypass("an invitation link is looked up by its token"):
+        return (
+            Invitation.objects.all_orgs()
+            .select_related("org", "role", "team", "invited_by")
+            .filter(token_hash=hash_token(token))
+            .first()
+        )
 
 
 def invitation_problem(invitation: Invitation | None) -> str:
@@ -380,14 +389,16 @@ def invitation_accept(
     A deactivated former member is reactivated with the invited role."""
     actor = actor or Actor.for_user(user)
     with transaction.atomic():
+        # The token is the key, whichever organization sent it (as in invitation_for_token).
         invitation = (
-            Invitation.objects.select_for_update(of=("self",))
+            Invitation.objects.all_orgs()
+            .select_for_update(of=("self",))
             .select_related("org", "role", "team")
             .filter(token_hash=hash_token(token or ""))
             .first()
         )
         problem = invitation_problem(invitation)
-        if problem:
+        if problem or invitation is None:  # a missing invitation always has a problem
             raise InvitationError(problem)
         if not via_signup and not invitation_email_matches(invitation, user):
             raise InvitationError(
@@ -396,16 +407,17 @@ def invitation_accept(
             )
         org = invitation.org
         membership = (
-            Membership.objects.select_for_update(of=("self",))
+            Membership.objects.for_org(org)
+            .select_for_update(of=("self",))
             .select_related("role", "team")
-            .filter(org=org, user=user)
+            .filter(user=user)
             .first()
         )
         if membership is not None and membership.is_active:
             raise InvitationError(f"You are already a member of {org.name}.")
         if membership is None:
             before = {}
-            membership = Membership.objects.create(
+            membership = Membership.objects.for_org(org).create(
                 org=org, user=user, role=invitation.role, team=invitation.team
             )
         else:
@@ -542,7 +554,7 @@ def _clean_team_name(org, name: str, exclude_pk=None) -> str:
     name = (name or "").strip()
     if not name:
         raise MemberError("Give the team a name.")
-    if len(name) > Team._meta.get_field("name").max_length:
+    if len(name) > char_max_length(Team, "name"):
         raise MemberError("Keep the team name under 120 characters.")
     clash = Team.objects.for_org(org).filter(name__iexact=name)
     if exclude_pk is not None:
@@ -557,7 +569,7 @@ def team_create(*, org, actor: Actor, name: str) -> Team:
     name = _clean_team_name(org, name)
     try:
         with transaction.atomic():
-            team = Team.objects.create(org=org, name=name)
+            team = Team.objects.for_org(org).create(org=org, name=name)
             audit(
                 org=org,
                 actor=actor,
@@ -580,7 +592,12 @@ def team_rename(*, team: Team, actor: Actor, name: str) -> Team:
     name = _clean_team_name(team.org, name, exclude_pk=team.pk)
     try:
         with transaction.atomic():
-            team = Team.objects.select_for_update().select_related("org").get(pk=team.pk)
+            team = (
+                Team.objects.for_org(team.org_id)
+                .select_for_update()
+                .select_related("org")
+                .get(pk=team.pk)
+            )
             before = snapshot(team, ["name"])
             team.name = name
             changes = diff(before, snapshot(team, ["name"]))

@@ -20,7 +20,7 @@ def notify(
     email: bool = False,
     absolute_url: str = "",
 ) -> Notification:
-    note = Notification.objects.create(
+    note = Notification.objects.for_org(org).create(
         org=org, user=user, title=title[:200], body=body, url=url, level=level
     )
     if email and user.email:

@@ -12,7 +12,7 @@ def ensure_builtin_roles(org: Organization) -> dict[str, Role]:
     """Create any missing built-in role of `org` (never overwrites an admin's edits)."""
     roles = {}
     for position, (key, name, description, permissions) in enumerate(BUILTIN_ROLES):
-        role, _ = Role.objects.get_or_create(
+        role, _ = Role.objects.for_org(org).get_or_create(
             org=org,
             key=key,
             defaults={
@@ -59,7 +59,7 @@ def organization_create(
         locale=locale,
     )
     roles = ensure_builtin_roles(org)
-    membership = Membership.objects.create(org=org, user=owner, role=roles["owner"])
+    membership = Membership.objects.for_org(org).create(org=org, user=owner, role=roles["owner"])
     actor = actor or Actor.for_user(owner)
     audit(org=org, actor=actor, verb="organization.created", obj=org)
     emit_event(

@@ -21,6 +21,7 @@ from django.db import transaction
 from django.db.models import ProtectedError
 from django.utils.text import slugify
 
+from ..field_sizes import char_max_length
 from ..models import Invitation, Membership, Organization, Role
 from ..permissions import (
     ACTIONS,
@@ -36,9 +37,9 @@ from ..permissions import (
 from .audit import Actor, audit, diff, emit_event
 from .members import settings_editor_policy
 
-NAME_MAX_LENGTH = Role._meta.get_field("name").max_length
-DESCRIPTION_MAX_LENGTH = Role._meta.get_field("description").max_length
-KEY_MAX_LENGTH = Role._meta.get_field("key").max_length
+NAME_MAX_LENGTH = char_max_length(Role, "name")
+DESCRIPTION_MAX_LENGTH = char_max_length(Role, "description")
+KEY_MAX_LENGTH = char_max_length(Role, "key")
 MODULE_LABELS = dict(MODULES)
 OWNER_IMMUTABLE = "The Owner role always has every permission and cannot be changed."
 
@@ -145,7 +146,7 @@ def _record(org, actor: Actor, role: Role, verb: str, changes: dict) -> None:
 
 def _lock_role(role: Role) -> Role:
     """Re-read the role under a row lock, so two admins' clicks never overwrite each other."""
-    return Role.objects.select_for_update().get(pk=role.pk)
+    return Role.objects.for_org(role.org_id).select_for_update().get(pk=role.pk)
 
 
 def _lock_names(org) -> None:
@@ -197,19 +198,17 @@ def role_create(org, actor: Actor, name, copy_from: Role | None = None) -> Role:
         owner_rights = Policy.for_role(copy_from)
         permissions = {m: asdict(owner_rights.rights(m)) for m in MODULE_KEYS}
     field_rules = dict(copy_from.field_rules or {}) if copy_from and not copy_from.is_owner else {}
-    beyond = (
-        actor_policy.rights_beyond(Role(permissions=permissions, field_rules=field_rules))
-        if actor_policy is not None
-        else []
-    )
-    if beyond:
-        raise ValidationError(
-            {
-                "copy_from": f"You can't copy {copy_from.name}: it has rights your own role "
-                f"doesn't have ({describe_rights(beyond)})."
-            }
-        )
-    role = Role.objects.create(
+    # Only a copy can hold rights: a new role starts with none.
+    if actor_policy is not None and copy_from is not None:
+        beyond = actor_policy.rights_beyond(Role(permissions=permissions, field_rules=field_rules))
+        if beyond:
+            raise ValidationError(
+                {
+                    "copy_from": f"You can't copy {copy_from.name}: it has rights your own "
+                    f"role doesn't have ({describe_rights(beyond)})."
+                }
+            )
+    role = Role.objects.for_org(org).create(
         org=org,
         key=_unique_key(org, name),
         name=name,

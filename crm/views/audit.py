@@ -11,23 +11,19 @@ from django.utils import timezone
 
 from ..csvutils import csv_response
 from ..decorators import member_required
-from ..models import AuditEvent
-from ..selectors import (
-    audit_events,
-    audit_object_types,
-    audit_verbs,
-    keyset_page,
-    org_members,
-    org_timezone,
-)
+from ..models import AuditEvent, Membership
+from ..pagination import page as keyset_page
+from ..selectors import audit_events, audit_object_types, audit_verbs, org_members, org_timezone
 from ..services.audit import Actor, audit
 
 PAGE_SIZE = 50
+NEWEST_FIRST = ["-created_at", "-id"]
 EXPORT_CHUNK_SIZE = 2000
 
 
 class AuditFilterForm(forms.Form):
-    member = forms.ModelChoiceField(
+    # The organization's members are set in __init__; until then there is nothing to choose.
+    member: forms.ModelChoiceField[Membership] = forms.ModelChoiceField(
         queryset=None,
         required=False,
         to_field_name="public_id",
@@ -124,12 +120,13 @@ def _actor_name(event: AuditEvent) -> str:
 def audit_log(request):
     form = AuditFilterForm(request.GET or None, org=request.org)
     events = audit_events(request.org, form.filters())
-    page = keyset_page(
-        events,
-        before=request.GET.get("before"),
-        after=request.GET.get("after"),
-        size=PAGE_SIZE,
-    )
+    # Older pages are asked for with `before`, newer ones with `after`; the cursor itself says
+    # which way it walks.
+    cursor = request.GET.get("before") or request.GET.get("after")
+    page = keyset_page(events, NEWEST_FIRST, cursor, PAGE_SIZE)
+    if cursor and not page.rows:
+        # A stale cursor (e.g. the filters changed): start over at the newest page.
+        page = keyset_page(events, NEWEST_FIRST, None, PAGE_SIZE)
     for event in page.rows:
         event.change_rows = change_rows(event.changes)
         event.actor_name = _actor_name(event)

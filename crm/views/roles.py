@@ -44,7 +44,7 @@ class RoleCreateForm(forms.Form):
     name = forms.CharField(label="Name", max_length=role_services.NAME_MAX_LENGTH)
     copy_from = forms.ModelChoiceField(
         label="Copy permissions from",
-        queryset=Role.objects.none(),
+        queryset=Role.objects.for_org(None),
         required=False,
         to_field_name="public_id",
         empty_label="Nothing: start with no access",

@@ -10,6 +10,7 @@ from django.db import connection
 from django.utils import timezone
 
 from contacts import demo
+from contacts.demo import loader, seed
 from contacts.models import Activity, Company, Contact, Note, ScoringRule, Task
 from crm.models import Organization
 
@@ -64,15 +65,15 @@ def test_top_up_adds_only_the_missing_contacts(org, members):
 
 
 def test_a_big_load_rebuilds_every_index_and_foreign_key(org, members, monkeypatch):
-    monkeypatch.setattr(demo, "BIG_LOAD", 10)
-    before = {table: index_and_key_names(table) for table in demo.LOAD_TABLES}
+    monkeypatch.setattr(loader, "BIG_LOAD", 10)
+    before = {table: index_and_key_names(table) for table in loader.LOAD_TABLES}
     log = []
 
     demo.top_up(org, 25, random.Random(4), log.append)
 
     assert Contact.objects.for_org(org).count() == 25
     assert any("dropped" in line for line in log)
-    assert {table: index_and_key_names(table) for table in demo.LOAD_TABLES} == before
+    assert {table: index_and_key_names(table) for table in loader.LOAD_TABLES} == before
 
 
 def test_seed_demo_with_contacts_option_tops_acme_up_once(db):
@@ -83,41 +84,4 @@ def test_seed_demo_with_contacts_option_tops_acme_up_once(db):
     acme = Organization.objects.get(slug="acme")
     globex = Organization.objects.get(slug="globex")
     assert Contact.objects.for_org(acme).count() == 400
-    assert Contact.objects.for_org(globex).count() == demo.GLOBEX_CONTACTS
-
-
-def test_generated_rows_are_scored_exactly_as_the_sql_rescore_would(org, members):
-    demo.seed_realistic(org, contacts=20, companies=4, acme=True, rng=random.Random(5), log=quiet)
-    ScoringRule.objects.create(
-        org=org,
-        name="Tagged VIP",
-        condition={"field": "tags", "op": "eq", "value": "vip"},
-        points=10,
-    )
-    assert demo.row_scorer(org) is not None  # every demo rule has a Python mirror
-    from contacts.scoring import rescore_contacts
-
-    rescore_contacts(org)  # the first 20 predate the new rule
-
-    demo.top_up(org, 600, random.Random(6), quiet)
-
-    assert Contact.objects.for_org(org).filter(lead_score__gt=0).count() > 100
-    assert rescore_contacts(org) == 0
-
-
-def test_rules_without_a_python_mirror_are_scored_in_sql(org, members):
-    ScoringRule.objects.create(
-        org=org,
-        name="Mine",
-        condition={"field": "owner", "op": "eq", "value": "unclaimed"},
-        points=40,
-    )
-    assert demo.row_scorer(org) is None
-
-    demo.top_up(org, 50, random.Random(7), quiet)
-
-    from contacts.scoring import rescore_contacts
-
-    assert rescore_contacts(org) == 0
-    unowned = Contact.objects.for_org(org).filter(owner=None)
-    assert set(unowned.values_list("lead_score", flat=True)) == {40}
+    assert Contact.objects.for_org(globex).count() == seed.GLOBEX_CONTACTS

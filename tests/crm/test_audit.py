@@ -2,6 +2,7 @@ import csv
 import datetime as dt
 import io
 from unittest import mock
+from urllib.parse import urlencode
 
 import pytest
 from django.contrib.auth.models import AnonymousUser
@@ -11,8 +12,9 @@ from django.urls import reverse
 
 from crm.csvutils import safe_cell, stream_csv
 from crm.models import AuditEvent
+from crm.pagination import page as keyset_page
 from crm.permissions import normalize_permissions
-from crm.selectors import audit_events, keyset_page
+from crm.selectors import audit_events
 from crm.services import Actor, audit, diff, organization_create, snapshot
 from crm.views import audit as audit_views
 from tests.factories import AuditEventFactory, TeamFactory, UserFactory, custom_role, member
@@ -399,29 +401,30 @@ def test_keyset_pages_walk_older_and_back_newer(org):
     made = [event_at(org, start + dt.timedelta(minutes=i // 2)) for i in range(7)]
     newest_first = [e.pk for e in sorted(made, key=lambda e: (e.created_at, e.pk), reverse=True)]
     events = audit_events(org)
+    order = audit_views.NEWEST_FIRST
 
-    first = keyset_page(events, size=3)
-    second = keyset_page(events, before=first.older_cursor, size=3)
-    third = keyset_page(events, before=second.older_cursor, size=3)
-    back = keyset_page(events, after=third.newer_cursor, size=3)
+    first = keyset_page(events, order, None, 3)
+    second = keyset_page(events, order, first.next_cursor, 3)
+    third = keyset_page(events, order, second.next_cursor, 3)
+    back = keyset_page(events, order, third.prev_cursor, 3)
 
     assert [e.pk for e in first.rows] == newest_first[:3]
     assert [e.pk for e in second.rows] == newest_first[3:6]
     assert [e.pk for e in third.rows] == newest_first[6:]
     assert [e.pk for e in back.rows] == newest_first[3:6]
-    assert (first.has_newer, first.has_older) == (False, True)
-    assert (second.has_newer, second.has_older) == (True, True)
-    assert (third.has_newer, third.has_older) == (True, False)
-    assert back.has_newer and back.has_older
+    assert (first.has_prev, first.has_next) == (False, True)
+    assert (second.has_prev, second.has_next) == (True, True)
+    assert (third.has_prev, third.has_next) == (True, False)
+    assert back.has_prev and back.has_next
 
 
 def test_tampered_cursor_falls_back_to_newest_page(org):
     AuditEventFactory(org=org)
 
-    page = keyset_page(audit_events(org), before="not-a-cursor!", size=3)
+    page = keyset_page(audit_events(org), audit_views.NEWEST_FIRST, "not-a-cursor!", 3)
 
     assert len(page.rows) == 1
-    assert not page.has_newer
+    assert not page.has_prev
 
 
 def test_older_and_newer_links_work_without_js_and_with_htmx(org, client_as, monkeypatch):
@@ -433,19 +436,37 @@ def test_older_and_newer_links_work_without_js_and_with_htmx(org, client_as, mon
     url = reverse("crm:audit_log")
 
     first = client_as(admin).get(url)
-    older_query = f"?before={first.context['page'].older_cursor}"
+    older_query = "?" + urlencode({"before": first.context["page"].next_cursor})
     assert f'href="{older_query}"' in first.content.decode()
     assert "Older" in first.content.decode()
 
     older = client_as(admin).get(url + older_query)
     assert [e.verb for e in older.context["page"].rows] == ["step.0"]
     assert "Newer" in older.content.decode()
+    newer_query = "?" + urlencode({"after": older.context["page"].prev_cursor})
+    assert f'href="{newer_query}"' in older.content.decode()
+    newer = client_as(admin).get(url + newer_query)
+    assert [e.verb for e in newer.context["page"].rows] == ["step.2", "step.1"]
 
     partial = client_as(admin, htmx=True).get(url + older_query)
     body = partial.content.decode()
     assert body.lstrip().startswith('<div id="audit-results"')
     assert "<html" not in body
     assert "step.0" in body
+
+
+def test_a_stale_older_cursor_starts_over_at_the_newest_page(org, client_as, monkeypatch):
+    monkeypatch.setattr(audit_views, "PAGE_SIZE", 1)
+    admin = member(org, "admin")
+    AuditEventFactory(org=org, verb="kept.verb")
+    AuditEventFactory(org=org, verb="other.verb")
+    url = reverse("crm:audit_log")
+    older = client_as(admin).get(url).context["page"].next_cursor
+
+    # The same cursor under a filter that leaves nothing past it.
+    response = client_as(admin).get(url, {"verb": "other.verb", "before": older})
+
+    assert [e.verb for e in response.context["page"].rows] == ["other.verb"]
 
 
 def test_pagination_links_keep_filters(org, client_as, monkeypatch):

@@ -1,7 +1,8 @@
 import pytest
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 
-from crm.navigation import navigation_for
+from crm import navigation
+from crm.navigation import NavItem, navigation_for
 from crm.permissions import Policy
 
 from ..factories import member
@@ -36,3 +37,20 @@ def test_entries_follow_the_role(org):
     assert [e["label"] for e in viewer_settings] == ["Customize"]
     assert "Contacts" in [e["label"] for e in viewer_sidebar]
     assert "Contacts" not in [e["label"] for e in board_sidebar]
+
+
+def test_a_renamed_url_of_an_installed_app_fails_loudly(org, monkeypatch):
+    """The sidebar used to drop an entry whose URL did not reverse, hiding a broken link."""
+    renamed = NavItem("Contacts", "contacts:contact_list_renamed", "contacts", "users")
+    monkeypatch.setattr(navigation, "SIDEBAR", [*navigation.SIDEBAR, renamed])
+    with pytest.raises(NoReverseMatch):
+        navigation_for(Policy(member(org, "owner")), "/")
+
+
+def test_entries_of_apps_not_installed_are_left_out(org, monkeypatch):
+    future = NavItem("Forecasts", "forecasts:home", None, "chart")
+    monkeypatch.setattr(navigation, "SIDEBAR", [*navigation.SIDEBAR, future])
+    sidebar, _ = navigation_for(Policy(member(org, "owner")), "/")
+    labels = [e["label"] for e in sidebar]
+    assert "Forecasts" not in labels
+    assert "Contacts" in labels

@@ -206,11 +206,13 @@ def make_org(run: str, existing: int, kind: str = "csv") -> Organization:
     )
     roles = ensure_builtin_roles(org)
     user, _ = User.objects.get_or_create(email="bench-import@bench.test")
-    Membership.objects.get_or_create(org=org, user=user, defaults={"role": roles["owner"]})
-    CustomFieldDefinition.objects.create(
+    Membership.objects.for_org(org).get_or_create(
+        org=org, user=user, defaults={"role": roles["owner"]}
+    )
+    CustomFieldDefinition.objects.for_org(org).create(
         org=org, key="annual_budget", label="Annual budget", field_type="currency", currency="USD"
     )
-    CustomFieldDefinition.objects.create(
+    CustomFieldDefinition.objects.for_org(org).create(
         org=org, key="industry_fit", label="Industry fit", field_type="list", choices=FITS
     )
     with (

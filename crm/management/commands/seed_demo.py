@@ -57,7 +57,9 @@ class Command(BaseCommand):
         roles = ensure_builtin_roles(acme)
         for key, name, *_ in BUILTIN_ROLES:
             user = ensure_user(f"{key}@acme.test", name, "Demo")
-            Membership.objects.get_or_create(org=acme, user=user, defaults={"role": roles[key]})
+            Membership.objects.for_org(acme).get_or_create(
+                org=acme, user=user, defaults={"role": roles[key]}
+            )
         globex_owner = ensure_user("owner@globex.test", "Gus", "Globex")
         globex = ensure_org(
             "Globex", "globex", globex_owner, base_currency="EUR", timezone="Europe/Berlin"

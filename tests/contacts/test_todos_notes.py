@@ -1,4 +1,5 @@
 import datetime as dt
+import re
 import zoneinfo
 
 import pytest
@@ -251,6 +252,25 @@ def test_note_author_edits_and_the_timeline_follows(client_as, org, owner):
     assert AuditEvent.objects.for_org(org).get(verb="note.updated").changes == {
         "body": ["First draft", "Final text"]
     }
+
+
+def test_notes_load_more_walks_every_note_once_even_with_equal_times(client_as, org, owner):
+    contact = ContactFactory(org=org)
+    notes = [NoteFactory(org=org, contact=contact, body=f"Body {i:02d}") for i in range(33)]
+    # Ten notes share one moment: the id breaks the tie, so none repeats or goes missing.
+    Note.objects.filter(pk__in=[n.pk for n in notes[10:20]]).update(created_at=notes[10].created_at)
+    client = client_as(owner, htmx=True)
+    detail = reverse("contacts:contact_detail", kwargs={"public_id": contact.public_id})
+
+    first = client.get(f"{detail}?tab=notes", HTTP_HX_TARGET="contact-tabs").content.decode()
+    more_href = first.split('id="notes-more"')[1].split('hx-get="')[1].split('"')[0]
+    second = client.get(more_href.replace("&amp;", "&"), HTTP_HX_TARGET="notes-more")
+    second = second.content.decode()
+
+    body = re.compile(r'class="note-body">(?:<p>)?(Body \d\d)')
+    shown = body.findall(first) + body.findall(second)
+    assert sorted(shown) == sorted(f"Body {i:02d}" for i in range(33))
+    assert 'id="notes-more"' not in second
 
 
 def test_only_the_author_or_an_admin_changes_a_note(client_as, org, members):

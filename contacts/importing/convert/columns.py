@@ -1,20 +1,6 @@
-"""Convert a chunk of records column by column, and write it out as COPY text.
-
-A file repeats itself: first names, job titles, cities, countries, stages, tags and custom
-choices come from small sets, so each column converts every distinct cell once (a memo per
-column) and the rest of its cells are dictionary look-ups. Only the converted values of a
-chunk's good rows travel on, as one list per staged field, and the COPY text of the staging
-table is written from those lists, again with a memo per field.
-
-A bad value in one field never costs the whole row: the row is kept and carries a warning
-per field, (column, kind, cell, message) in the mapping's column order (warning_kinds.py
-names the kinds). The value is left out, except that a text longer than its field is cut to
-fit, and a phone number the phone library cannot read is kept as typed and flagged
-unverified (it is never used to match a contact). A row is refused only when nothing is
-left to know the person by (no name, usable email or phone); its message names what was
-left out. The per-cell cost of a warning is paid once per distinct cell (the memo keeps the
-verdict) and the hot path only looks at the memoised value's type.
-"""
+"""A chunk of records converted column by column (`ChunkConverter`) into `Converted`: the good
+rows' staged values, one list per field, with the refused rows and each kept row's warnings; and
+which records of a chunk hold people at all."""
 
 from __future__ import annotations
 
@@ -24,89 +10,40 @@ from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
 
-from ..fields import CUSTOM_PREFIX
-from ..models import Contact
-from ..normalize import normalize_email, normalize_phone, phone_region
-from ..validators import clean_twitter_handle
-from .reader import is_data_row
-from .spread import (
-    fall_back_on_other_addresses,
-    plan_spread,
-    route_phone_cells,
-    spread_combined,
-)
-from .values import (
-    _ESCAPED_LEADS,
-    _SPLIT_MULTI,
-    DEFAULT_OWNER,
-    TAG_MAX,
-    RowConverter,
-    dumps,
-    parse_country,
-    split_full_name,
-    tag_names,
-)
-from .warning_kinds import (
+from ...fields import CUSTOM_PREFIX
+from ...normalize import phone_region
+from ..reader import is_data_row
+from ..spread import fall_back_on_other_addresses, plan_spread, route_phone_cells, spread_combined
+from ..values import DEFAULT_OWNER, RowConverter, dumps, parse_country
+from ..warning_kinds import (
     CHOICE_UNMATCHED,
     EMAIL_LEFT_OUT,
-    OUTCOME,
     OWNER_UNMATCHED,
-    PHONE_AS_TYPED,
     TRUNCATED,
     VALUE_LEFT_OUT,
 )
+from .cells import (
+    MEMO_LIMIT,
+    TEXT_LIMITS,
+    Refused,
+    Warned,
+    Warning,
+    cleaned,
+    cut_message,
+    email_value,
+    first_number_kept,
+    memoised,
+    phone_value,
+    reported_if_empty,
+    warning_text,
+    was_cut,
+)
 
-# A memo is dropped when it grows past this many cells (a column of unique values gains
-# nothing from it and must not hold a whole file in memory).
-MEMO_LIMIT = 50_000
 # Targets whose cells add up instead of replacing each other, and are never "blank values".
 _GATHERED = {"tags", "other_emails", "note", "full_name"}
 # Targets that only feed the company of a row.
 COMPANY_TARGETS = {"company", "company_name", "company_domain", "company_website"}
 IDENTITY_MESSAGE = "The row has no name, email or phone."
-# A phone number that cannot be read is kept as typed up to the column's length.
-PHONE_AS_TYPED_MAX = Contact._meta.get_field("phone").max_length
-# ...and only when it holds a digit: "n/a" or "ask reception" is no phone number at all.
-PHONE_AS_TYPED_MIN_DIGITS = 1
-NAME_MAX = 150  # first_name / last_name
-# Text targets cut to fit their column, by length.
-_TEXT_LIMITS = {
-    **{t: Contact._meta.get_field(t).max_length for t in RowConverter.TEXT_FIELDS},
-    "twitter_handle": Contact._meta.get_field("twitter_handle").max_length,
-    "company": 200,
-    "company_name": 200,
-    "external_id": 200,
-}
-
-
-class _Refused:
-    """A memoised refusal: the warning's kind and the message a cell's conversion raised
-    (the value is left out)."""
-
-    __slots__ = ("kind", "message")
-
-    def __init__(self, kind: str, message: str):
-        self.kind = kind
-        self.message = message
-
-
-class _Warned:
-    """A memoised value kept with a warning: cut to fit, or only part of the cell."""
-
-    __slots__ = ("kind", "message", "value")
-
-    def __init__(self, value, kind: str, message: str):
-        self.value = value
-        self.kind = kind
-        self.message = message
-
-
-def _left_out(kind: str, messages) -> _Refused:
-    return _Refused(kind, f"{' '.join(messages)} {OUTCOME[kind]}")
-
-
-# One warning of a kept row: (column header, kind, the cell as in the file, message).
-Warning = tuple[str, str, str, str]
 
 
 @dataclass
@@ -139,99 +76,6 @@ class Converted:
 
     def row(self, index: int) -> dict:
         return {name: values[index] for name, values in self.columns.items()}
-
-
-def _memoised(convert: Callable, memo: dict, kind: str):
-    """`convert` with a memo: returns the value, a _Warned, or a _Refused of `kind`."""
-
-    def run(raw):
-        found = memo.get(raw, memo)
-        if found is not memo:
-            return found
-        try:
-            found = convert(raw)
-        except ValidationError as exc:
-            found = _left_out(kind, exc.messages)
-        except ValueError:
-            found = _left_out(kind, [f"“{raw}” is not a number."])
-        if len(memo) >= MEMO_LIMIT:
-            memo.clear()
-        memo[raw] = found
-        return found
-
-    return run
-
-
-def warning_text(found: list[Warning]) -> str:
-    """One line for a row's warnings: "Column: message" per field."""
-    return " ".join(f"{column}: {message}" for column, _, _, message in found)
-
-
-def _emails(raw: str, *, primary: bool):
-    """The addresses of an email cell: (first, others) for the email column, a tuple for
-    other emails. A bad address is left out with a warning; the good ones are kept."""
-    good, bad = [], []
-    for part in _SPLIT_MULTI.split(raw):
-        if part:
-            try:
-                good.append(normalize_email(part))
-            except ValidationError as exc:
-                bad.extend(exc.messages)
-    if not good:
-        return _left_out(EMAIL_LEFT_OUT, bad) if bad else None
-    value = (good[0], tuple(good[1:])) if primary else tuple(good)
-    if bad:
-        return _Warned(value, EMAIL_LEFT_OUT, f"{' '.join(bad)} {OUTCOME[EMAIL_LEFT_OUT]}")
-    return value
-
-
-def _reported_if_empty(convert: Callable, kind: str, to_default=None) -> Callable:
-    """A choice or owner cell matched to nothing on the match-values step ("leave empty",
-    "default owner") is left out, and the report still says so: a value of the file that
-    was not stored is never silent."""
-    what = "a member you may give contacts to" if kind == OWNER_UNMATCHED else "a choice"
-    message = f"“{{}}” was not matched to {what}. {OUTCOME[kind]}"
-
-    def run(raw):
-        value = convert(raw)
-        if value is None and raw:
-            return _Refused(kind, message.format(raw))
-        if to_default is not None and raw in to_default:  # the default owner stands in
-            return _Warned(value, kind, message.format(raw))
-        return value
-
-    return run
-
-
-def _cut_message(limit: int) -> str:
-    return f"Longer than the {limit} characters this field holds: cut to fit."
-
-
-def _was_cut(target: str, raw: str, value) -> int:
-    """The limit a converted text value was cut to, or 0 when it is whole."""
-    if target == "full_name":
-        if len(raw) > NAME_MAX and any(len(p) > NAME_MAX for p in split_full_name(raw)):
-            return NAME_MAX
-        return 0
-    if target == "tags":
-        if len(raw) > TAG_MAX and any(len(t) > TAG_MAX for t in tag_names(raw, None)):
-            return TAG_MAX
-        return 0
-    limit = _TEXT_LIMITS[target]
-    if len(raw) <= limit:
-        return 0
-    if target == "twitter_handle":
-        return limit if len(clean_twitter_handle(raw)) > limit else 0
-    return limit
-
-
-def _cleaned(raw: str) -> str:
-    raw = raw.strip()
-    if "\x00" in raw:
-        raw = raw.replace("\x00", "")  # PostgreSQL text cannot hold NUL characters
-    if raw[:1] == "'" and raw[1:2] in _ESCAPED_LEADS:
-        return raw[1:]  # our own error report (and Excel) escape formulas this way
-    return raw
 
 
 def header_key(headers: list[str]) -> list[str]:
@@ -283,7 +127,7 @@ class ChunkConverter:
         cells = [cells[index].strip() if index < len(cells) else "" for _, cells in records]
         joined = "\x1f".join(cells)
         if "\x00" in joined or "'" in joined:
-            cells = [_cleaned(cell) for cell in cells]
+            cells = [cleaned(cell) for cell in cells]
         return cells
 
     def _cell_function(self, target: str, header: str) -> tuple[Callable, str]:
@@ -294,31 +138,31 @@ class ChunkConverter:
             key = target[len(CUSTOM_PREFIX) :]
             definition = rows.definitions.get(key)
             if getattr(definition, "field_type", "") == "list":
-                custom = _reported_if_empty(
+                custom = reported_if_empty(
                     lambda raw: rows.custom_value(key, raw), CHOICE_UNMATCHED
                 )
                 return custom, CHOICE_UNMATCHED
             return (lambda raw: rows.custom_value(key, raw)), VALUE_LEFT_OUT
         if target in ("email", "other_emails"):
             primary = target == "email"
-            return (lambda raw: _emails(raw, primary=primary)), EMAIL_LEFT_OUT
+            return (lambda raw: email_value(raw, primary=primary)), EMAIL_LEFT_OUT
         if target == "owner" or target in RowConverter.CHOICE_FIELDS:
             kind = OWNER_UNMATCHED if target == "owner" else CHOICE_UNMATCHED
             matched = rows.value_map.get(header) or {}
             to_default = {v for v, stored in matched.items() if stored in ("", DEFAULT_OWNER)}
-            convert = _reported_if_empty(
+            convert = reported_if_empty(
                 lambda raw: rows.cell_value(target, header, raw),
                 kind,
                 to_default if target == "owner" else None,
             )
             return convert, kind
         kind = VALUE_LEFT_OUT
-        if target in _TEXT_LIMITS or target in ("full_name", "tags"):
+        if target in TEXT_LIMITS or target in ("full_name", "tags"):
 
             def cut_to_fit(raw):
                 value = rows.cell_value(target, header, raw)
-                limit = _was_cut(target, raw, value)
-                return _Warned(value, TRUNCATED, _cut_message(limit)) if limit else value
+                limit = was_cut(target, raw, value)
+                return Warned(value, TRUNCATED, cut_message(limit)) if limit else value
 
             return cut_to_fit, kind
         return (lambda raw: rows.cell_value(target, header, raw)), kind
@@ -349,12 +193,12 @@ class ChunkConverter:
                     column = plain.setdefault(name, [None] * count)
                     flags = plain.setdefault(f"{name}_unverified", [None] * count)
                     if type_index is not None:
-                        these = _first_number_kept(these, column, header, name, warns)
+                        these = first_number_kept(these, column, header, name, warns)
                     self._phones(these, regions, header, warns, column, flags)
                 continue
             memo = self._memos.setdefault((index, target), {})
             function, kind = self._cell_function(target, header)
-            run = _memoised(function, memo, kind)
+            run = memoised(function, memo, kind)
             if target.startswith(CUSTOM_PREFIX):
                 column, gather, skip_blank = custom.setdefault(target, [None] * count), False, False
             elif target in _GATHERED:
@@ -369,13 +213,13 @@ class ChunkConverter:
                 if value is memo:
                     value = run(raw)
                 kind = type(value)
-                if kind is _Refused or kind is _Warned:
+                if kind is Refused or kind is Warned:
                     found = (header, value.kind, raw, value.message)
                     if warns[i] is None:
                         warns[i] = [found]
                     else:
                         warns[i].append(found)
-                    if kind is _Refused:
+                    if kind is Refused:
                         continue
                     value = value.value
                 if value is None:
@@ -406,7 +250,7 @@ class ChunkConverter:
                 return parse_country(cell)
             except ValidationError:
                 return None
-        return cell[: _TEXT_LIMITS[name]]
+        return cell[: TEXT_LIMITS[name]]
 
     def _regions(self, records) -> list | None:
         """The region each row's phone numbers are read in: its country, else the org's."""
@@ -439,7 +283,7 @@ class ChunkConverter:
             region = regions[i] if regions is not None else default
             found = memo.get((raw, region), memo)
             if found is memo:
-                found = _phone_value(raw, region)
+                found = phone_value(raw, region)
                 if len(memo) >= MEMO_LIMIT:
                     memo.clear()
                 memo[(raw, region)] = found
@@ -612,122 +456,3 @@ class ChunkConverter:
             zlib.crc32((e or p or m or x or str(n)).encode()) % lanes
             for n, e, p, m, x in zip(converted.numbers, *keys, strict=True)
         ]
-
-
-def _first_number_kept(cells, column, header, name, warns) -> list[str]:
-    """A typed phone column's cells for `name`, blank where an earlier column already gave
-    the row that number: the first is kept and the report names the other."""
-    out = cells
-    for i, cell in enumerate(cells):
-        if cell and column[i] is not None:
-            if out is cells:
-                out = list(cells)
-            out[i] = ""
-            message = f"The row's {name} is already “{column[i]}”. {OUTCOME[VALUE_LEFT_OUT]}"
-            found = (header, VALUE_LEFT_OUT, cell, message)
-            if warns[i] is None:
-                warns[i] = [found]
-            else:
-                warns[i].append(found)
-    return out
-
-
-def _phone_value(raw: str, region):
-    """The memoised verdict on a phone cell: the E.164 number (str) when the cell holds one
-    valid number, else (value or None, unverified, ((kind, message), ...))."""
-    several = ";" in raw or "|" in raw or ":::" in raw
-    parts = [p for p in _SPLIT_MULTI.split(raw) if p] if several else [raw]
-    if not parts:
-        return None, False, ()
-    first, rest = parts[0], parts[1:]
-    problems = []
-    try:
-        value, unverified = normalize_phone(first, region=region), False
-    except ValidationError as exc:
-        typed = " ".join(first.split())
-        if sum(c.isdigit() for c in typed) < PHONE_AS_TYPED_MIN_DIGITS:
-            # "n/a", "ask reception", "-": no number was typed, so none is kept.
-            value, unverified = None, False
-            problems.append(
-                (VALUE_LEFT_OUT, f"“{typed[:80]}” holds no phone number. {OUTCOME[VALUE_LEFT_OUT]}")
-            )
-        elif len(typed) > PHONE_AS_TYPED_MAX:
-            value, unverified = None, False
-            problems.append(
-                (
-                    VALUE_LEFT_OUT,
-                    f"“{typed[:80]}…” is too long for a phone number "
-                    f"(at most {PHONE_AS_TYPED_MAX} characters). {OUTCOME[VALUE_LEFT_OUT]}",
-                )
-            )
-        else:
-            value, unverified = typed, True
-            problems.append((PHONE_AS_TYPED, f"{' '.join(exc.messages)} {OUTCOME[PHONE_AS_TYPED]}"))
-    if rest:
-        others = ", ".join(f"“{p}”" for p in rest)
-        problems.append(
-            (VALUE_LEFT_OUT, f"Only the first number is kept; {others} {OUTCOME[VALUE_LEFT_OUT]}")
-        )
-    if not problems:
-        return value
-    return value, unverified, tuple(problems)
-
-
-# COPY text -----------------------------------------------------------------------------------
-
-_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\x00": ""})
-NULL = "\\N"
-
-
-def _text(value) -> str:
-    text = value if type(value) is str else str(value)
-    if "\\" in text or "\t" in text or "\n" in text or "\r" in text or "\x00" in text:
-        return text.translate(_ESCAPES)
-    return text
-
-
-def _array(items) -> str:
-    inner = ",".join('"' + t.replace("\\", "\\\\").replace('"', '\\"') + '"' for t in items)
-    return _text("{" + inner + "}")
-
-
-def _field_text(sql_type: str) -> Callable:
-    if sql_type == "boolean":
-        return lambda v: "t" if v else "f"
-    if sql_type == "timestamptz":
-        return lambda v: v.isoformat()
-    if sql_type == "text[]":
-        return _array
-    return _text
-
-
-def copy_parts(converted: Converted, types: dict[str, str], lanes: list[int]) -> dict:
-    """{lane: (COPY text, rows)} for each of `lanes`: the rows of that merge lane as
-    tab-separated lines (\\N for NULL), row number first, then the fields of `types` in
-    order."""
-    columns = []
-    for name, sql_type in types.items():
-        values = converted.columns.get(name)
-        if values is None:
-            columns.append([NULL] * len(converted.numbers))
-            continue
-        render = _field_text(sql_type)
-        memo: dict = {None: NULL}
-        rendered = []
-        for value in values:
-            hashable = type(value) is not float
-            text = memo.get(value) if hashable else None
-            if text is None:
-                text = render(value)
-                if hashable and len(memo) < MEMO_LIMIT:
-                    memo[value] = text
-            rendered.append(text)
-        columns.append(rendered)
-    lines = ["\t".join(row) for row in zip(map(str, converted.numbers), *columns, strict=True)]
-    if len(lanes) == 1 and all(lane == lanes[0] for lane in converted.lanes):
-        return {lanes[0]: (("\n".join(lines) + "\n").encode() if lines else b"", len(lines))}
-    out = {}
-    for lane in lanes:
-        mine = [line for line, of in zip(lines, converted.lanes, strict=True) if of == lane]
-        out[lane] = (("\n".join(mine) + "\n").encode() if mine else b"", len(mine))
-    return out

@@ -1,7 +1,10 @@
-"""Writes for smart views (saved filters of the contact list) and the remembered columns.
+"""Smart views (saved filters of the contact list): create, update, rename, delete; and the
+contact list's remembered columns and sort.
 
 A view's filter is validated against the org's field catalog and the author's field
 visibility before it is stored, so a saved view never holds a filter its author could not run.
+Who may share or change a view is the policy's answer (`Policy.can_share_views`,
+`Policy.can_manage_view`).
 """
 
 from __future__ import annotations
@@ -12,27 +15,13 @@ from django.db.models.functions import Lower
 
 from crm.services import Actor, audit, diff, emit_event, snapshot
 
-from .filters import parse_filters
-from .models import ListPreference, SmartView
-from .selectors import LIST_KEY, normalize_columns, normalize_sort, visible_catalog
+from ..filters import parse_filters
+from ..models import ListPreference, SmartView
+from ..selectors import LIST_KEY, normalize_columns, normalize_sort, visible_catalog
 
 MAX_NAME = 120
 MANAGE_DENIED = "Only the view's author (or an admin, for shared views) may change it."
 _AUDITED = ["name", "is_shared", "filters", "columns", "sort"]
-
-
-def is_admin(policy) -> bool:
-    return policy.can("settings", "edit")
-
-
-def can_share_views(policy) -> bool:
-    """Shared views appear for everyone, so sharing is for people who work the records."""
-    return policy.can("contacts", "edit") or is_admin(policy)
-
-
-def can_manage_view(policy, user, view: SmartView) -> bool:
-    """The author manages their views; admins also manage shared ones."""
-    return view.owner_id == getattr(user, "pk", None) or (view.is_shared and is_admin(policy))
 
 
 def _clean_name(org, owner, name: str, exclude_pk=None) -> str:
@@ -81,13 +70,13 @@ def smartview_create(
     columns=None,
     sort: str = "",
 ) -> SmartView:
-    if is_shared and not can_share_views(policy):
+    if is_shared and not policy.can_share_views():
         raise PermissionDenied("Your role may not share views with the team.")
     name = _clean_name(org, owner, name)
     spec = _clean_filters(org, policy, filters)
     columns, sort = _clean_layout(org, policy, columns, sort)
     position = SmartView.objects.for_org(org).filter(owner=owner).count()
-    view = SmartView.objects.create(
+    view = SmartView.objects.for_org(org).create(
         org=org,
         owner=owner,
         name=name,
@@ -108,11 +97,9 @@ def smartview_create(
     return view
 
 
-def _require_manage(policy, actor: Actor, view: SmartView) -> None:
-    if not can_manage_view(policy, actor.user, view):
-        raise PermissionDenied(
-            "Only the view's author (or an admin, for shared views) may change it."
-        )
+def _require_manage(policy, view: SmartView) -> None:
+    if not policy.can_manage_view(view):
+        raise PermissionDenied(MANAGE_DENIED)
 
 
 @transaction.atomic
@@ -120,7 +107,7 @@ def smartview_update(
     *, view: SmartView, actor: Actor, policy, filters, columns=None, sort: str | None = None
 ) -> SmartView:
     """Replace the view's filter (and, when given, its columns and sort)."""
-    _require_manage(policy, actor, view)
+    _require_manage(policy, view)
     before = snapshot(view, _AUDITED)
     view.filters = _clean_filters(view.org, policy, filters)
     if columns is not None or sort is not None:
@@ -141,11 +128,11 @@ def smartview_rename(
     *, view: SmartView, actor: Actor, policy, name: str, is_shared: bool | None = None
 ) -> SmartView:
     """Rename the view and, when `is_shared` is given, share or unshare it."""
-    _require_manage(policy, actor, view)
+    _require_manage(policy, view)
     before = snapshot(view, _AUDITED)
     view.name = _clean_name(view.org, view.owner, name, exclude_pk=view.pk)
     if is_shared is not None and bool(is_shared) != view.is_shared:
-        if is_shared and not can_share_views(policy):
+        if is_shared and not policy.can_share_views():
             raise PermissionDenied("Your role may not share views with the team.")
         view.is_shared = bool(is_shared)
     view.save()
@@ -157,7 +144,7 @@ def smartview_rename(
 
 @transaction.atomic
 def smartview_delete(*, view: SmartView, actor: Actor, policy) -> None:
-    _require_manage(policy, actor, view)
+    _require_manage(policy, view)
     payload = _payload(view)
     audit(
         org=view.org,
@@ -174,7 +161,9 @@ def smartview_delete(*, view: SmartView, actor: Actor, policy) -> None:
 def list_preference_save(*, org, user, policy, columns=None, sort: str | None = None):
     """Remember a member's columns and/or sort for the contact list (no audit: a display
     preference, like a theme)."""
-    pref, _ = ListPreference.objects.get_or_create(org=org, user=user, list_key=LIST_KEY)
+    pref, _ = ListPreference.objects.for_org(org).get_or_create(
+        org=org, user=user, list_key=LIST_KEY
+    )
     new_columns, new_sort = _clean_layout(org, policy, columns, sort)
     if columns is not None:
         pref.columns = new_columns

@@ -1,5 +1,8 @@
 """The Inbox (my open tasks by due date, quick-log without leaving the page) and the task
-actions used there and on the contact page: complete, reopen, edit, delete."""
+actions used there and on the contact page: complete, reopen, edit, delete.
+
+To-dos (the Task model) live in `todos` modules so they are not mistaken for Celery's
+`contacts/tasks.py`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Tasks: create, update, complete, reopen, delete."""
+"""To-dos (the Task model): create, update, complete, reopen, delete.
+
+Named `todos` so it is not mistaken for a Celery module (`contacts/tasks.py`).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from crm.field_sizes import char_max_length
 from crm.services import Actor, audit, diff, emit_event, snapshot
 
 from ..models import Activity, Task
@@ -33,7 +37,7 @@ def _clean_task_input(org, data: dict, *, task: Task | None) -> dict:
                 text = _text(raw)
                 if not text:
                     raise ValidationError("A task needs a title.")
-                if len(text) > Task._meta.get_field("title").max_length:
+                if len(text) > char_max_length(Task, "title"):
                     raise ValidationError("Keep the title under 300 characters.")
                 values[key] = text
             elif key == "description":
@@ -77,7 +81,7 @@ def task_create(*, org, actor: Actor, data: dict, policy=None) -> Task:
     if "assignee" not in values:
         values["assignee"] = _user_of(actor)
     _require_record_access(policy, values.get("contact"), values.get("company"))
-    task = Task.objects.create(org=org, created_by=_user_of(actor), **values)
+    task = Task.objects.for_org(org).create(org=org, created_by=_user_of(actor), **values)
     audit(
         org=org,
         actor=actor,
@@ -90,7 +94,7 @@ def task_create(*, org, actor: Actor, data: dict, policy=None) -> Task:
         event_type="task.created",
         payload={
             "task": task.public_id,
-            "contact": task.contact.public_id if task.contact_id else None,
+            "contact": task.contact.public_id if task.contact else None,
         },
     )
     return task
@@ -98,7 +102,7 @@ def task_create(*, org, actor: Actor, data: dict, policy=None) -> Task:
 
 @transaction.atomic
 def task_update(*, task: Task, actor: Actor, data: dict, policy=None) -> Task:
-    task = Task.objects.select_for_update().get(pk=task.pk)
+    task = Task.objects.for_org(task.org_id).select_for_update().get(pk=task.pk)
     _require_task(policy, task, "edit")
     values = _clean_task_input(task.org, data, task=task)
     if "title" in data and not values.get("title"):
@@ -121,7 +125,8 @@ def task_update(*, task: Task, actor: Actor, data: dict, policy=None) -> Task:
 @transaction.atomic
 def task_complete(*, task: Task, actor: Actor, policy=None) -> Task:
     task = (
-        Task.objects.select_related("contact", "company")
+        Task.objects.for_org(task.org_id)
+        .select_related("contact", "company")
         .select_for_update(of=("self",))
         .get(pk=task.pk)
     )
@@ -154,8 +159,8 @@ def task_complete(*, task: Task, actor: Actor, policy=None) -> Task:
 
 
 def _completed_entries(task: Task):
-    entries = Activity.objects.filter(
-        org_id=task.org_id, type=Activity.Type.TASK_COMPLETED, data__task=str(task.public_id)
+    entries = Activity.objects.for_org(task.org_id).filter(
+        type=Activity.Type.TASK_COMPLETED, data__task=str(task.public_id)
     )
     # The record's own index narrows the search; the JSON look-up runs on a handful of rows.
     if task.contact_id:
@@ -167,7 +172,7 @@ def _completed_entries(task: Task):
 
 @transaction.atomic
 def task_reopen(*, task: Task, actor: Actor, policy=None) -> Task:
-    task = Task.objects.select_for_update().get(pk=task.pk)
+    task = Task.objects.for_org(task.org_id).select_for_update().get(pk=task.pk)
     _require_task(policy, task, "edit")
     if task.status == Task.Status.OPEN:
         return task
@@ -191,7 +196,7 @@ def task_reopen(*, task: Task, actor: Actor, policy=None) -> Task:
 
 @transaction.atomic
 def task_delete(*, task: Task, actor: Actor, policy=None) -> None:
-    task = Task.objects.select_for_update().get(pk=task.pk)
+    task = Task.objects.for_org(task.org_id).select_for_update().get(pk=task.pk)
     _require_task(policy, task, "delete")
     audit(
         org=task.org,
