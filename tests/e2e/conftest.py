@@ -6,6 +6,7 @@ mail sent by the app lands in django.core.mail.outbox (the locmem backend of tes
 
 import os
 import shutil
+import time
 
 import pytest
 from django.conf import settings
@@ -46,7 +47,17 @@ def browser():
 def browser_context(browser, live_server):
     context = browser.new_context(base_url=live_server.url, viewport=VIEWPORT)
     context.set_default_timeout(10_000)
+    in_flight = set()
+    context.on("request", lambda request: in_flight.add(request))
+    context.on("requestfinished", lambda request: in_flight.discard(request))
+    context.on("requestfailed", lambda request: in_flight.discard(request))
     yield context
+    # Requests still in flight (an HTMX count fired by the last action) must finish before
+    # the test's data is flushed: each request runs in one transaction, and a TRUNCATE
+    # meeting one half-way through can deadlock with it.
+    deadline = time.monotonic() + 5
+    while in_flight and context.pages and time.monotonic() < deadline:
+        context.pages[0].wait_for_timeout(50)
     context.close()
 
 
