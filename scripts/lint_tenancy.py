@@ -11,16 +11,10 @@ but `.for_org(...)` / `.all_orgs()`, including the manager passed on bare
 managers (`contact.notes.all()`: they start from a row that was already scoped) and a model
 reached through a variable (`self.model.objects`).
 
-Known violations wait in a baseline (scripts/lint_tenancy_baseline.txt), counted per file and
-per call (`Contact.objects.filter`), not per line, so edits elsewhere in a file do not disturb
-it. The lint fails when a file has more of a call than its baseline allows (a new violation)
-and when it has fewer (a fixed one: lower the baseline with --update-baseline, which refuses
-to raise any count). So the baseline can only shrink.
+Any violation fails the lint, with its file, line and call.
 
-    python scripts/lint_tenancy.py                    # what `make lint` runs
-    python scripts/lint_tenancy.py --no-baseline      # every violation, with its line
-    python scripts/lint_tenancy.py --summary          # counts per file
-    python scripts/lint_tenancy.py --update-baseline  # after fixing call sites
+    python scripts/lint_tenancy.py            # what `make lint` runs
+    python scripts/lint_tenancy.py --summary  # counts per file
 """
 
 from __future__ import annotations
@@ -39,7 +33,6 @@ SKIPPED_DIRS = {"migrations", "tests", "__pycache__"}
 TENANT_BASE = "OrgScopedModel"
 MANAGERS = {"objects", "_default_manager", "_base_manager"}
 ALLOWED = {"for_org", "all_orgs"}
-DEFAULT_BASELINE = REPO / "scripts" / "lint_tenancy_baseline.txt"
 
 
 @dataclass(frozen=True, order=True)
@@ -53,7 +46,7 @@ class Violation:
 
     @property
     def call(self) -> str:
-        """The baseline key: what is called, without the line."""
+        """What is called, e.g. `Contact.objects.filter`."""
         return f"{self.model}.{self.manager}" + (f".{self.method}" if self.method else "")
 
     def __str__(self) -> str:
@@ -157,70 +150,10 @@ def lint(roots: Iterable[Path], base: Path = REPO) -> list[Violation]:
     )
 
 
-# Baseline ------------------------------------------------------------------------------------
-def counts(violations: Iterable[Violation]) -> Counter[tuple[str, str]]:
-    return Counter((v.path, v.call) for v in violations)
-
-
-def read_baseline(path: Path) -> Counter[tuple[str, str]]:
-    baseline: Counter[tuple[str, str]] = Counter()
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        line = raw.split("#", 1)[0].strip()
-        if not line:
-            continue
-        parts = line.split()
-        if len(parts) != 3 or not parts[2].isdigit() or int(parts[2]) < 1:
-            raise SystemExit(f"{path}:{number}: expected 'path Model.objects.method count'")
-        baseline[(parts[0], parts[1])] = int(parts[2])
-    return baseline
-
-
-def write_baseline(path: Path, found: Counter[tuple[str, str]]) -> None:
-    lines = [
-        "# Tenancy lint baseline (scripts/lint_tenancy.py): today's unscoped queries, per file",
-        "# and per call. It may only shrink: convert call sites to for_org(org) / all_orgs(),",
-        "# then run `python scripts/lint_tenancy.py --update-baseline`.",
-    ]
-    width = max((len(p) for p, _ in found), default=0)
-    for (file, call), n in sorted(found.items()):
-        lines.append(f"{file.ljust(width)}  {call}  {n}")
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
-def compare(
-    violations: list[Violation], baseline: Counter[tuple[str, str]]
-) -> tuple[list[str], list[str]]:
-    """(new violations, stale baseline entries), as messages."""
-    found = counts(violations)
-    new, stale = [], []
-    for key, n in sorted(found.items()):
-        allowed = baseline.get(key, 0)
-        if n > allowed:
-            lines = [str(v) for v in violations if (v.path, v.call) == key]
-            new.append(
-                f"{key[0]}: {n} x {key[1]}, the baseline allows {allowed}:\n  " + "\n  ".join(lines)
-            )
-    for key, allowed in sorted(baseline.items()):
-        n = found.get(key, 0)
-        if n < allowed:
-            stale.append(
-                f"{key[0]}: {key[1]} is in the baseline {allowed} time(s) but found {n}: "
-                "run `python scripts/lint_tenancy.py --update-baseline`"
-            )
-    return new, stale
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="*", type=Path, help="default: " + " ".join(PACKAGES))
-    parser.add_argument("--baseline", type=Path, default=DEFAULT_BASELINE)
-    parser.add_argument("--no-baseline", action="store_true", help="report every violation")
     parser.add_argument("--summary", action="store_true", help="violations per file")
-    parser.add_argument(
-        "--update-baseline",
-        action="store_true",
-        help="lower the baseline to what is found; refuses to raise any count",
-    )
     args = parser.parse_args(argv)
     roots = args.paths or [REPO / p for p in PACKAGES]
     try:
@@ -237,28 +170,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{len(violations):5}  total")
         return 0
 
-    if args.update_baseline:
-        if args.baseline.exists():
-            new, _stale = compare(violations, read_baseline(args.baseline))
-            if new:
-                print("\n".join(new), file=sys.stderr)
-                print("Refusing to raise the baseline: scope these queries.", file=sys.stderr)
-                return 1
-        write_baseline(args.baseline, counts(violations))
-        print(f"{args.baseline}: {len(violations)} known violation(s)")
-        return 0
-
-    if args.no_baseline or not args.baseline.exists():
-        for v in violations:
-            print(v)
-        return 1 if violations else 0
-
-    new, stale = compare(violations, read_baseline(args.baseline))
-    for message in new + stale:
-        print(message, file=sys.stderr)
-    if new or stale:
+    for v in violations:
+        print(v)
+    if violations:
         return 1
-    print(f"tenancy lint: no new unscoped query ({len(violations)} in the baseline)")
+    print("tenancy lint: every tenant query says for_org(org) or all_orgs()")
     return 0
 
 

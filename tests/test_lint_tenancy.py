@@ -1,5 +1,5 @@
-"""The tenancy lint (scripts/lint_tenancy.py): what it flags, what it lets through, and its
-baseline, which may only shrink. Each test writes a small app to a temporary folder and lints
+"""The tenancy lint (scripts/lint_tenancy.py): what it flags, what it lets through, and that
+any violation fails it. Each test writes a small app to a temporary folder and lints
 that, so none depends on the state of the real code."""
 
 import ast
@@ -170,7 +170,7 @@ def test_migrations_and_tests_folders_are_skipped(app):
     assert found(app) == [("tasks.py", 2, "Contact.objects.all")]
 
 
-# The baseline --------------------------------------------------------------------------------
+# The command ---------------------------------------------------------------------------------
 @pytest.fixture
 def two_violations(app):
     return app(
@@ -180,7 +180,6 @@ def two_violations(app):
 
         def run():
             Contact.objects.filter(name="a")
-            Contact.objects.filter(name="b")
             Group.objects.get(pk=1)
         """,
     )
@@ -190,57 +189,20 @@ def run(app, *args):
     return lint_tenancy.main([str(app.package), *args])
 
 
-def test_without_a_baseline_every_violation_fails_with_its_line(app, two_violations, capsys):
-    assert run(app, "--no-baseline") == 1
+def test_every_violation_fails_the_lint_with_its_line(app, two_violations, capsys):
+    assert run(app) == 1
 
     out = capsys.readouterr().out
     assert f"{two_violations.as_posix()}:5:5: Contact.objects.filter" in out
-    assert f"{two_violations.as_posix()}:7:5: Group.objects.get" in out
+    assert f"{two_violations.as_posix()}:6:5: Group.objects.get" in out
 
 
-def test_a_baseline_accepts_todays_violations(app, two_violations, tmp_path, capsys):
-    baseline = tmp_path / "baseline.txt"
-    assert run(app, "--baseline", str(baseline), "--update-baseline") == 0
-
-    assert run(app, "--baseline", str(baseline)) == 0
-    assert "3 in the baseline" in capsys.readouterr().out
-
-
-def test_a_new_violation_fails_even_with_a_baseline(app, two_violations, tmp_path, capsys):
-    baseline = tmp_path / "baseline.txt"
-    run(app, "--baseline", str(baseline), "--update-baseline")
-    two_violations.write_text(two_violations.read_text() + "\nContact.objects.filter(pk=2)\n")
-
-    assert run(app, "--baseline", str(baseline)) == 1
-    assert "3 x Contact.objects.filter, the baseline allows 2" in capsys.readouterr().err
-
-
-def test_a_fixed_violation_leaves_a_stale_entry_that_fails(app, two_violations, tmp_path, capsys):
-    baseline = tmp_path / "baseline.txt"
-    run(app, "--baseline", str(baseline), "--update-baseline")
+def test_scoped_queries_pass(app, two_violations, capsys):
     two_violations.write_text(
-        two_violations.read_text().replace("Group.objects.get", "Group.objects.for_org(1).get")
+        two_violations.read_text()
+        .replace("Contact.objects.filter", "Contact.objects.for_org(1).filter")
+        .replace("Group.objects.get", "Group.objects.all_orgs().get")
     )
 
-    assert run(app, "--baseline", str(baseline)) == 1
-    assert "Group.objects.get is in the baseline 1 time(s) but found 0" in (capsys.readouterr().err)
-    assert run(app, "--baseline", str(baseline), "--update-baseline") == 0
-    assert "Group.objects.get" not in baseline.read_text()
-    assert run(app, "--baseline", str(baseline)) == 0
-
-
-def test_updating_the_baseline_refuses_to_raise_a_count(app, two_violations, tmp_path):
-    baseline = tmp_path / "baseline.txt"
-    run(app, "--baseline", str(baseline), "--update-baseline")
-    before = baseline.read_text()
-    two_violations.write_text(two_violations.read_text() + "\nGroup.objects.all()\n")
-
-    assert run(app, "--baseline", str(baseline), "--update-baseline") == 1
-    assert baseline.read_text() == before
-
-
-def test_a_file_that_does_not_parse_fails_the_lint(app, capsys):
-    app("broken.py", "def f(:\n")
-
-    assert run(app, "--no-baseline") == 1
-    assert "broken.py:1: cannot parse" in capsys.readouterr().err
+    assert run(app) == 0
+    assert "every tenant query" in capsys.readouterr().out

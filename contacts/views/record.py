@@ -15,6 +15,7 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
+from crm.form_errors import add_errors
 from crm.pagination import page as keyset_page
 from crm.permissions import policy_for
 
@@ -534,21 +535,13 @@ def contact_log(request, public_id):
                 **form.cleaned_data,
             )
         except ValidationError as exc:
-            _form_errors(form, exc)
+            add_errors(form, exc)
         else:
             messages.success(request, "Logged.")
             if not request.htmx:
                 return redirect_or_refresh(request, _detail_url(contact) + "?tab=timeline")
             return _tab_response(request, contact, "timeline")
     return _tab_response(request, contact, "timeline", extra={"log_form": form})
-
-
-def _form_errors(form, exc: ValidationError) -> None:
-    if hasattr(exc, "error_dict"):
-        for key, messages_ in exc.message_dict.items():
-            form.add_error(key if key in form.fields else None, messages_)
-    else:
-        form.add_error(None, exc.messages)
 
 
 @workspace_view("contacts", "edit")
@@ -567,7 +560,7 @@ def contact_note_create(request, public_id):
                 policy=policy_for(request),
             )
         except ValidationError as exc:
-            _form_errors(form, exc)
+            add_errors(form, exc)
         else:
             messages.success(request, "Note added.")
             if not request.htmx:
@@ -601,7 +594,7 @@ def note_edit(request, public_id):
                 policy=policy_for(request),
             )
         except ValidationError as exc:
-            _form_errors(form, exc)
+            add_errors(form, exc)
         else:
             messages.success(request, "Note saved.")
             return redirect_or_refresh(request, _detail_url(note.contact) + "?tab=notes")
@@ -637,7 +630,7 @@ def contact_task_create(request, public_id):
                 policy=policy,
             )
         except ValidationError as exc:
-            _form_errors(form, exc)
+            add_errors(form, exc)
         else:
             messages.success(request, "Task added.")
             if not request.htmx:

@@ -18,6 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
+from crm.form_errors import add_errors
 from crm.permissions import policy_for
 
 from .. import services
@@ -166,7 +167,7 @@ def inbox_task_create(request):
                 org=request.org, actor=actor(request), data=form.service_data(), policy=policy
             )
         except ValidationError as exc:
-            _add_errors(form, exc)
+            add_errors(form, exc)
         else:
             messages.success(request, "Task added.")
             if request.htmx:
@@ -197,7 +198,7 @@ def inbox_log(request):
                     **data,
                 )
             except ValidationError as exc:
-                _add_errors(form, exc)
+                add_errors(form, exc)
             else:
                 messages.success(
                     request, f"Logged on {display_name(contact, policy_for(request))}."
@@ -209,14 +210,6 @@ def inbox_log(request):
     if request.htmx:
         return render(request, "contacts/inbox.html#log_panel", {"log_form": form})
     return render(request, "contacts/inbox.html", _inbox_context(request, log_form=form))
-
-
-def _add_errors(form, exc: ValidationError) -> None:
-    if hasattr(exc, "error_dict"):
-        for key, messages_ in exc.message_dict.items():
-            form.add_error(key if key in form.fields else None, messages_)
-    else:
-        form.add_error(None, exc.messages)
 
 
 @workspace_view("contacts", "view")
@@ -303,7 +296,7 @@ def task_edit(request, public_id):
                 task=task, actor=actor(request), data=form.service_data(), policy=policy
             )
         except ValidationError as exc:
-            _add_errors(form, exc)
+            add_errors(form, exc)
         else:
             messages.success(request, "Task saved.")
             return redirect_or_refresh(request, safe_next(request, _default_url(task)))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from functools import wraps
 
-from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
@@ -51,14 +50,3 @@ def get_job(request, public_id) -> ImportJob:
 
 def actor(request) -> Actor:
     return Actor.from_request(request)
-
-
-def errors_to_form(form, exc: ValidationError, default_field=None) -> None:
-    if hasattr(exc, "error_dict"):
-        for key, messages_ in exc.message_dict.items():
-            field = key if key in form.fields else default_field
-            for message in messages_:
-                form.add_error(field, message)
-    else:
-        for message in exc.messages:
-            form.add_error(default_field, message)

@@ -8,13 +8,14 @@ from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 
 from crm import rls
+from crm.form_errors import add_errors
 from crm.permissions import policy_for
 
 from .. import display, selectors, services
 from ..forms import DetectionForm, MappingForm
 from ..mapper import SKIP
 from ..models import ImportJob
-from .common import EDITABLE, actor, errors_to_form, get_job, import_access
+from .common import EDITABLE, actor, get_job, import_access
 
 
 # Reading the file again asks the AI provider (seconds): no transaction may stay open meanwhile.
@@ -58,7 +59,7 @@ def import_map(request, public_id):
                     header_row=data["header_row"] - 1,
                 )
             except ValidationError as exc:
-                errors_to_form(detection_form, exc)
+                add_errors(detection_form, exc)
             else:
                 messages.success(request, "The file was read again with your settings.")
                 return redirect("contacts:import_map", public_id=job.public_id)

@@ -9,11 +9,12 @@ from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from crm import rls
+from crm.form_errors import add_errors
 from crm.permissions import policy_for
 
 from .. import services
 from ..forms import UploadForm
-from .common import actor, errors_to_form, import_access, visible_jobs
+from .common import actor, import_access, visible_jobs
 
 
 class UploadLimitHandler(FileUploadHandler):
@@ -84,7 +85,7 @@ def _upload_page(request):
                     upload=form.cleaned_data["file"],
                 )
             except ValidationError as exc:
-                errors_to_form(form, exc, default_field="file")
+                add_errors(form, exc, default_field="file")
             else:
                 return redirect("contacts:import_map", public_id=job.public_id)
     recent = visible_jobs(request).order_by("-created_at", "-id")[:5]
