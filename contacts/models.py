@@ -311,8 +311,16 @@ class ContactList(OrgScopedModel):
 
 
 class SmartView(OrgScopedModel):
-    """A saved filter (validated JSON, see contacts.filters) with its columns and sort."""
+    """A saved filter (validated JSON, see contacts.filters) with its columns and sort, for
+    the contact list or for deals (the deal table and the board share a deal's views)."""
 
+    class Entity(models.TextChoices):
+        CONTACT = "contact", "Contacts"
+        DEAL = "deal", "Deals"
+
+    entity = models.CharField(
+        max_length=20, choices=Entity.choices, default=Entity.CONTACT, db_default=Entity.CONTACT
+    )
     name = models.CharField(max_length=120)
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="smart_views"
@@ -407,6 +415,8 @@ class Activity(OrgScopedModel):
         DEAL_CREATED = "deal_created", "Deal created"
         DEAL_WON = "deal_won", "Deal won"
         DEAL_LOST = "deal_lost", "Deal lost"
+        DEAL_STAGE_CHANGED = "deal_stage_changed", "Deal stage changed"
+        DEAL_REOPENED = "deal_reopened", "Deal reopened"
         TASK_COMPLETED = "task_completed", "Task completed"
         CREATED = "created", "Created"
         UPDATED = "updated", "Updated"
@@ -430,6 +440,14 @@ class Activity(OrgScopedModel):
     )
     company = models.ForeignKey(
         Company,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="activities",
+        db_index=False,
+    )
+    deal = models.ForeignKey(
+        "pipeline.Deal",
         null=True,
         blank=True,
         on_delete=models.CASCADE,
@@ -461,6 +479,11 @@ class Activity(OrgScopedModel):
                 condition=Q(company__isnull=False),
             ),
             models.Index(fields=["org", "-occurred_at"], name="activity_org_time"),
+            models.Index(
+                fields=["deal", "-occurred_at", "-id"],
+                name="activity_deal_time",
+                condition=Q(deal__isnull=False),
+            ),
         ]
 
     def __str__(self):
@@ -473,6 +496,9 @@ class Note(OrgScopedModel):
     )
     company = models.ForeignKey(
         Company, null=True, blank=True, on_delete=models.CASCADE, related_name="notes"
+    )
+    deal = models.ForeignKey(
+        "pipeline.Deal", null=True, blank=True, on_delete=models.CASCADE, related_name="notes"
     )
     author = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
@@ -515,6 +541,9 @@ class Task(OrgScopedModel):
     )
     company = models.ForeignKey(
         Company, null=True, blank=True, on_delete=models.CASCADE, related_name="tasks"
+    )
+    deal = models.ForeignKey(
+        "pipeline.Deal", null=True, blank=True, on_delete=models.CASCADE, related_name="tasks"
     )
     completed_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)

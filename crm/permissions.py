@@ -33,6 +33,8 @@ SCOPES = [("all", "All records"), ("team", "Team's records"), ("own", "Own recor
 SCOPE_KEYS = [key for key, _ in SCOPES]
 FIELD_LEVELS = ["editable", "visible", "hidden"]
 FIELD_RULES_MODULE = "contacts"  # the module whose fields `field_rules` describe
+# Other modules whose fields have rules, under a prefix: "deal.value" is the deal's value.
+FIELD_RULE_PREFIXES = {"pipeline": "deal."}
 # How far a scope reaches, for "may not grant more than you have" checks.
 SCOPE_REACH = {"own": 0, "team": 1, "all": 2}
 # How open a field level is, for the same checks on field rules.
@@ -400,10 +402,15 @@ class Policy:
     def _field_level(self, field_key: str, module: str) -> str:
         if not self.can(module, "view"):
             return "hidden"
-        # Field rules are written for contact fields; a company field that happens to share
-        # a key ("owner", "created_at") must not inherit a contact rule.
-        rules = self._field_rules if module == FIELD_RULES_MODULE else {}
-        level = rules.get(field_key, "editable")
+        # Field rules are written for contact fields, and for deal fields under a "deal."
+        # prefix; a company field that happens to share a key ("owner", "created_at") must
+        # not inherit a contact rule.
+        if module == FIELD_RULES_MODULE:
+            level = self._field_rules.get(field_key, "editable")
+        elif module in FIELD_RULE_PREFIXES:
+            level = self._field_rules.get(FIELD_RULE_PREFIXES[module] + field_key, "editable")
+        else:
+            level = "editable"
         if level not in FIELD_LEVELS:
             return "hidden"
         if level == "editable" and not self.can(module, "edit") and not self.can(module, "create"):

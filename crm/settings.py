@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "allauth.socialaccount.providers.google",
     "crm",
     "contacts",
+    "pipeline",
     "ai",
 ]
 

@@ -88,6 +88,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
     path("contacts/", include("contacts.urls")),
+    path("pipeline/", include("pipeline.urls")),
     path("", include((crm_patterns, "crm"))),
 ]
 

@@ -388,3 +388,155 @@ class ScoringRuleFactory(factory.django.DjangoModelFactory):
         lambda: {"field": "job_title", "op": "contains", "value": "VP"}
     )
     points = 10
+
+
+# Pipelines and deals ------------------------------------------------------------------------
+
+from pipeline import models as pipeline_models  # noqa: E402
+
+
+class PipelineFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = pipeline_models.Pipeline
+
+    org = factory.SubFactory(OrganizationFactory)
+    name = factory.Sequence(lambda n: f"Pipeline {n}")
+
+
+class StageFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = pipeline_models.Stage
+
+    org = factory.SubFactory(OrganizationFactory)
+    pipeline = factory.SubFactory(PipelineFactory, org=factory.SelfAttribute("..org"))
+    name = factory.Sequence(lambda n: f"Stage {n}")
+    position = factory.Sequence(lambda n: n)
+    probability = 20
+
+
+class DealReasonFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = pipeline_models.DealReason
+
+    org = factory.SubFactory(OrganizationFactory)
+    kind = "lost"
+    name = factory.Sequence(lambda n: f"Reason {n}")
+
+
+class DealFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = pipeline_models.Deal
+        skip_postgeneration_save = True
+
+    org = factory.SubFactory(OrganizationFactory)
+    title = factory.Sequence(lambda n: f"Deal {n}")
+    stage = factory.SubFactory(StageFactory, org=factory.SelfAttribute("..org"))
+    pipeline = factory.SelfAttribute("stage.pipeline")
+    value = 1000
+    currency = "USD"
+    stage_entered_at = factory.LazyFunction(timezone.now)
+    position = factory.Sequence(lambda n: float(n))
+
+
+class DealContactFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = pipeline_models.DealContact
+
+    org = factory.SubFactory(OrganizationFactory)
+    deal = factory.SubFactory(DealFactory, org=factory.SelfAttribute("..org"))
+    contact = factory.SubFactory(ContactFactory, org=factory.SelfAttribute("..org"))
+    role = "influencer"
+
+
+class StageHistoryFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = pipeline_models.StageHistory
+
+    org = factory.SubFactory(OrganizationFactory)
+    deal = factory.SubFactory(DealFactory, org=factory.SelfAttribute("..org"))
+    pipeline = factory.SelfAttribute("deal.pipeline")
+    to_stage = factory.SelfAttribute("deal.stage")
+    to_status = "open"
+    occurred_at = factory.LazyFunction(timezone.now)
+
+
+class ProductFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = pipeline_models.Product
+
+    org = factory.SubFactory(OrganizationFactory)
+    name = factory.Sequence(lambda n: f"Product {n}")
+    unit_price = 100
+    currency = "USD"
+
+
+class LineItemFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = pipeline_models.LineItem
+
+    org = factory.SubFactory(OrganizationFactory)
+    deal = factory.SubFactory(DealFactory, org=factory.SelfAttribute("..org"))
+    name = factory.Sequence(lambda n: f"Line {n}")
+    quantity = 1
+    unit_price = 100
+    total = 100
+
+
+class ChecklistFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = pipeline_models.Checklist
+
+    org = factory.SubFactory(OrganizationFactory)
+    deal = factory.SubFactory(DealFactory, org=factory.SelfAttribute("..org"))
+    title = factory.Sequence(lambda n: f"Checklist {n}")
+
+
+class ChecklistItemFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = pipeline_models.ChecklistItem
+
+    org = factory.SubFactory(OrganizationFactory)
+    checklist = factory.SubFactory(ChecklistFactory, org=factory.SelfAttribute("..org"))
+    text = factory.Sequence(lambda n: f"Step {n}")
+
+
+class AttachmentFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = pipeline_models.Attachment
+
+    org = factory.SubFactory(OrganizationFactory)
+    deal = factory.SubFactory(DealFactory, org=factory.SelfAttribute("..org"))
+    file = factory.django.FileField(filename="proposal.pdf", data=b"%PDF-1.4 probe")
+    file_name = factory.Sequence(lambda n: f"proposal-{n}.pdf")
+    content_type = "application/pdf"
+    size = 14
+
+
+class ExchangeRateFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = pipeline_models.ExchangeRate
+
+    org = factory.SubFactory(OrganizationFactory)
+    currency = "EUR"
+    rate = "1.0800000000"
+    effective_date = factory.Sequence(lambda n: dt.date(2026, 1, 1) + dt.timedelta(days=n))
+
+
+class QuotaFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = pipeline_models.Quota
+
+    org = factory.SubFactory(OrganizationFactory)
+    user = factory.SubFactory(UserFactory)
+    period = "quarter"
+    period_start = factory.Sequence(lambda n: dt.date(2020 + n // 4, 1 + 3 * (n % 4), 1))
+    amount = 50000
+
+
+class ForecastSnapshotFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = pipeline_models.ForecastSnapshot
+
+    org = factory.SubFactory(OrganizationFactory)
+    taken_at = factory.LazyFunction(timezone.now)
+    base_currency = "USD"

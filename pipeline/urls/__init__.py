@@ -1,0 +1,12 @@
+"""Pipeline URLs (namespace "pipeline"). Each area keeps its routes in its own module."""
+
+from . import board, deals, forecast, settings
+
+app_name = "pipeline"
+
+urlpatterns: list = [
+    *board.urlpatterns,
+    *deals.urlpatterns,
+    *forecast.urlpatterns,
+    *settings.urlpatterns,
+]

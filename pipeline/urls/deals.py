@@ -1,0 +1,3 @@
+"""deals routes."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""forecast routes."""
+
+urlpatterns: list = []

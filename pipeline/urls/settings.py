@@ -1,0 +1,3 @@
+"""settings routes."""
+
+urlpatterns: list = []
