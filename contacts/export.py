@@ -17,14 +17,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from django.contrib.postgres.expressions import ArraySubquery
-from django.core.serializers.json import DjangoJSONEncoder
-from django.db import transaction
 from django.db.models import OuterRef
+
+from crm import streaming
 
 from .fields import FieldSpec
 from .models import Tag
-
-CHUNK_SIZE = 2000
 
 # Catalog fields that are not plain columns of the contact row, and how to read them.
 _RELATED_PATHS = {"company": "company__name", "owner": "owner__email"}
@@ -127,17 +125,8 @@ def json_record(row: dict, columns: list[Column], tz) -> dict:
     return record
 
 
-def _streamed(rows_queryset) -> Iterator[dict]:
-    """Rows through a server-side cursor. Inside a transaction the cursor is not WITH HOLD,
-    so Postgres streams it instead of materializing the whole result first."""
-    with transaction.atomic():
-        yield from rows_queryset.iterator(chunk_size=CHUNK_SIZE)
-
-
 def csv_rows(rows_queryset, columns: list[Column], tz) -> Iterator[list]:
-    """Row values for `crm.csvutils.csv_response`, which neutralizes every cell."""
-    for row in _streamed(rows_queryset):
-        yield [csv_value(row, column, tz) for column in columns]
+    return streaming.csv_rows(rows_queryset, columns, tz, csv_value)
 
 
 def csv_header(columns: list[Column]) -> list[str]:
@@ -145,14 +134,7 @@ def csv_header(columns: list[Column]) -> list[str]:
 
 
 def json_stream(rows_queryset, columns: list[Column], tz) -> Iterator[str]:
-    """A valid JSON array written element by element."""
-    encoder = DjangoJSONEncoder(ensure_ascii=False)
-    yield "["
-    first = True
-    for row in _streamed(rows_queryset):
-        yield ("\n" if first else ",\n") + encoder.encode(json_record(row, columns, tz))
-        first = False
-    yield "\n]\n"
+    return streaming.json_array(rows_queryset, columns, tz, json_record)
 
 
 def describe_columns(columns: list[Column]) -> list[str]:

@@ -241,6 +241,13 @@ class Contact(OrgScopedModel):
             models.Index(fields=["org", "company", "id"], name="contact_org_company"),
             models.Index(fields=["org", "status", "id"], name="contact_org_status"),
             models.Index(fields=["org", "lifecycle_stage", "id"], name="contact_org_stage"),
+            # The lifecycle board of a member with "own" scope: their column, in order
+            # (contact_org_stage serves everyone else's).
+            models.Index(
+                fields=["org", "owner", "lifecycle_stage", "id"],
+                name="contact_board_own_column",
+                condition=Q(is_archived=False),
+            ),
             models.Index(fields=["org", "consent_status", "id"], name="contact_org_consent"),
             models.Index(fields=["org", "source", "id"], name="contact_org_source"),
             models.Index(fields=["org", "country", "id"], name="contact_org_country"),

@@ -27,6 +27,8 @@ SIDEBAR = [
     NavItem("Contacts", "contacts:contact_list", "contacts", "users"),
     NavItem("Companies", "contacts:company_list", "companies", "building"),
     NavItem("Pipeline", "pipeline:board", "pipeline", "columns"),
+    # Members with Analytics but not Pipeline read the forecast through their own scope.
+    NavItem("Forecast", "pipeline:forecast", "analytics", "chart"),
     NavItem("Messaging", "messaging:inbox", "messaging", "mail"),
     NavItem("Compliance", "compliance:home", "compliance", "shield"),
     NavItem("Developer", "webhooks:home", "developer", "code"),
@@ -39,6 +41,8 @@ SETTINGS_NAV = [
     NavItem("Roles & Permissions", "crm:roles", "settings", "key"),
     NavItem("Custom fields", "contacts:custom_fields", "settings", "sliders"),
     NavItem("Lead scoring", "contacts:scoring", "settings", "check"),
+    NavItem("Products", "pipeline:products", "settings", "tag"),
+    NavItem("Pipelines", "pipeline:settings", "settings", "columns"),
     NavItem("Audit log", "crm:audit_log", "settings", "list"),
 ]
 

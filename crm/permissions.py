@@ -3,7 +3,9 @@
 A role's `permissions` JSON has one entry per module:
     {"access": bool, "view": bool, "create": bool, "edit": bool, "delete": bool,
      "export": bool, "scope": "all" | "team" | "own"}
-and `field_rules` maps a contact field key to "editable", "visible" or "hidden".
+and `field_rules` maps a field's rule key to "editable", "visible" or "hidden": a contact
+field's key as it is ("email"), another module's field under that module's prefix
+(FIELD_RULE_PREFIXES: "deal.value" is a deal's value, under the Pipeline module's rights).
 Anything missing from the JSON is denied, so a new module starts closed. A module is open
 only with both `access` and `view`: the other actions mean nothing without seeing the records.
 """
@@ -35,11 +37,23 @@ FIELD_LEVELS = ["editable", "visible", "hidden"]
 FIELD_RULES_MODULE = "contacts"  # the module whose fields `field_rules` describe
 # Other modules whose fields have rules, under a prefix: "deal.value" is the deal's value.
 FIELD_RULE_PREFIXES = {"pipeline": "deal."}
+# How refusals name a field of each module: "the deal field “value”".
+FIELD_RULE_NOUNS = {FIELD_RULES_MODULE: "contact field", "pipeline": "deal field"}
 # How far a scope reaches, for "may not grant more than you have" checks.
 SCOPE_REACH = {"own": 0, "team": 1, "all": 2}
 # How open a field level is, for the same checks on field rules.
 FIELD_OPENNESS = {"hidden": 0, "visible": 1, "editable": 2}
 MODULE_LABELS = dict(MODULES)
+
+
+def field_rule_target(rule_key: str) -> tuple[str, str]:
+    """(module, field key) of a stored rule key: ("pipeline", "value") for "deal.value".
+    A key without another module's prefix is a contact field's ("custom.tier" included)."""
+    for module, prefix in FIELD_RULE_PREFIXES.items():
+        if rule_key.startswith(prefix):
+            return module, rule_key.removeprefix(prefix)
+    return FIELD_RULES_MODULE, rule_key
+
 
 _BUSINESS = ["contacts", "companies", "pipeline", "tasks", "messaging"]
 
@@ -391,7 +405,8 @@ class Policy:
     def field_level(self, field_key: str, module: str = "contacts") -> str:
         """How this member may treat a field: editable, visible or hidden.
 
-        Rules apply to contact fields only. A field without a rule is editable; a rule with
+        Rules apply to contact fields, and to the fields of the modules in
+        FIELD_RULE_PREFIXES (deal fields). A field without a rule is editable; a rule with
         a value we do not know hides the field (fail closed). Without the module's edit or
         create right, editable drops to visible; without its view right every field is hidden."""
         cached = self._field_levels.get((field_key, module))
@@ -437,8 +452,9 @@ class Policy:
         ("export on Contacts"); empty when every right of `role` is one this member holds.
 
         Compared: access and each action of every module `role` opens, the record scope
-        there, and how open each contact field is (a field hidden or only visible for this
-        member may not be visible or editable for `role`). The Owner holds everything."""
+        there, and how open each field with a rule is, contact and deal fields alike (a field
+        hidden or only visible for this member may not be visible or editable for `role`).
+        The Owner holds everything."""
         if self.is_owner:
             return []
         other = Policy.for_role(role)
@@ -458,10 +474,12 @@ class Policy:
             if mine.access and SCOPE_REACH[theirs.scope] > SCOPE_REACH[mine.scope]:
                 beyond.append(f"a wider record scope on {label}")
         for key in sorted({*self._field_rules, *other._field_rules}):
-            level = other.field_level(key)
-            if FIELD_OPENNESS[level] > FIELD_OPENNESS[self.field_level(key)]:
+            module, field = field_rule_target(key)
+            level = other.field_level(field, module)
+            if FIELD_OPENNESS[level] > FIELD_OPENNESS[self.field_level(field, module)]:
                 kind = "edit" if level == "editable" else "view"
-                beyond.append(f"{kind} access to the contact field “{key}”")
+                noun = FIELD_RULE_NOUNS.get(module, "field")
+                beyond.append(f"{kind} access to the {noun} “{field}”")
         return beyond
 
     def grant_refusal(self, role) -> str:

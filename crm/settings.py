@@ -316,6 +316,12 @@ CELERY_BEAT_SCHEDULE: dict = {
         "schedule": 5.0,
         "options": {"expires": 5.0},
     },
+    # The forecast as it stood, every Monday before the working week, so "what changed since
+    # last week" has a snapshot to compare with. A second run the same week takes none.
+    "weekly-forecast-snapshot": {
+        "task": "pipeline.tasks.weekly_forecast_snapshot_task",
+        "schedule": crontab(day_of_week="mon", hour=5, minute=0),
+    },
 }
 # GET /healthz waits this long (seconds) for a Celery worker to answer its ping.
 HEALTHZ_CELERY_TIMEOUT = env.float("HEALTHZ_CELERY_TIMEOUT", default=1.0)

@@ -40,6 +40,7 @@ def open_task_deal_ids(org, deal_ids) -> set[int]:
     return set(
         Task.objects.for_org(org)
         .filter(deal_id__in=list(deal_ids), status=Task.Status.OPEN)
+        .order_by()
         .values_list("deal_id", flat=True)
         .distinct()
     )

@@ -11,6 +11,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
@@ -186,6 +188,14 @@ class Deal(OrgScopedModel):
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
     updated_at = models.DateTimeField(auto_now=True)
+    # Search by title: a stored column with its own GIN index. An expression index on
+    # to_tsvector(title) is not used under the row-level-security policies (the planner
+    # will not push a non-leakproof function below them), a plain column is.
+    search_vector = models.GeneratedField(
+        expression=SearchVector("title", config="simple"),
+        output_field=SearchVectorField(),
+        db_persist=True,
+    )
 
     class Meta:
         ordering = ["position", "id"]
@@ -202,10 +212,24 @@ class Deal(OrgScopedModel):
             ),
         ]
         indexes = [
+            GinIndex(fields=["search_vector"], name="deal_search"),
             # The board: a column's cards in order.
             models.Index(
                 fields=["org", "stage", "position", "id"],
                 name="deal_board_column",
+                condition=Q(status="open", is_archived=False),
+            ),
+            # The board's column totals, read from the index alone.
+            models.Index(
+                fields=["org", "stage", "currency", "probability"],
+                include=["value", "owner"],
+                name="deal_board_totals",
+                condition=Q(status="open", is_archived=False),
+            ),
+            # The board of a member with "own" scope: their cards of a column, in order.
+            models.Index(
+                fields=["org", "owner", "stage", "position", "id"],
+                name="deal_board_own_column",
                 condition=Q(status="open", is_archived=False),
             ),
             models.Index(fields=["org", "pipeline", "status", "id"], name="deal_org_pipeline"),
@@ -284,7 +308,10 @@ class StageHistory(OrgScopedModel):
     time in a stage is one query."""
 
     deal = models.ForeignKey(Deal, on_delete=models.CASCADE, related_name="stage_history")
-    pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="+")
+    # SET_NULL: deleting a pipeline (after its deals moved elsewhere) keeps their history.
+    pipeline = models.ForeignKey(
+        Pipeline, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     from_stage = models.ForeignKey(
         Stage, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

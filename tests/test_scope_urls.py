@@ -88,6 +88,13 @@ ORG_WIDE_LABELS = {
     "every member adds contacts to; which contacts a member sees in them follows contact scope",
     "contacts.SavedMapping": "saved column mappings are shared: any member's next file with "
     "the same columns is mapped with them",
+    "pipeline.Pipeline": "the organization's pipelines: every member's deals move through them",
+    "pipeline.Stage": "the stages of those pipelines, the columns of everyone's board",
+    "pipeline.DealReason": "the organization's list of won and lost reasons",
+    "pipeline.Product": "the product catalog that every member's line items are picked from",
+    "pipeline.ExchangeRate": "the organization's exchange rates, used by every forecast",
+    "pipeline.ForecastSnapshot": "the weekly snapshot of the whole forecast; each member "
+    "reads it through their own record scope",
 }
 
 # Text fields that name a record on a page: set to a marker on each of X's rows, so a page

@@ -1,6 +1,10 @@
 """Compiling a filter into one Django `Q` over contacts: a condition per field type (text,
 numbers, dates in the caller's time zone, owner, company, tags, and custom fields in the `custom`
-JSONB column), with no Python-side evaluation and no DISTINCT."""
+JSONB column), with no Python-side evaluation and no DISTINCT.
+
+The same compilers serve another entity's catalog (deals: pipeline.filters) whose specs name
+their model (`schema.spec_model`): paths are read from the spec, the tag links from the
+model's own `tags` relation, and a choice over a foreign key (a deal's stage) by public id."""
 
 from __future__ import annotations
 
@@ -8,9 +12,9 @@ import datetime as dt
 import zoneinfo
 from collections.abc import Iterable
 
-from django.db.models import Case, Exists, FloatField, OuterRef, Q, When
+from django.db.models import Case, Exists, FloatField, OuterRef, Q, Value, When
 from django.db.models.fields.json import KeyTextTransform
-from django.db.models.functions import Cast, Lower
+from django.db.models.functions import Cast, Concat, Lower
 from django.db.models.lookups import (
     Exact,
     GreaterThan,
@@ -29,7 +33,16 @@ from django.utils import timezone
 from ..fields import CUSTOM_PREFIX, FieldSpec
 from ..models import Company, Contact, Tag
 from .parsing import parse_condition, parse_filters
-from .schema import OWNER_ME, OWNER_UNCLAIMED, TRUE_WORDS, as_catalog, is_uuid
+from .schema import (
+    OWNER_ME,
+    OWNER_UNCLAIMED,
+    TRUE_WORDS,
+    as_catalog,
+    is_uuid,
+    model_field,
+    related_model,
+    spec_model,
+)
 
 _NUMBER_TEXT_RE = r"^\s*-?[0-9]+(\.[0-9]+)?\s*$"
 
@@ -75,11 +88,17 @@ _NOTHING = Q(pk__in=[])
 
 def _compile_condition(condition: dict, spec: FieldSpec, ctx: _Context) -> Q:
     op, value = condition["op"], condition["value"]
+    # A catalog may give a field its own compiler (a deal's probability is its stage's unless
+    # set by hand): called with (spec, op, value, ctx), ctx.org / ctx.tz / ctx.now / ctx.user.
+    own = getattr(spec, "compiler", None)
+    if own is not None:
+        return own(spec, op, value, ctx)
     if spec.is_custom:
         return _compile_custom(spec, op, value, ctx)
     compiler = {
         "user": _compile_owner,
         "company": _compile_company,
+        "contact": _compile_contact,
         "tags": _compile_tags,
         "date": _compile_datetime,
         "datetime": _compile_datetime,
@@ -98,7 +117,9 @@ def _any(qs: Iterable[Q]) -> Q:
 
 
 def _empty_q(spec: FieldSpec) -> Q:
-    field = Contact._meta.get_field(spec.path)
+    field = model_field(spec)
+    if field is None:  # a value the caller's queryset annotates
+        return Q(**{f"{spec.path}__isnull": True})
     empty = Q(**{f"{spec.path}__isnull": True}) if field.null else _NOTHING
     if field.get_internal_type() in ("CharField", "TextField"):
         empty |= Q(**{spec.path: ""})
@@ -106,6 +127,8 @@ def _empty_q(spec: FieldSpec) -> Q:
 
 
 def _compile_text(spec, op, value, ctx) -> Q:
+    if spec.type == "choice" and related_model(spec) is not None:
+        return _compile_related_choice(spec, op, value, ctx)
     path = spec.path
     exact = "exact" if spec.type in ("choice", "country") else "iexact"
     if op == "eq":
@@ -123,6 +146,22 @@ def _compile_text(spec, op, value, ctx) -> Q:
     if op == "is_empty":
         return _empty_q(spec)
     return ~_empty_q(spec)
+
+
+def _compile_related_choice(spec, op, value, ctx) -> Q:
+    """A choice among the organization's rows (choices keyed by public id), compiled to the
+    foreign key's ids, looked up now (a handful of pipelines, stages or teams)."""
+    if op in ("is_empty", "is_not_empty"):
+        return _empty_q(spec) if op == "is_empty" else ~_empty_q(spec)
+    wanted = value if isinstance(value, list) else [value]
+    ids = list(
+        related_model(spec)
+        .objects.for_org(ctx.org)
+        .filter(public_id__in=[v for v in wanted if is_uuid(v)])
+        .values_list("id", flat=True)
+    )
+    match = Q(**{f"{spec.path}_id__in": ids})
+    return ~match if op == "neq" else match
 
 
 def _compile_emails(spec, op, value, ctx) -> Q:
@@ -181,35 +220,36 @@ def _compile_datetime(spec, op, value, ctx) -> Q:
     return _empty_q(spec) if op == "is_empty" else ~_empty_q(spec)
 
 
-def _owner_q(value, ctx) -> Q:
+def _owner_q(value, ctx, path: str = "owner") -> Q:
     if value == OWNER_UNCLAIMED:
-        return Q(owner__isnull=True)
+        return Q(**{f"{path}__isnull": True})
     if value == OWNER_ME:
         user_id = getattr(ctx.user, "pk", None)
-        return Q(owner_id=user_id) if user_id else _NOTHING
+        return Q(**{f"{path}_id": user_id}) if user_id else _NOTHING
     from crm.models import User
 
-    return Q(owner_id__in=User.objects.filter(public_id=value).values("id"))
+    return Q(**{f"{path}_id__in": User.objects.filter(public_id=value).values("id")})
 
 
 def _compile_owner(spec, op, value, ctx) -> Q:
+    path = spec.path
     if op == "eq":
-        return _owner_q(value, ctx)
+        return _owner_q(value, ctx, path)
     if op == "neq":
         # "Not owned by X" keeps the unclaimed ones (Django's exclude adds the IS NULL side).
         if value == OWNER_UNCLAIMED:
-            return Q(owner__isnull=False)
-        return ~_owner_q(value, ctx)
+            return Q(**{f"{path}__isnull": False})
+        return ~_owner_q(value, ctx, path)
     if op == "any_of":
-        return _any(_owner_q(v, ctx) for v in value)
-    return Q(owner__isnull=op == "is_empty")
+        return _any(_owner_q(v, ctx, path) for v in value)
+    return Q(**{f"{path}__isnull": op == "is_empty"})
 
 
 def _companies(ctx, **lookups):
     return Company.objects.for_org(ctx.org).filter(**lookups).values("id")
 
 
-def _company_match(values, ctx) -> Q:
+def _company_match(values, ctx, path: str = "company") -> Q:
     """Companies named by public id or by exact (case-insensitive) name."""
     ids = [v for v in values if is_uuid(v)]
     names = [v.lower() for v in values if not is_uuid(v)]
@@ -217,19 +257,50 @@ def _company_match(values, ctx) -> Q:
     if names:
         match |= Q(name_lower__in=names)
     companies = Company.objects.for_org(ctx.org).alias(name_lower=Lower("name")).filter(match)
-    return Q(company_id__in=companies.values("id"))
+    return Q(**{f"{path}_id__in": companies.values("id")})
 
 
 def _compile_company(spec, op, value, ctx) -> Q:
+    path = spec.path
     if op == "eq":
-        return _company_match([value], ctx)
+        return _company_match([value], ctx, path)
     if op == "neq":
-        return ~_company_match([value], ctx)
+        return ~_company_match([value], ctx, path)
     if op == "contains":
-        return Q(company_id__in=_companies(ctx, name__icontains=value))
+        return Q(**{f"{path}_id__in": _companies(ctx, name__icontains=value)})
     if op == "any_of":
-        return _company_match(value, ctx)
-    return Q(company__isnull=op == "is_empty")
+        return _company_match(value, ctx, path)
+    return Q(**{f"{path}__isnull": op == "is_empty"})
+
+
+def _contacts_named(ctx):
+    return Contact.objects.for_org(ctx.org).alias(
+        full_name_lower=Lower(Concat("first_name", Value(" "), "last_name"))
+    )
+
+
+def _contact_match(values, ctx, path: str) -> Q:
+    """Contacts named by public id or by full name (case-insensitive)."""
+    ids = [v for v in values if is_uuid(v)]
+    names = [" ".join(v.lower().split()) for v in values if not is_uuid(v)]
+    match = Q(public_id__in=ids) if ids else _NOTHING
+    if names:
+        match |= Q(full_name_lower__in=names)
+    return Q(**{f"{path}_id__in": _contacts_named(ctx).filter(match).values("id")})
+
+
+def _compile_contact(spec, op, value, ctx) -> Q:
+    path = spec.path
+    if op == "eq":
+        return _contact_match([value], ctx, path)
+    if op == "neq":
+        return ~_contact_match([value], ctx, path)
+    if op == "contains":
+        contacts = _contacts_named(ctx).filter(full_name_lower__contains=value.lower())
+        return Q(**{f"{path}_id__in": contacts.values("id")})
+    if op == "any_of":
+        return _contact_match(value, ctx, path)
+    return Q(**{f"{path}__isnull": op == "is_empty"})
 
 
 def _tag_ids(values, ctx) -> list[int]:
@@ -248,21 +319,25 @@ def _tag_ids(values, ctx) -> list[int]:
     return list(tags.values_list("id", flat=True))
 
 
-def _has_tag(values, ctx) -> Exists:
-    through = Contact.tags.through.objects.filter(contact_id=OuterRef("pk"))
+def _has_tag(values, ctx, spec: FieldSpec | None = None) -> Exists:
+    """A tag link of the row: through the model's own tag table (contact or deal tags)."""
+    relation = spec_model(spec)._meta.get_field(spec.path if spec is not None else "tags")
+    links = relation.remote_field.through.objects.filter(
+        **{f"{relation.m2m_field_name()}_id": OuterRef("pk")}
+    )
     if values is not None:
-        through = through.filter(tag_id__in=_tag_ids(values, ctx))
-    return Exists(through)
+        links = links.filter(tag_id__in=_tag_ids(values, ctx))
+    return Exists(links)
 
 
 def _compile_tags(spec, op, value, ctx) -> Q:
     if op in ("eq", "any_of"):
-        return Q(_has_tag(value if op == "any_of" else [value], ctx))
+        return Q(_has_tag(value if op == "any_of" else [value], ctx, spec))
     if op == "neq":
-        return ~Q(_has_tag([value], ctx))
+        return ~Q(_has_tag([value], ctx, spec))
     if op == "is_empty":
-        return ~Q(_has_tag(None, ctx))
-    return Q(_has_tag(None, ctx))
+        return ~Q(_has_tag(None, ctx, spec))
+    return Q(_has_tag(None, ctx, spec))
 
 
 # Custom fields live in the `custom` JSONB column. `->>` gives SQL NULL for a missing key and

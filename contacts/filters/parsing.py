@@ -28,6 +28,7 @@ from .schema import (
     as_catalog,
     integer_field,
     is_uuid,
+    visibility_key,
 )
 
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -108,7 +109,7 @@ def _parse_condition(raw, fields, number: int, policy, numbered: bool = True) ->
     spec = fields.get(key)
     if spec is None:
         fail(f"unknown field {key!r}.")
-    if policy is not None and not policy.can_see_field(spec.key):
+    if policy is not None and not policy.can_see_field(*visibility_key(spec)):
         fail(f"'{spec.label}' is hidden for your role and cannot be used in a filter.")
     if not isinstance(op, str) or op not in OPERATORS:
         fail(f"unknown operator {op!r} for '{spec.label}'.")
@@ -182,7 +183,7 @@ def _parse_value(spec: FieldSpec, op: str, value):
         if text in (OWNER_ME, OWNER_UNCLAIMED):
             return text
         return _uuid(value, "needs 'me', 'unclaimed' or a user id.")
-    if kind == "company":
+    if kind in ("company", "contact"):
         text = _text(value)
         return str(uuid.UUID(text)) if op != "contains" and is_uuid(text) else text
     if kind == "tags":

@@ -7,6 +7,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 
+from django.core.exceptions import FieldDoesNotExist
+
 from ..fields import FieldSpec, catalog_by_key
 from ..models import Contact
 
@@ -52,6 +54,8 @@ OPS_BY_TYPE: dict[str, tuple[str, ...]] = {
     "user": ("eq", "neq", "any_of", *_EMPTY),
     "company": ("eq", "neq", "contains", "any_of", *_EMPTY),
     "tags": ("eq", "neq", "any_of", *_EMPTY),
+    # A record's primary contact (deals): by id, by full name, or part of the name.
+    "contact": ("eq", "neq", "contains", "any_of", *_EMPTY),
 }
 
 OWNER_ME = "me"
@@ -81,11 +85,42 @@ def as_catalog(catalog) -> dict[str, FieldSpec]:
     return catalog_by_key(catalog)
 
 
+def spec_model(spec: FieldSpec):
+    """The model whose rows a catalog filters: contacts, unless the spec names another (a
+    catalog of another entity subclasses FieldSpec with a `model` class attribute)."""
+    return getattr(spec, "model", None) or Contact
+
+
+def model_field(spec: FieldSpec):
+    """The model field behind `spec`, or None when its path is not a field of the model but
+    a value the caller's queryset annotates (a deal's effective probability)."""
+    try:
+        return spec_model(spec)._meta.get_field(spec.path)
+    except FieldDoesNotExist:
+        return None
+
+
+def related_model(spec: FieldSpec):
+    """For a choice among the organization's rows (a deal's pipeline or stage: a foreign key
+    whose choices are public ids), the model of those rows; else None."""
+    field = model_field(spec)
+    return field.related_model if field is not None and field.many_to_one else None
+
+
+def visibility_key(spec: FieldSpec) -> tuple[str, str]:
+    """(field rule key, module) that a policy's field rules know `spec` by: a contact field by
+    its own key; another catalog's spec names its module and, where a rule covers several
+    fields (a deal's currency goes with its value), that rule's key."""
+    return getattr(spec, "rule", "") or spec.key, getattr(spec, "module", "contacts")
+
+
 def integer_field(spec: FieldSpec) -> bool:
     if spec.is_custom:
         return False
-    internal = Contact._meta.get_field(spec.path).get_internal_type()
-    return internal.endswith("IntegerField")
+    field = model_field(spec)
+    if field is None:  # an annotated value: any number
+        return False
+    return field.get_internal_type().endswith("IntegerField")
 
 
 def is_uuid(text: str) -> bool:

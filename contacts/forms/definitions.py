@@ -17,6 +17,7 @@ class CustomFieldDefinitionForm(forms.Form):
         choices=[
             (CustomFieldDefinition.Entity.CONTACT, "Contacts"),
             (CustomFieldDefinition.Entity.COMPANY, "Companies"),
+            (CustomFieldDefinition.Entity.DEAL, "Deals"),
         ],
         label="Used on",
     )

@@ -318,9 +318,11 @@ def list_preference(org, user) -> ListPreference | None:
 
 
 def smart_views_for(org, user) -> QuerySet:
-    """The views a member may use: their own and the shared ones."""
+    """The contact views a member may use: their own and the shared ones (saved deal views,
+    entity "deal", belong to the deal table)."""
     return (
         SmartView.objects.for_org(org)
+        .filter(entity=SmartView.Entity.CONTACT)
         .filter(Q(owner=user) | Q(is_shared=True))
         .select_related("owner")
         .order_by("position", "name", "id")

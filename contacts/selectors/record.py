@@ -36,7 +36,13 @@ TIMELINE_FILTERS = {
     "stage_change": ("Stage changes", {Activity.Type.STAGE_CHANGE}),
     "deal": (
         "Deals",
-        {Activity.Type.DEAL_CREATED, Activity.Type.DEAL_WON, Activity.Type.DEAL_LOST},
+        {
+            Activity.Type.DEAL_CREATED,
+            Activity.Type.DEAL_STAGE_CHANGED,
+            Activity.Type.DEAL_WON,
+            Activity.Type.DEAL_LOST,
+            Activity.Type.DEAL_REOPENED,
+        },
     ),
     # Open tasks show above the entries as upcoming; completed ones are entries.
     "task_completed": ("Tasks", {Activity.Type.TASK_COMPLETED}),

@@ -32,7 +32,7 @@ def _clean_name(org, owner, name: str, exclude_pk=None) -> str:
         raise ValidationError({"name": f"Keep the name under {MAX_NAME} characters."})
     clash = (
         SmartView.objects.for_org(org)
-        .filter(owner=owner)
+        .filter(owner=owner, entity=SmartView.Entity.CONTACT)
         .annotate(name_lower=Lower("name"))
         .filter(name_lower=name.lower())
     )
@@ -75,9 +75,12 @@ def smartview_create(
     name = _clean_name(org, owner, name)
     spec = _clean_filters(org, policy, filters)
     columns, sort = _clean_layout(org, policy, columns, sort)
-    position = SmartView.objects.for_org(org).filter(owner=owner).count()
+    position = (
+        SmartView.objects.for_org(org).filter(owner=owner, entity=SmartView.Entity.CONTACT).count()
+    )
     view = SmartView.objects.for_org(org).create(
         org=org,
+        entity=SmartView.Entity.CONTACT,
         owner=owner,
         name=name,
         is_shared=bool(is_shared),
@@ -98,6 +101,8 @@ def smartview_create(
 
 
 def _require_manage(policy, view: SmartView) -> None:
+    if view.entity != SmartView.Entity.CONTACT:
+        raise PermissionDenied("A saved deal view is managed from the deal table.")
     if not policy.can_manage_view(view):
         raise PermissionDenied(MANAGE_DENIED)
 

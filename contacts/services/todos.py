@@ -52,7 +52,7 @@ def _clean_task_input(org, data: dict, *, task: Task | None) -> dict:
                 if raw is not None and raw.pk != (task.assignee_id if task else None):
                     _check_member(org, raw, "Assign the task to an active member.")
                 values[key] = raw
-            elif key in ("contact", "company"):
+            elif key in ("contact", "company", "deal"):  # deal: pipeline.services.deal_notes
                 if raw is not None and raw.org_id != org.id:
                     raise ValidationError(f"Choose a {key} of this organization.")
                 values[key] = raw

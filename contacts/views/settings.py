@@ -30,6 +30,7 @@ def custom_fields(request):
         for entity, label in (
             (CustomFieldDefinition.Entity.CONTACT, "Contact fields"),
             (CustomFieldDefinition.Entity.COMPANY, "Company fields"),
+            (CustomFieldDefinition.Entity.DEAL, "Deal fields"),
         )
     ]
     return render(

@@ -6,8 +6,8 @@ Rules every write here keeps:
   locks themselves out of this very page);
 - nobody changes a role with rights beyond their own: even taking rights away from it is for
   someone who holds them;
-- a member may not grant a right, a wider record scope or a more open contact field than
-  their own role has (crm.permissions.Policy.rights_beyond), not even by copying a role;
+- a member may not grant a right, a wider record scope or a more open contact or deal field
+  than their own role has (crm.permissions.Policy.rights_beyond), not even by copying a role;
 - every change is audited with its before/after and emits "role.updated", one event type
   for every kind of change, so consumers (caches, webhooks) need to follow only one.
 """
@@ -22,16 +22,20 @@ from django.db.models import ProtectedError
 from django.utils.text import slugify
 
 from ..field_sizes import char_max_length
+from ..fields_registry import field_rule_section, field_rule_sections
 from ..models import Invitation, Membership, Organization, Role
 from ..permissions import (
     ACTIONS,
     FIELD_LEVELS,
+    FIELD_RULE_NOUNS,
+    FIELD_RULES_MODULE,
     MODULE_KEYS,
     MODULES,
     SCOPE_KEYS,
     Policy,
     apply_permission_change,
     describe_rights,
+    field_rule_target,
     normalize_permissions,
 )
 from .audit import Actor, audit, diff, emit_event
@@ -44,23 +48,33 @@ MODULE_LABELS = dict(MODULES)
 OWNER_IMMUTABLE = "The Owner role always has every permission and cannot be changed."
 
 
-# Contact field catalog -------------------------------------------------------------------
+# Field catalogs ----------------------------------------------------------------------------
+# The apps that own the fields register them with crm.fields_registry (contacts its contact
+# fields, pipeline its deal fields), so crm never imports a domain app.
+
+
+def _section_catalog(org, module: str) -> list[tuple[str, str, str, bool]]:
+    section = field_rule_section(module)
+    if section is None:
+        return []
+    return [(f.key, f.label, f.group, f.editable) for f in section.fields(org)]
+
+
 def field_catalog(org) -> list[tuple[str, str, str, bool]]:
-    """The contact fields a rule can name, as (key, label, group, editable).
+    """The contact fields a rule can name, as (key, label, group, editable)."""
+    return _section_catalog(org, FIELD_RULES_MODULE)
 
-    Imported here, not at module level, because the contacts app builds on crm and must be
-    free to import crm services without a cycle."""
-    from contacts.fields import contact_field_catalog
 
+def rule_catalogs(org) -> list[tuple[str, str, list[tuple[str, str, str, bool]]]]:
+    """Every registered section of field rules as (module, title, fields), contacts first;
+    each field is (rule key, label, group, editable): "deal.value" for a deal's value."""
     out = []
-    for spec in contact_field_catalog(org):
-        if isinstance(spec, tuple | list):
-            key, label, group = spec[:3]
-            editable = True
+    for section in field_rule_sections():
+        if section.module == FIELD_RULES_MODULE:
+            fields = field_catalog(org)
         else:
-            key, label, group = spec.key, spec.label, spec.group
-            editable = getattr(spec, "editable", True)
-        out.append((key, str(label), str(group), bool(editable)))
+            fields = _section_catalog(org, section.module)
+        out.append((section.module, section.title, fields))
     return out
 
 
@@ -382,7 +396,8 @@ def role_update_matrix(
     is saved, or, when one part is refused, none of it.
 
     `permissions` maps module -> {"access": bool, action: bool, ..., "scope": str};
-    a module left out keeps its rights. `field_rules` maps a field key -> level."""
+    a module left out keeps its rights. `field_rules` maps a rule key (contact field key,
+    or "deal.<key>" for a deal field) -> level."""
     _check_same_org(org, role)
     _check_mutable(role)
     actor_policy = _actor_policy(org, actor)
@@ -411,11 +426,16 @@ def _clean_field_rules(org, field_rules: dict) -> dict[str, tuple[str, str]]:
     """{key: (level, level without a rule)} after checking keys and levels."""
     if not field_rules:
         return {}
-    catalog = {key: (label, editable) for key, label, _group, editable in field_catalog(org)}
+    catalog = {
+        key: (label, editable)
+        for _module, _title, fields in rule_catalogs(org)
+        for key, label, _group, editable in fields
+    }
     cleaned = {}
     for key, level in field_rules.items():
         if key not in catalog:
-            raise ValidationError(f"Unknown contact field “{key}”.")
+            module, field = field_rule_target(str(key))
+            raise ValidationError(f"Unknown {FIELD_RULE_NOUNS.get(module, 'field')} “{field}”.")
         label, editable = catalog[key]
         if level not in FIELD_LEVELS:
             raise ValidationError(f"Choose editable, visible or hidden for {label}.")
@@ -427,7 +447,8 @@ def _clean_field_rules(org, field_rules: dict) -> dict[str, tuple[str, str]]:
 
 @transaction.atomic
 def role_set_field_rule(org, actor: Actor, role: Role, field_key, level) -> Role:
-    """Whether holders of `role` may edit, only see, or not see one contact field."""
+    """Whether holders of `role` may edit, only see, or not see one field: a contact field,
+    or a deal field by its rule key ("deal.value")."""
     _check_same_org(org, role)
     _check_mutable(role)
     actor_policy = _actor_policy(org, actor)

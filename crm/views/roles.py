@@ -1,4 +1,5 @@
-"""Settings → Roles & Permissions: the role list, the permission matrix, field visibility.
+"""Settings → Roles & Permissions: the role list, the permission matrix, field visibility
+(contact fields and deal fields: each app registers its fields with crm.fields_registry).
 
 Each control of the matrix saves on its own (HTMX posts one change, gets its row back so the
 boxes that depend on it update); the same page is one plain form without JavaScript.
@@ -16,13 +17,17 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
 from ..decorators import member_required
+from ..fields_registry import field_rule_section
 from ..models import Role
 from ..permissions import (
     ACTIONS,
     FIELD_OPENNESS,
+    FIELD_RULES_MODULE,
+    MODULE_LABELS,
     MODULES,
     SCOPE_REACH,
     SCOPES,
+    field_rule_target,
     normalize_permissions,
     policy_for,
 )
@@ -129,21 +134,34 @@ def _permission_row(request, role: Role, module: str, label: str, error: str = "
     }
 
 
-def _field_rows(request, role: Role) -> list[dict]:
+def _dom_id(key: str) -> str:
+    """The row's id stem: "fld-email", and for another module's field its prefix spelled out
+    ("fld-deal--value"), so it can never meet a contact field's ("deal_value")."""
+    if field_rule_target(key)[0] != FIELD_RULES_MODULE:
+        key = key.replace(".", "--", 1)
+    return "fld-" + key.replace(".", "-").replace("_", "-")
+
+
+def _field_rows(request, role: Role, catalog=None) -> list[dict]:
+    """One row per field of `catalog` ((key, label, group, editable) tuples; default: every
+    registered section's fields)."""
+    if catalog is None:
+        catalog = [f for _m, _t, fields in role_services.rule_catalogs(request.org) for f in fields]
     stored = role.field_rules if isinstance(role.field_rules, dict) else {}
     policy = policy_for(request)
     rows = []
-    for key, label, group, editable in role_services.field_catalog(request.org):
+    for key, label, group, editable in catalog:
         default = role_services.default_field_level(editable)
         current = "editable" if role.is_owner else stored.get(key, default)
         # A level more open than the member's own for this field is not theirs to give.
-        mine = FIELD_OPENNESS[policy.field_level(key)]
+        module, field = field_rule_target(key)
+        mine = FIELD_OPENNESS[policy.field_level(field, module)]
         rows.append(
             {
                 "key": key,
                 "label": label,
                 "group": group,
-                "dom_id": "fld-" + key.replace(".", "-").replace("_", "-"),
+                "dom_id": _dom_id(key),
                 "level": current,
                 # One cell per level; "editable" is not offered for fields the CRM fills in.
                 "cells": [
@@ -169,12 +187,37 @@ def _field_row(request, role: Role, field_key: str, error: str = "") -> dict | N
     return None
 
 
+def _field_sections(request, role: Role) -> list[dict]:
+    """The field tables of the page: contact fields, deal fields (what is registered)."""
+    permissions = normalize_permissions(role.permissions)
+    sections = []
+    for module, title, catalog in role_services.rule_catalogs(request.org):
+        rows = _field_rows(request, role, catalog)
+        groups: dict[str, list] = {}
+        for row in rows:
+            groups.setdefault(row["group"], []).append(row)
+        rights = permissions[module]
+        registered = field_rule_section(module)
+        sections.append(
+            {
+                "module": module,
+                "module_label": MODULE_LABELS.get(module, module),
+                "title": title,
+                "help": registered.help if registered else "",
+                "records": registered.records if registered else "records",
+                # The contact section keeps the ids it always had.
+                "dom": "fields" if module == FIELD_RULES_MODULE else f"{module}-fields",
+                "groups": list(groups.items()),
+                "rows": rows,
+                "visible": role.is_owner or rights["access"],
+                "editable": role.is_owner or rights["edit"] or rights["create"],
+            }
+        )
+    return sections
+
+
 def _detail_context(request, role: Role, **extra) -> dict:
-    field_rows = _field_rows(request, role)
-    groups: dict[str, list] = {}
-    for row in field_rows:
-        groups.setdefault(row["group"], []).append(row)
-    rights = normalize_permissions(role.permissions)["contacts"]
+    field_sections = _field_sections(request, role)
     member_count = role.memberships.filter(is_active=True).count()
     change_refusal = _change_refusal(request, role)
     rows = [_permission_row(request, role, key, label) for key, label in MODULES]
@@ -184,10 +227,13 @@ def _detail_context(request, role: Role, **extra) -> dict:
         "change_refusal": change_refusal,
         "rows": rows,
         "greyed": any(row["locked"] for row in rows)
-        or any(cell["locked"] for row in field_rows for cell in row["cells"]),
-        "field_groups": list(groups.items()),
-        "contacts_visible": role.is_owner or rights["access"],
-        "contacts_editable": role.is_owner or rights["edit"] or rights["create"],
+        or any(
+            cell["locked"]
+            for section in field_sections
+            for r in section["rows"]
+            for cell in r["cells"]
+        ),
+        "field_sections": field_sections,
         "member_count": member_count,
         "matrix_errors": [],
         "rename_form": RoleRenameForm(initial={"name": role.name, "description": role.description}),
@@ -210,10 +256,11 @@ def _parse_matrix(request, role: Role) -> tuple[dict, dict]:
         entry["scope"] = request.POST.get(f"{module}-scope", current[module]["scope"])
         permissions[module] = entry
     field_rules = {}
-    for key, *_rest in role_services.field_catalog(request.org):
-        level = request.POST.get(f"field-{key}")
-        if level:
-            field_rules[key] = level
+    for _module, _title, catalog in role_services.rule_catalogs(request.org):
+        for key, *_rest in catalog:
+            level = request.POST.get(f"field-{key}")
+            if level:
+                field_rules[key] = level
     return permissions, field_rules
 
 

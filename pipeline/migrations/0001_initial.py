@@ -313,7 +313,7 @@ class Migration(migrations.Migration):
                 ('deal', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='stage_history', to='pipeline.deal')),
                 ('from_stage', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='pipeline.stage')),
                 ('org', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, to='crm.organization')),
-                ('pipeline', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='pipeline.pipeline')),
+                ('pipeline', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='pipeline.pipeline')),
                 ('to_stage', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='pipeline.stage')),
             ],
             options={

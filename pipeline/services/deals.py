@@ -226,16 +226,25 @@ def _clean(org, data: dict, deal: Deal | None) -> tuple[dict, list | None, dict 
     return values, tags, custom
 
 
+def first_stage(pipeline: Pipeline) -> Stage | None:
+    return (
+        Stage.objects.for_org(pipeline.org_id)
+        .filter(pipeline=pipeline)
+        .order_by("position", "id")
+        .first()
+    )
+
+
 def _check_stage(values: dict, deal: Deal | None) -> None:
-    pipeline = values.get("pipeline") or (deal.pipeline if deal else None)
+    pipeline: Pipeline | None = values.get("pipeline") or (deal.pipeline if deal else None)
     stage = values.get("stage")
     if (
         stage is None
-        and "pipeline" in values
+        and pipeline is not None
         and deal is not None
         and pipeline.pk != deal.pipeline_id
     ):
-        stage = pipeline.stages.order_by("position", "id").first()
+        stage = first_stage(pipeline)
         values["stage"] = stage
     if stage is not None and pipeline is not None and stage.pipeline_id != pipeline.pk:
         raise ValidationError({"stage": ["Choose a stage of the deal's pipeline."]})
@@ -373,13 +382,13 @@ def renumber_column(org, stage_id) -> None:
 def _position_between(org, stage_id, before: Deal | None, after: Deal | None, moving_pk) -> float:
     """A position for a card placed after `before` and before `after` in a column (either
     may be None: the top or the bottom)."""
+    if before is None and after is None:
+        return bottom_position(org, stage_id)
+    if before is None:
+        return after.position - POSITION_STEP  # type: ignore[union-attr]
+    if after is None:
+        return before.position + POSITION_STEP
     for _ in range(2):
-        if before is None and after is None:
-            return bottom_position(org, stage_id)
-        if before is None:
-            return after.position - POSITION_STEP
-        if after is None:
-            return before.position + POSITION_STEP
         if after.position - before.position > MIN_GAP:
             return (before.position + after.position) / 2
         renumber_column(org, stage_id)
@@ -423,8 +432,7 @@ def deal_create(*, org, actor: Actor, data: dict, policy=None, position: str = "
     data.setdefault("title", "")
     values, tags, custom = _clean(org, data, None)
     if values.get("stage") is None:
-        pipeline = values.get("pipeline") or default_pipeline(org)
-        stage = pipeline.stages.order_by("position", "id").first()
+        stage = first_stage(values.get("pipeline") or default_pipeline(org))
         if stage is None:
             raise ValidationError({"stage": ["This pipeline has no stages yet."]})
         values["stage"] = stage

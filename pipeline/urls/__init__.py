@@ -1,6 +1,6 @@
 """Pipeline URLs (namespace "pipeline"). Each area keeps its routes in its own module."""
 
-from . import board, deals, forecast, settings
+from . import board, deals, forecast, settings, table
 
 app_name = "pipeline"
 
@@ -9,4 +9,5 @@ urlpatterns: list = [
     *deals.urlpatterns,
     *forecast.urlpatterns,
     *settings.urlpatterns,
+    *table.urlpatterns,
 ]

@@ -257,3 +257,30 @@ def test_non_admins_cannot_reach_custom_field_settings(client_as, members, role_
     assert client.get(SETTINGS).status_code == 403
     create = reverse("contacts:custom_field_create")
     assert client.post(create, {"label": "X", "key": "x", "field_type": "text"}).status_code == 403
+
+
+def test_deal_fields_are_set_up_beside_contact_and_company_fields(client_as, owner):
+    """Settings → Custom fields has a Deal section; a deal field then checks deal values."""
+    from crm.services import Actor
+    from pipeline.services.deals import deal_create
+
+    response = client_as(owner).post(
+        reverse("contacts:custom_field_create"),
+        {"entity": "deal", "label": "Contract term", "key": "term_months", "field_type": "number"},
+    )
+    assert response.status_code == 302
+    page = client_as(owner).get(SETTINGS).content.decode()
+    assert "Deal fields" in page and "Contract term" in page
+    with pytest.raises(ValidationError) as exc:
+        deal_create(
+            org=owner.org,
+            actor=Actor.for_user(owner.user),
+            data={"title": "Renewal", "custom": {"term_months": "twelve"}},
+        )
+    assert "custom.term_months" in exc.value.message_dict
+    deal = deal_create(
+        org=owner.org,
+        actor=Actor.for_user(owner.user),
+        data={"title": "Renewal", "custom": {"term_months": "12"}},
+    )
+    assert deal.custom == {"term_months": 12}

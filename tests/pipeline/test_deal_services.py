@@ -54,7 +54,7 @@ def _create(org, admin, **data):
 
 
 def test_create_defaults_to_first_stage_base_currency_and_the_creator(world):
-    org, admin, pipeline, stages = world
+    org, admin, _pipeline, stages = world
     deal = _create(org, admin, value="1,250.50")
     assert deal.stage == stages[0]
     assert deal.currency == "EUR"
@@ -75,7 +75,7 @@ def test_bad_fields_are_reported_together_and_nothing_is_written(world):
 
 
 def test_move_between_columns_keeps_order_and_writes_history_and_timelines(world):
-    org, admin, pipeline, stages = world
+    org, admin, _pipeline, stages = world
     contact = ContactFactory(org=org)
     other = ContactFactory(org=org)
     a = _create(org, admin, title="A", stage=stages[1].public_id)
@@ -105,8 +105,8 @@ def test_move_between_columns_keeps_order_and_writes_history_and_timelines(world
 
 
 def test_move_within_a_column_only_reorders(world):
-    org, admin, pipeline, stages = world
-    a, b, c = (_create(org, admin, title=t) for t in "ABC")
+    org, admin, _pipeline, _stages = world
+    a, _b, c = (_create(org, admin, title=t) for t in "ABC")
     deal_move(
         deal=c,
         actor=Actor.for_user(admin.user),
@@ -120,7 +120,7 @@ def test_move_within_a_column_only_reorders(world):
 
 
 def test_repeated_moves_into_one_gap_renumber_the_column(world):
-    org, admin, pipeline, stages = world
+    org, admin, _pipeline, _stages = world
     a, b = _create(org, admin, title="A"), _create(org, admin, title="B")
     movers = [_create(org, admin, title=f"M{n}") for n in range(60)]
     for mover in movers:

@@ -64,7 +64,7 @@ def test_health_by_deal_reads_open_tasks_in_one_query(django_assert_num_queries)
     TaskFactory(org=org, deal=deals[0])
     TaskFactory(org=org, deal=deals[1], status="done", completed_at=timezone.now())
     for deal in deals:
-        deal.stage  # loaded, as the board's select_related does
+        assert deal.stage.name  # loaded, as the board's select_related does
     with django_assert_num_queries(1):
         result = health_by_deal(org, deals, now=NOW)
     assert result[deals[0].pk].level == HEALTHY

@@ -1,0 +1,36 @@
+"""Streaming exports: rows read through a server-side cursor and written as they come, so an
+export of any size takes constant memory. Each app's export module says what a row's cells
+(CSV) or record (JSON) are; this module only moves rows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+
+CHUNK_SIZE = 2000
+
+
+def streamed(rows_queryset, chunk_size: int = CHUNK_SIZE) -> Iterator[dict]:
+    """Rows through a server-side cursor. Inside a transaction the cursor is not WITH HOLD,
+    so Postgres streams it instead of materializing the whole result first."""
+    with transaction.atomic():
+        yield from rows_queryset.iterator(chunk_size=chunk_size)
+
+
+def csv_rows(rows_queryset, columns, tz, cell: Callable) -> Iterator[list]:
+    """Row values for `crm.csvutils.csv_response`, which neutralizes every cell."""
+    for row in streamed(rows_queryset):
+        yield [cell(row, column, tz) for column in columns]
+
+
+def json_array(rows_queryset, columns, tz, record: Callable) -> Iterator[str]:
+    """A valid JSON array written element by element."""
+    encoder = DjangoJSONEncoder(ensure_ascii=False)
+    yield "["
+    first = True
+    for row in streamed(rows_queryset):
+        yield ("\n" if first else ",\n") + encoder.encode(record(row, columns, tz))
+        first = False
+    yield "\n]\n"
