@@ -168,9 +168,12 @@ def table_state(*, org, policy, params, catalog) -> DealTableState:
 
 
 def for_page(queryset: QuerySet, columns: list[str]) -> QuerySet:
-    """`queryset` with the related rows its columns show joined (one query for the page)."""
+    """`queryset` with the related rows its columns show, read in one query per relation
+    for the whole page. Not joined: under row-level security every joined tenant table
+    brings its policy along, and the planner then re-reads the deals once per stage (80 ms
+    instead of 2 for a rep's deals at 100k); a page's 50 ids look its rows up directly."""
     related = sorted({_RELATED[key] for key in columns if key in _RELATED})
-    return queryset.select_related(*related) if related else queryset
+    return queryset.prefetch_related(*related) if related else queryset
 
 
 def tag_names_by_deal(org, deal_ids) -> dict[int, list[str]]:

@@ -7,15 +7,12 @@ change appends a StageHistory row: time in stage and conversion rates are read f
 
 from __future__ import annotations
 
-import datetime as dt
-
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Max, Min
 from django.utils import timezone
 
-from contacts.models import Activity, Company, Contact, CustomFieldDefinition, Tag
-from crm.models import Membership, Team
+from contacts.models import Activity, Contact
 from crm.services import Actor, audit, diff, emit_event, snapshot
 
 from ..fields import DEAL_FIELD_LABELS, locked_deal_fields
@@ -23,19 +20,17 @@ from ..models import (
     Deal,
     DealContact,
     DealReason,
-    DealTag,
-    ForecastCategory,
     Pipeline,
     Stage,
     StageHistory,
 )
-from ..money import clean_currency, to_decimal
+from ..money import to_decimal
+from .deal_input import check_stage, clean, first_stage, org_object, resolve_tags, set_tags, text
 
 # Positions of cards in a column are spread this far apart when a column is renumbered.
 POSITION_STEP = 1024.0
 # Two neighbours closer than this leave no room between them: the column is renumbered.
 MIN_GAP = 1e-6
-MAX_TAGS = 50
 
 STATE_FIELDS = (
     "title",
@@ -85,191 +80,6 @@ def _state(deal: Deal) -> dict:
     state = snapshot(deal, STATE_FIELDS)
     state["value"] = str(deal.value)
     return state
-
-
-# Input cleaning --------------------------------------------------------------------------
-
-
-def _text(value) -> str:
-    return "" if value is None else str(value).strip()
-
-
-def _org_object(model, org, value, label: str):
-    """`value` as a row of `org`: the row itself, a public id or a primary key."""
-    if value in (None, ""):
-        return None
-    if isinstance(value, model):
-        if value.org_id != org.id:
-            raise ValidationError(f"Choose a {label} of this organization.")
-        return value
-    queryset = model.objects.for_org(org)
-    text = str(value)
-    try:
-        if text.isdigit():
-            return queryset.get(pk=int(text))
-        return queryset.get(public_id=text)
-    except (model.DoesNotExist, ValueError, ValidationError):
-        raise ValidationError(f"Choose a {label} of this organization.") from None
-
-
-def _member_user(org, value):
-    if value in (None, ""):
-        return None
-    membership = (
-        Membership.objects.for_org(org)
-        .active()
-        .select_related("user")
-        .filter(user__public_id=value)
-        .first()
-        if not hasattr(value, "pk")
-        else Membership.objects.for_org(org).active().filter(user=value).first()
-    )
-    if membership is None:
-        raise ValidationError("Choose an active member of this organization.")
-    return membership.user if not hasattr(value, "pk") else value
-
-
-def _probability(value):
-    if value in (None, ""):
-        return None
-    try:
-        number = int(str(value).strip().rstrip("%"))
-    except ValueError:
-        raise ValidationError("Probability must be a whole number from 0 to 100.") from None
-    if not 0 <= number <= 100:
-        raise ValidationError("Probability must be a whole number from 0 to 100.")
-    return number
-
-
-def _date(value):
-    if value in (None, ""):
-        return None
-    if isinstance(value, dt.date):
-        return value
-    try:
-        return dt.date.fromisoformat(str(value).strip())
-    except ValueError:
-        raise ValidationError("Enter a date as YYYY-MM-DD.") from None
-
-
-def _choice(choices, value, label):
-    text = _text(value)
-    if text not in choices.values:
-        raise ValidationError(f"Choose a valid {label}.")
-    return text
-
-
-def _clean(org, data: dict, deal: Deal | None) -> tuple[dict, list | None, dict | None]:
-    """Values for the model from `data`, with every field's error collected at once."""
-    values: dict = {}
-    errors: dict = {}
-    tags = None
-    custom = None
-
-    def field(key, parse):
-        if key not in data:
-            return
-        try:
-            values[key] = parse(data[key])
-        except ValidationError as exc:
-            errors[key] = exc.messages
-
-    def title(raw):
-        text = _text(raw)
-        if not text:
-            raise ValidationError("A deal needs a title.")
-        if len(text) > Deal._meta.get_field("title").max_length:
-            raise ValidationError("Keep the title to 200 characters.")
-        return text
-
-    field("title", title)
-    field("value", lambda raw: to_decimal(raw if raw not in (None, "") else "0", "Value"))
-    field("currency", clean_currency)
-    field("pipeline", lambda raw: _org_object(Pipeline, org, raw, "pipeline"))
-    field("stage", lambda raw: _org_object(Stage, org, raw, "stage"))
-    field("probability", _probability)
-    field("priority", lambda raw: _choice(Deal.Priority, raw or "normal", "priority"))
-    field("owner", lambda raw: _member_user(org, raw))
-    field("team", lambda raw: _org_object(Team, org, raw, "team"))
-    field("contact", lambda raw: _org_object(Contact, org, raw, "contact"))
-    field("company", lambda raw: _org_object(Company, org, raw, "company"))
-    field("expected_close_date", _date)
-    field("source", lambda raw: _text(raw)[:120])
-    field(
-        "forecast_category",
-        lambda raw: (
-            "" if raw in (None, "") else _choice(ForecastCategory, raw, "forecast category")
-        ),
-    )
-    if "tags" in data:
-        raw_tags = data["tags"]
-        if isinstance(raw_tags, str):
-            raw_tags = [t for t in (p.strip() for p in raw_tags.split(",")) if t]
-        tags = list(raw_tags or [])
-        if len(tags) > MAX_TAGS:
-            errors["tags"] = [f"A deal can carry at most {MAX_TAGS} tags."]
-    if "custom" in data:
-        from contacts.custom_fields import apply_custom_values
-
-        definitions = {
-            d.key: d
-            for d in CustomFieldDefinition.objects.for_org(org).filter(
-                entity=CustomFieldDefinition.Entity.DEAL, is_active=True
-            )
-        }
-        try:
-            custom = apply_custom_values(deal.custom if deal else {}, definitions, data["custom"])
-        except ValidationError as exc:
-            errors.update({f"custom.{k}": v for k, v in exc.message_dict.items()})
-    if errors:
-        raise ValidationError(errors)
-    return values, tags, custom
-
-
-def first_stage(pipeline: Pipeline) -> Stage | None:
-    return (
-        Stage.objects.for_org(pipeline.org_id)
-        .filter(pipeline=pipeline)
-        .order_by("position", "id")
-        .first()
-    )
-
-
-def _check_stage(values: dict, deal: Deal | None) -> None:
-    pipeline: Pipeline | None = values.get("pipeline") or (deal.pipeline if deal else None)
-    stage = values.get("stage")
-    if (
-        stage is None
-        and pipeline is not None
-        and deal is not None
-        and pipeline.pk != deal.pipeline_id
-    ):
-        stage = first_stage(pipeline)
-        values["stage"] = stage
-    if stage is not None and pipeline is not None and stage.pipeline_id != pipeline.pk:
-        raise ValidationError({"stage": ["Choose a stage of the deal's pipeline."]})
-    if stage is not None:
-        values["pipeline"] = stage.pipeline
-
-
-def _resolve_tags(org, actor, names) -> list[Tag]:
-    from contacts.services.contacts import tag_get_or_create
-
-    out = []
-    for name in names:
-        if isinstance(name, Tag):
-            out.append(name)
-        else:
-            out.append(tag_get_or_create(org=org, actor=actor, name=str(name)))
-    return out
-
-
-def _set_tags(deal: Deal, tags: list[Tag]) -> None:
-    DealTag.objects.filter(deal=deal).exclude(tag__in=tags).delete()
-    have = set(DealTag.objects.filter(deal=deal).values_list("tag_id", flat=True))
-    DealTag.objects.bulk_create(
-        [DealTag(org_id=deal.org_id, deal=deal, tag=t) for t in tags if t.pk not in have]
-    )
 
 
 # Timeline ----------------------------------------------------------------------------------
@@ -400,7 +210,7 @@ def _position_between(org, stage_id, before: Deal | None, after: Deal | None, mo
 def _neighbour(org, value, stage_id, moving_pk):
     if value in (None, ""):
         return None
-    deal = value if isinstance(value, Deal) else _org_object(Deal, org, value, "deal")
+    deal = value if isinstance(value, Deal) else org_object(Deal, org, value, "deal")
     if deal.pk == moving_pk or deal.stage_id != stage_id or deal.status != Deal.Status.OPEN:
         return None
     return deal
@@ -430,13 +240,13 @@ def deal_create(*, org, actor: Actor, data: dict, policy=None, position: str = "
         raise DealFieldLocked(locked)
     data = dict(data)
     data.setdefault("title", "")
-    values, tags, custom = _clean(org, data, None)
+    values, tags, custom = clean(org, data, None)
     if values.get("stage") is None:
         stage = first_stage(values.get("pipeline") or default_pipeline(org))
         if stage is None:
             raise ValidationError({"stage": ["This pipeline has no stages yet."]})
         values["stage"] = stage
-    _check_stage(values, None)
+    check_stage(values, None)
     values.setdefault("currency", org.base_currency)
     values.setdefault("value", to_decimal("0"))
     user = _user_of(actor)
@@ -460,7 +270,7 @@ def deal_create(*, org, actor: Actor, data: dict, policy=None, position: str = "
     deal.full_clean(exclude=["org", "pipeline", "stage", "owner", "team", "contact", "company"])
     deal.save()
     if tags:
-        _set_tags(deal, _resolve_tags(org, actor, tags))
+        set_tags(deal, resolve_tags(org, actor, tags))
     if deal.contact_id:
         DealContact.objects.for_org(org).get_or_create(
             org=org, deal=deal, contact_id=deal.contact_id, defaults={"role": ""}
@@ -489,7 +299,7 @@ def deal_update(*, deal: Deal, actor: Actor, data: dict, policy=None) -> Deal:
     require(policy, "edit", deal)
     if deal.is_archived:
         raise ValidationError("Restore the deal before changing it.")
-    values, tags, custom = _clean(org, data, deal)
+    values, tags, custom = clean(org, data, deal)
     changed = [k for k, v in values.items() if getattr(deal, k) != v]
     if custom is not None and custom != deal.custom:
         changed.append("custom")
@@ -514,7 +324,7 @@ def deal_update(*, deal: Deal, actor: Actor, data: dict, policy=None) -> Deal:
         raise ValidationError(
             {"currency": ["The currency comes from the line items; remove them to change it."]}
         )
-    _check_stage(values, deal)
+    check_stage(values, deal)
     before = _state(deal)
     old_stage_id, old_status = deal.stage_id, deal.status
     for key, value in values.items():
@@ -529,7 +339,7 @@ def deal_update(*, deal: Deal, actor: Actor, data: dict, policy=None) -> Deal:
         deal.stage_entered_at = now
     deal.save()
     if tags is not None:
-        _set_tags(deal, _resolve_tags(org, actor, tags))
+        set_tags(deal, resolve_tags(org, actor, tags))
     if "contact" in values and deal.contact_id:
         DealContact.objects.for_org(org).get_or_create(
             org=org, deal=deal, contact_id=deal.contact_id, defaults={"role": ""}
@@ -569,7 +379,7 @@ def deal_move(
     require(policy, "edit", deal)
     if deal.status != Deal.Status.OPEN or deal.is_archived:
         raise ValidationError("Only open deals move on the board; reopen it first.")
-    target = deal.stage if stage in (None, "") else _org_object(Stage, org, stage, "stage")
+    target = deal.stage if stage in (None, "") else org_object(Stage, org, stage, "stage")
     if target.pipeline_id != deal.pipeline_id:
         raise ValidationError("Choose a stage of the deal's pipeline.")
     lower = _neighbour(org, before, target.pk, deal.pk)
@@ -600,7 +410,7 @@ def deal_move(
 def _reason(org, kind: str, value) -> DealReason:
     if value in (None, ""):
         raise ValidationError({"reason": [f"Choose why the deal was {kind}."]})
-    reason = _org_object(DealReason, org, value, "reason")
+    reason = org_object(DealReason, org, value, "reason")
     if reason.kind != kind or not reason.is_active:
         raise ValidationError({"reason": [f"Choose one of the organization's {kind} reasons."]})
     return reason
@@ -624,7 +434,7 @@ def deal_close(
     old_status = deal.status
     deal.status = status
     deal.close_reason = chosen
-    deal.close_note = _text(note)[:5000]
+    deal.close_note = text(note)[:5000]
     deal.closed_at = closed_at or now
     _history(org, actor, deal, from_stage_id=deal.stage_id, from_status=old_status, at=now)
     deal.stage_entered_at = now
@@ -721,7 +531,7 @@ def deal_contact_add(
 ) -> DealContact:
     org = deal.org
     require(policy, "edit", deal)
-    contact = _org_object(Contact, org, contact, "contact")
+    contact = org_object(Contact, org, contact, "contact")
     if policy is not None and not policy.can_touch("contacts", "view", contact.owner_id):
         raise ValidationError({"contact": ["Choose a contact you can see."]})
     if role and role not in Contact.DealRole.values:

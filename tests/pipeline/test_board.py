@@ -155,7 +155,7 @@ def test_column_totals_convert_other_currencies_at_the_rate_in_effect(world):
     html = client_for(world["admin"]).get(BOARD).content.decode()
     text = totals_text(html, world["stages"][0])
     assert "3 deals" in text and "USD 250" in text and "1 not in the amounts" in text
-    assert "1 EUR = 1.5 USD (from 2020-01-01)" in html
+    assert "1 EUR = 1.5 USD (from Jan 1, 2020)" in html
     assert "there is no exchange rate for GBP" in html
 
 
