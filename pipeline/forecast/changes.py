@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from crm.selectors import org_timezone
 
-from ..models import Deal, ForecastSnapshot, ForecastSnapshotLine
+from ..models import Deal, ForecastSnapshot, ForecastSnapshotLine, Stage
 from ..money import ZERO
 from . import access
 from .lines import (
@@ -185,7 +185,7 @@ def compare(
     missing_now: list[MissingRate] = []
     if target is None:
         after_states, removed_ids, totals_after, missing_now, extra = _against_now(
-            org, policy, filters, before, book, tz, base_day, target_day, period
+            org, policy, filters, before, book, tz, base_day, target_day, period, base.taken_at
         )
     else:
         after_states, removed_ids, totals_after, extra = _against_snapshot(
@@ -321,21 +321,36 @@ def _amount_changed_between(a, b, currency, rates_a: dict, rates_b: dict) -> boo
     return abs(a.value * rb - b.value * ra) > Decimal("0.01") * max(ra, rb)
 
 
-def _against_now(org, policy, filters, before, book, tz, base_day, today, period):
+def _against_now(org, policy, filters, before, book, tz, base_day, today, period, since):
     closed_since = base_day - dt.timedelta(days=RECENT_DAYS)
     deals = access.forecast_deals(org, policy, filters)
     present = current_lines(deals, book, today=today, tz=tz, closed_since=closed_since)
     counted = present.filter(fc_rate__isnull=False)
-    changed = counted.annotate(
-        fc_value_at_base=value_at(book, day=base_day, tz=tz, closed_since=closed_since, until=today)
-    ).exclude(
-        Exists(
-            before.filter(
-                deal_id=OuterRef("pk"),
-                status=OuterRef("status"),
-                category=OuterRef("fc_category"),
-                close_key=OuterRef("fc_close_key"),
-                value_base=OuterRef("fc_value_at_base"),
+    # Only a deal written since the snapshot (every service saves updated_at), or one whose
+    # stage was (its forecast category), can differ from its line: the anti-join below then
+    # reads a few thousand deals instead of every open one (0.45 s → see the note).
+    touched = Q(updated_at__gte=since)
+    restaged = list(
+        Stage.objects.for_org(org).filter(updated_at__gte=since).values_list("pk", flat=True)
+    )
+    if restaged:
+        touched |= Q(stage_id__in=restaged)
+    changed = (
+        counted.filter(touched)
+        .annotate(
+            fc_value_at_base=value_at(
+                book, day=base_day, tz=tz, closed_since=closed_since, until=today
+            )
+        )
+        .exclude(
+            Exists(
+                before.filter(
+                    deal_id=OuterRef("pk"),
+                    status=OuterRef("status"),
+                    category=OuterRef("fc_category"),
+                    close_key=OuterRef("fc_close_key"),
+                    value_base=OuterRef("fc_value_at_base"),
+                )
             )
         )
     )

@@ -243,6 +243,10 @@ class Seeder:
         self.now = now
         self.log = log
         self.pipeline = ensure_default_pipeline(org, actor=ACTOR)
+        # A team's pipeline was set up long before its deals: as old as the rates.
+        Stage.objects.for_org(org).filter(pipeline=self.pipeline).update(
+            updated_at=now - dt.timedelta(days=400)
+        )
         self.stages = list(
             Stage.objects.for_org(org).filter(pipeline=self.pipeline).order_by("position", "id")
         )
@@ -352,7 +356,6 @@ class Seeder:
         weights = STAGE_WEIGHTS[: len(stage_ids)] + (5,) * max(0, len(stage_ids) - 6)
         stage_pool = [k for k, w in enumerate(weights) for _ in range(w)]
         today = now.date()
-        stamp_now = _stamp(now)
         age = (now - newer_than).total_seconds() if newer_than else 90 * 86400.0
         for n, status in enumerate(statuses):
             deal_id = first_id + n
@@ -390,7 +393,9 @@ class Seeder:
                         str(deal_id),
                         self._uuid(),
                         _stamp(created),
-                        stamp_now,
+                        # Last written when it entered its stage (or closed), as the
+                        # services would have left it.
+                        _stamp(entered),
                         org_id,
                         f"Deal {deal_id} {WORDS[deal_id % len(WORDS)]}",
                         value,
@@ -468,19 +473,26 @@ class Seeder:
         picked = rng.sample(open_ids, k=min(len(open_ids), max(3, int(len(ids) * CHANGED_SHARE))))
         third = max(1, len(picked) // 3)
         deals = Deal.objects.for_org(self.org)
-        deals.filter(pk__in=picked[:third]).update(value=F("value") * Decimal("1.25"))
+        # Written as the services write: each change saves updated_at.
+        moved_at = self.now - dt.timedelta(days=2)
+        deals.filter(pk__in=picked[:third]).update(
+            value=F("value") * Decimal("1.25"), updated_at=moved_at
+        )
         deals.filter(pk__in=picked[third : 2 * third]).update(
-            expected_close_date=F("expected_close_date") + dt.timedelta(days=60)
+            expected_close_date=F("expected_close_date") + dt.timedelta(days=60),
+            updated_at=moved_at,
         )
         movers = picked[2 * third :]
-        moved_at = self.now - dt.timedelta(days=2)
         rows = []
         for stage, following in itertools.pairwise(self.stages):
             chosen = list(deals.filter(pk__in=movers, stage=stage).values_list("pk", "owner_id"))
             # +0.5 keeps every card's position distinct in its new column (they are all
             # multiples of POSITION_STEP there).
             deals.filter(pk__in=[pk for pk, _ in chosen]).update(
-                stage=following, stage_entered_at=moved_at, position=F("position") + 0.5
+                stage=following,
+                stage_entered_at=moved_at,
+                position=F("position") + 0.5,
+                updated_at=moved_at,
             )
             rows += [
                 StageHistory(
