@@ -13,19 +13,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import cast
 
-from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
 from django.db.models import QuerySet
-from django.db.models.functions import Lower
 from django.urls import NoReverseMatch, reverse
 from django.utils.text import slugify
 
 from contacts.custom_fields import display_custom_value
 from contacts.fields import FieldSpec, catalog_by_key
 from contacts.models import SmartView
+from contacts.services.smart_views import ViewKind
 from crm.dates import format_datetime, format_day
 from crm.pagination import OrderKey
-from crm.services import Actor, audit, diff, emit_event, snapshot
 
 from .filters import (
     DealFilterState,
@@ -282,13 +279,9 @@ def table_rows(deals, *, columns, fields, tag_names, links) -> list[dict]:
     return rows
 
 
-# Saved deal views: the writes ------------------------------------------------------------------
-# A deal view is a contacts.SmartView with entity "deal": the same shape, validated against the
-# deal catalog and its author's deal field rules, so it never holds a filter its author could
-# not run.
-
-MANAGE_DENIED = "Only the view's author (or an admin, for shared views) may change it."
-_AUDITED = ["name", "is_shared", "filters", "columns", "sort"]
+# Saved deal views ------------------------------------------------------------------------------
+# A deal view is a contacts.SmartView with entity "deal": the contact list's view services
+# write it, validated against the deal catalog and its author's deal field rules.
 
 
 def can_share_deal_views(policy) -> bool:
@@ -296,155 +289,19 @@ def can_share_deal_views(policy) -> bool:
     return policy.can("pipeline", "edit") or policy.is_settings_admin()
 
 
-def _require_deal_view(view: SmartView) -> None:
-    if view.entity != SmartView.Entity.DEAL:
-        raise ValidationError("This is not a saved deal view.")
+def deal_views(catalog) -> ViewKind:
+    """The kind of saved view the deal table and the board keep, over `catalog`."""
 
+    def clean_layout(org, policy, columns, sort):
+        visible = visible_deal_catalog(catalog, policy)
+        return normalize_columns(columns or [], visible), normalize_sort(sort or "", visible) or ""
 
-def _require_manage(policy, view: SmartView) -> None:
-    _require_deal_view(view)
-    if not policy.can_manage_view(view):
-        raise PermissionDenied(MANAGE_DENIED)
-
-
-def _clean_name(org, owner, name: str, exclude_pk=None) -> str:
-    name = " ".join(str(name or "").split())
-    if not name:
-        raise ValidationError({"name": "Give the view a name."})
-    if len(name) > MAX_VIEW_NAME:
-        raise ValidationError({"name": f"Keep the name under {MAX_VIEW_NAME} characters."})
-    clash = (
-        SmartView.objects.for_org(org)
-        .filter(owner=owner, entity=SmartView.Entity.DEAL)
-        .annotate(name_lower=Lower("name"))
-        .filter(name_lower=name.lower())
-    )
-    if exclude_pk is not None:
-        clash = clash.exclude(pk=exclude_pk)
-    if clash.exists():
-        raise ValidationError({"name": f"You already have a deal view called “{name}”."})
-    return name
-
-
-def _clean_layout(policy, catalog, columns, sort) -> tuple[list[str], str]:
-    visible = visible_deal_catalog(catalog, policy)
-    return normalize_columns(columns or [], visible), normalize_sort(sort or "", visible) or ""
-
-
-def _payload(view: SmartView) -> dict:
-    return {
-        "smart_view": str(view.public_id),
-        "entity": view.entity,
-        "name": view.name,
-        "shared": view.is_shared,
-    }
-
-
-@transaction.atomic
-def deal_view_create(
-    *,
-    org,
-    actor: Actor,
-    policy,
-    owner,
-    name: str,
-    filters,
-    catalog,
-    is_shared: bool = False,
-    columns=None,
-    sort: str = "",
-) -> SmartView:
-    """Save a deal view. A filter on a field hidden for the author raises FilterError."""
-    policy.require("pipeline", "view")
-    if is_shared and not can_share_deal_views(policy):
-        raise PermissionDenied("Your role may not share views with the team.")
-    name = _clean_name(org, owner, name)
-    spec = parse_filters(filters, catalog, policy=policy)
-    columns, sort = _clean_layout(policy, catalog, columns, sort)
-    position = (
-        SmartView.objects.for_org(org).filter(owner=owner, entity=SmartView.Entity.DEAL).count()
-    )
-    view = SmartView.objects.for_org(org).create(
-        org=org,
+    return ViewKind(
         entity=SmartView.Entity.DEAL,
-        owner=owner,
-        name=name,
-        is_shared=bool(is_shared),
-        filters=spec,
-        columns=columns,
-        sort=sort,
-        position=min(position, 32000),
+        noun="deal view",
+        verb="deal_view",
+        module="pipeline",
+        clean_filters=lambda org, policy, filters: parse_filters(filters, catalog, policy=policy),
+        clean_layout=clean_layout,
+        may_share=can_share_deal_views,
     )
-    audit(
-        org=org,
-        actor=actor,
-        verb="deal_view.created",
-        obj=view,
-        changes=diff({}, snapshot(view, _AUDITED)),
-    )
-    emit_event(org=org, event_type="smart_view.created", payload=_payload(view))
-    return view
-
-
-@transaction.atomic
-def deal_view_update(
-    *, view: SmartView, actor: Actor, policy, filters, catalog, columns=None, sort=None
-) -> SmartView:
-    """Replace the view's filter (and, when given, its columns and sort)."""
-    _require_manage(policy, view)
-    before = snapshot(view, _AUDITED)
-    view.filters = parse_filters(filters, catalog, policy=policy)
-    new_columns, new_sort = _clean_layout(policy, catalog, columns, sort)
-    if columns is not None:
-        view.columns = new_columns
-    if sort is not None:
-        view.sort = new_sort
-    view.save()
-    audit(
-        org=view.org,
-        actor=actor,
-        verb="deal_view.updated",
-        obj=view,
-        changes=diff(before, snapshot(view, _AUDITED)),
-    )
-    emit_event(org=view.org, event_type="smart_view.updated", payload=_payload(view))
-    return view
-
-
-@transaction.atomic
-def deal_view_rename(
-    *, view: SmartView, actor: Actor, policy, name: str, is_shared: bool | None = None
-) -> SmartView:
-    _require_manage(policy, view)
-    before = snapshot(view, _AUDITED)
-    view.name = _clean_name(view.org, view.owner, name, exclude_pk=view.pk)
-    if is_shared is not None and bool(is_shared) != view.is_shared:
-        if is_shared and not can_share_deal_views(policy):
-            raise PermissionDenied("Your role may not share views with the team.")
-        view.is_shared = bool(is_shared)
-    view.save()
-    audit(
-        org=view.org,
-        actor=actor,
-        verb="deal_view.renamed",
-        obj=view,
-        changes=diff(before, snapshot(view, _AUDITED)),
-    )
-    emit_event(org=view.org, event_type="smart_view.updated", payload=_payload(view))
-    return view
-
-
-@transaction.atomic
-def deal_view_delete(*, view: SmartView, actor: Actor, policy) -> None:
-    """Delete the view (never a deal)."""
-    _require_manage(policy, view)
-    payload = _payload(view)
-    audit(
-        org=view.org,
-        actor=actor,
-        verb="deal_view.deleted",
-        obj=view,
-        changes=diff(snapshot(view, _AUDITED), {}),
-    )
-    emit_event(org=view.org, event_type="smart_view.deleted", payload=payload)
-    view.delete()

@@ -24,6 +24,7 @@ from contacts.fields import catalog_by_key
 from contacts.filters import OPERATORS, FilterError, describe_filters
 from contacts.models import SmartView
 from contacts.presenters import url_maker
+from contacts.services import smart_views
 from contacts.views.common import actor, safe_next, workspace_view
 from crm.csvutils import csv_response
 from crm.pagination import count_up_to, page
@@ -588,17 +589,17 @@ def deal_view_create(request):
         return _render_with_error(request, state)
     full, _visible = _catalogs(request)
     try:
-        view = deal_table.deal_view_create(
+        view = smart_views.smartview_create(
             org=request.org,
             actor=actor(request),
             policy=policy_for(request),
             owner=request.user,
             name=request.POST.get("name", ""),
             filters=state.filters or {"groups": []},
-            catalog=full,
             is_shared=bool(request.POST.get("is_shared")),
             columns=state.columns,
             sort=state.sort,
+            kind=deal_table.deal_views(full),
         )
     except FilterError as exc:
         state.error, state.error_condition = exc.message, exc.condition
@@ -612,9 +613,7 @@ def deal_view_create(request):
 def _managed_view(request, public_id) -> SmartView:
     view = get_object_or_404(deal_views_for(request.org, request.user), public_id=public_id)
     if not policy_for(request).can_manage_view(view):
-        raise PermissionDenied(
-            "Only the view's author (or an admin, for shared views) may change it."
-        )
+        raise PermissionDenied(smart_views.MANAGE_DENIED)
     return view
 
 
@@ -651,27 +650,29 @@ def deal_view_edit(request, public_id):
             return _render_with_error(request, state)
         full, _visible = _catalogs(request)
         try:
-            deal_table.deal_view_update(
+            smart_views.smartview_update(
                 view=view,
                 actor=actor(request),
                 policy=policy,
                 filters=state.filters or {"groups": []},
-                catalog=full,
                 columns=state.columns,
                 sort=state.sort,
+                kind=deal_table.deal_views(full),
             )
         except FilterError as exc:
             state.error, state.error_condition = exc.message, exc.condition
             return _render_with_error(request, state)
         messages.success(request, f"View “{view.name}” updated.")
         return redirect(view_url)
+    full, _visible = _catalogs(request)
     try:
-        deal_table.deal_view_rename(
+        smart_views.smartview_rename(
             view=view,
             actor=actor(request),
             policy=policy,
             name=request.POST.get("name", ""),
             is_shared=bool(request.POST.get("is_shared")),
+            kind=deal_table.deal_views(full),
         )
     except ValidationError as exc:
         view.refresh_from_db()
@@ -689,7 +690,12 @@ def deal_view_delete(request, public_id):
     if request.method != "POST":
         return HttpResponseNotAllowed(["GET", "POST"])
     name = view.name
-    deal_table.deal_view_delete(view=view, actor=actor(request), policy=policy_for(request))
+    smart_views.smartview_delete(
+        view=view,
+        actor=actor(request),
+        policy=policy_for(request),
+        kind=deal_table.deal_views(_catalogs(request)[0]),
+    )
     messages.success(request, f"View “{name}” deleted.")
     if request.htmx:
         response = HttpResponse(status=204)
