@@ -448,10 +448,6 @@ def process_chunk(run: _Run, ids: list[int]) -> dict:
     return counts
 
 
-def _ordered_ids(queryset, after: int, limit: int) -> list[int]:
-    return list(queryset.filter(pk__gt=after).order_by("pk").values_list("pk", flat=True)[:limit])
-
-
 def _audit_summary(run: _Run, outcome: Outcome, selection: Selection) -> None:
     audit(
         org=run.org,
@@ -491,14 +487,10 @@ def bulk_apply_inline(*, org, actor: Actor, policy, prepared: Prepared, selectio
         # Ids that name no deal of this organization: counted, never looked at further.
         missing = len(selection.ids) - queryset.count()
         outcome.add({"selected": missing, SKIPPED: missing})
-    cursor = 0
-    while True:
-        with transaction.atomic():
-            ids = _ordered_ids(queryset, cursor, CHUNK_SIZE)
-            if not ids:
-                break
-            outcome.add(process_chunk(run, ids))
-            cursor = ids[-1]
+    jobs.each_chunk(
+        lambda cursor: jobs.ids_after(queryset, cursor, CHUNK_SIZE),
+        lambda ids: outcome.add(process_chunk(run, ids)),
+    )
     with transaction.atomic():
         _audit_summary(run, outcome, selection)
     return outcome
@@ -581,7 +573,7 @@ def run_deal_bulk_job(job: BackgroundJob) -> None:
     queryset = selection_queryset(job.org, policy, selection)
     finished = jobs.run_chunks(
         job,
-        next_ids=lambda cursor: _ordered_ids(queryset, cursor, CHUNK_SIZE),
+        next_ids=lambda cursor: jobs.ids_after(queryset, cursor, CHUNK_SIZE),
         process=lambda ids: process_chunk(run, ids),
     )
     if not finished:

@@ -30,10 +30,6 @@ from .writes import Outcome, _audit_summary, _process_chunk, _start_run, summary
 logger = logging.getLogger(__name__)
 
 
-def _ordered_ids(queryset, after: int, limit: int) -> list[int]:
-    return list(queryset.filter(pk__gt=after).order_by("pk").values_list("pk", flat=True)[:limit])
-
-
 def bulk_apply_inline(
     *, org, actor: Actor, policy: Policy, prepared: Prepared, selection: Selection
 ) -> Outcome:
@@ -41,14 +37,10 @@ def bulk_apply_inline(
     run = _start_run(org, actor, policy, prepared)
     queryset = selection_queryset(org, policy, selection)
     outcome = Outcome()
-    cursor = 0
-    while True:
-        with transaction.atomic():
-            ids = _ordered_ids(queryset, cursor, CHUNK_SIZE)
-            if not ids:
-                break
-            outcome.add(_process_chunk(run, ids))
-            cursor = ids[-1]
+    jobs.each_chunk(
+        lambda cursor: jobs.ids_after(queryset, cursor, CHUNK_SIZE),
+        lambda ids: outcome.add(_process_chunk(run, ids)),
+    )
     with transaction.atomic():
         _audit_summary(run, outcome, selection)
     return outcome
@@ -132,7 +124,7 @@ def run_bulk_job(job: BackgroundJob) -> None:
     queryset = selection_queryset(job.org, policy, selection)
     finished = jobs.run_chunks(
         job,
-        next_ids=lambda cursor: _ordered_ids(queryset, cursor, CHUNK_SIZE),
+        next_ids=lambda cursor: jobs.ids_after(queryset, cursor, CHUNK_SIZE),
         process=lambda ids: _process_chunk(run, ids),
     )
     if not finished:

@@ -268,6 +268,25 @@ def chunk_transaction(job: ClaimableJob):
         yield
 
 
+def ids_after(queryset, cursor: int, limit: int) -> list[int]:
+    """The next chunk of `queryset`: up to `limit` primary keys above `cursor`, ascending.
+    What `run_chunks` and `each_chunk` take as `next_ids`."""
+    return list(queryset.filter(pk__gt=cursor).order_by("pk").values_list("pk", flat=True)[:limit])
+
+
+def each_chunk(next_ids: Callable[[int], list[int]], process: Callable[[list[int]], None]) -> None:
+    """The same chunks as `run_chunks`, now, in the request (a small selection needs no job):
+    each chunk is read and processed in its own transaction."""
+    cursor = 0
+    while True:
+        with transaction.atomic():
+            ids = next_ids(cursor)
+            if not ids:
+                return
+            process(ids)
+            cursor = ids[-1]
+
+
 def run_chunks(
     job: ClaimableJob,
     next_ids: Callable[[int], list[int]],
