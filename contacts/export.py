@@ -12,7 +12,6 @@ values stay exactly as stored ("+15551234567" is a phone number there, not a for
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -92,10 +91,7 @@ def _raw_value(row: dict, column: Column):
     return row.get(_RELATED_PATHS.get(spec.key, spec.path))
 
 
-def _local(value, tz):
-    if isinstance(value, dt.datetime):
-        return value.astimezone(tz).isoformat(timespec="seconds")
-    return value
+_local = streaming.local_value
 
 
 def csv_value(row: dict, column: Column, tz):
@@ -112,17 +108,7 @@ def csv_value(row: dict, column: Column, tz):
 def json_record(row: dict, columns: list[Column], tz) -> dict:
     """One contact as a JSON object: stored values as they are (choice keys, E.164 phones),
     custom fields together under "custom"."""
-    record: dict = {}
-    custom: dict = {}
-    for column in columns:
-        value = _local(_raw_value(row, column), tz)
-        if column.custom_key is not None:
-            custom[column.custom_key] = value
-        else:
-            record[column.key] = value
-    if any(column.custom_key is not None for column in columns):
-        record["custom"] = custom
-    return record
+    return streaming.json_object(row, columns, tz, _raw_value)
 
 
 def csv_rows(rows_queryset, columns: list[Column], tz) -> Iterator[list]:

@@ -4,12 +4,39 @@ export of any size takes constant memory. Each app's export module says what a r
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterator
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 
 CHUNK_SIZE = 2000
+
+
+def local_value(value, tz):
+    """A moment as ISO 8601 in `tz` (to the second), a day as ISO 8601; anything else as is."""
+    if isinstance(value, dt.datetime):
+        return value.astimezone(tz).isoformat(timespec="seconds")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+def json_object(row: dict, columns, tz, raw_value: Callable) -> dict:
+    """One record as a JSON object: stored values as they are (choice keys, amounts as
+    strings), times in `tz`, custom fields together under "custom". Columns carry `key` and
+    `custom_key`; `raw_value(row, column)` reads a column's value from the row."""
+    record: dict = {}
+    custom: dict = {}
+    for column in columns:
+        value = local_value(raw_value(row, column), tz)
+        if column.custom_key is not None:
+            custom[column.custom_key] = value
+        else:
+            record[column.key] = value
+    if any(column.custom_key is not None for column in columns):
+        record["custom"] = custom
+    return record
 
 
 def streamed(rows_queryset, chunk_size: int = CHUNK_SIZE) -> Iterator[dict]:

@@ -13,7 +13,6 @@ keys, amounts as decimal strings), custom fields together under "custom".
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -110,12 +109,7 @@ def export_values(queryset, columns: list[Column], order_by=()):
     return queryset.values(*sorted(paths), **annotations)
 
 
-def _local(value, tz):
-    if isinstance(value, dt.datetime):
-        return value.astimezone(tz).isoformat(timespec="seconds")
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    return value
+_local = streaming.local_value
 
 
 def _raw_value(row: dict, column: Column):
@@ -144,17 +138,7 @@ def csv_value(row: dict, column: Column, tz):
 
 def json_record(row: dict, columns: list[Column], tz) -> dict:
     """One deal as a JSON object: stored values as they are, custom fields under "custom"."""
-    record: dict = {}
-    custom: dict = {}
-    for column in columns:
-        value = _local(_raw_value(row, column), tz)
-        if column.custom_key is not None:
-            custom[column.custom_key] = value
-        else:
-            record[column.key] = value
-    if any(column.custom_key is not None for column in columns):
-        record["custom"] = custom
-    return record
+    return streaming.json_object(row, columns, tz, _raw_value)
 
 
 def csv_rows(rows_queryset, columns: list[Column], tz) -> Iterator[list]:
