@@ -9,65 +9,21 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from django.db import connection
 from django.db.models import F
 from django.db.models.lookups import Exact
 
+from crm.bulk_load import copy_lines, drop_for_load
+
 from ..models import Contact
 from ..scoring import compile_rules, has_active_rules, score_expression
 from .people import COLUMNS, ContactPlan, generate_contacts
 
-COPY_BATCH = 20_000
 # Loads at least this big rebuild the indexes once instead of updating them row by row.
 BIG_LOAD = 100_000
 LOAD_TABLES = ("contacts_contact", "contacts_contact_tags")
-
-
-def _drop_for_load(cursor, tables) -> list[str]:
-    """Drop the tables' secondary indexes, unique constraints and foreign keys; returns the
-    statements that put them back. Rebuilding an index once, and checking a foreign key with
-    one join, is far cheaper than maintaining them row by row through a million-row COPY."""
-    restore_indexes, restore_unique, restore_keys = [], [], []
-    for table in tables:
-        cursor.execute(
-            """
-            SELECT i.relname, pg_get_indexdef(i.oid)
-              FROM pg_index x
-              JOIN pg_class i ON i.oid = x.indexrelid
-              LEFT JOIN pg_constraint c ON c.conindid = x.indexrelid
-             WHERE x.indrelid = %s::regclass AND c.oid IS NULL
-            """,
-            [table],
-        )
-        for name, statement in cursor.fetchall():
-            cursor.execute(f'DROP INDEX "{name}"')
-            restore_indexes.append(statement)
-        # Unique constraints (random UUIDs are the costliest index to grow row by row) come
-        # back before the foreign keys, which may rely on them.
-        cursor.execute(
-            "SELECT conname, pg_get_constraintdef(oid), contype FROM pg_constraint "
-            "WHERE conrelid = %s::regclass AND contype IN ('u', 'f') ORDER BY contype DESC",
-            [table],
-        )
-        for name, definition, kind in cursor.fetchall():
-            cursor.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
-            statement = f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}'
-            (restore_unique if kind == "u" else restore_keys).append(statement)
-    return restore_indexes + restore_unique + restore_keys
-
-
-def _copy(cursor, table: str, columns: list[str], lines: Iterator[str]) -> None:
-    with cursor.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-        batch: list[str] = []
-        for line in lines:
-            batch.append(line)
-            if len(batch) >= COPY_BATCH:
-                copy.write("".join(batch))
-                batch.clear()
-        if batch:
-            copy.write("".join(batch))
 
 
 def copy_contacts(
@@ -106,7 +62,7 @@ def copy_contacts(
             # pending, or Postgres refuses to alter the tables.
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             cursor.execute("SET LOCAL maintenance_work_mem = '512MB'")
-            restore = _drop_for_load(cursor, LOAD_TABLES)
+            restore = drop_for_load(cursor, LOAD_TABLES)
             step(f"dropped {len(restore)} indexes and foreign keys for the load")
         # Scores follow the org's rules, computed by the scoring engine once the rows (and
         # their tags) are in. Rows are copied with a score of 0, so the one UPDATE rewrites
@@ -121,10 +77,10 @@ def copy_contacts(
                 tag_links.extend(f"{contact_id}\t{tag_id}\n" for tag_id in tags)
                 yield line
 
-        _copy(cursor, "contacts_contact", COLUMNS, lines())
+        copy_lines(cursor, "contacts_contact", COLUMNS, lines())
         step(f"copied {count:,} contacts")
         if tag_links:
-            _copy(cursor, "contacts_contact_tags", ["contact_id", "tag_id"], iter(tag_links))
+            copy_lines(cursor, "contacts_contact_tags", ["contact_id", "tag_id"], iter(tag_links))
             step(f"copied {len(tag_links):,} tag links")
         if scored:
             expression = score_expression(compile_rules(plan.org))

@@ -41,6 +41,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from contacts.models import Company
+from crm.bulk_load import copy_lines, drop_for_load
 from crm.models import Membership, Organization
 from crm.services import Actor, organization_create
 from crm.services.orgs import ensure_builtin_roles
@@ -68,7 +69,6 @@ STAGE_WEIGHTS = (30, 24, 18, 13, 9, 6)
 POSITION_STEP = 1024.0
 COMPANIES = 500
 RATES = {"EUR": "1.0850", "GBP": "1.2700"}
-COPY_BATCH = 20_000
 # Loads at least this big, and at least as big as the deal table already is, drop the tables'
 # secondary indexes, unique constraints and foreign keys and rebuild each once afterwards: far
 # cheaper than maintaining them (and checking every row's keys at commit) row by row. (A
@@ -145,52 +145,6 @@ def _seconds(later: dt.datetime, earlier: dt.datetime) -> str:
     return str(int((later - earlier).total_seconds()))
 
 
-def _copy(cursor, table: str, columns: list[str], lines) -> int:
-    count = 0
-    with cursor.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-        batch: list[str] = []
-        for line in lines:
-            batch.append(line)
-            if len(batch) >= COPY_BATCH:
-                copy.write("".join(batch))
-                count += len(batch)
-                batch.clear()
-        if batch:
-            copy.write("".join(batch))
-            count += len(batch)
-    return count
-
-
-def _drop_for_load(cursor, tables) -> list[str]:
-    """Drop the tables' secondary indexes, unique constraints and foreign keys; returns the
-    statements that put them back (indexes, then unique constraints, then foreign keys)."""
-    indexes, uniques, keys = [], [], []
-    for table in tables:
-        cursor.execute(
-            """
-            SELECT i.relname, pg_get_indexdef(i.oid)
-              FROM pg_index x
-              JOIN pg_class i ON i.oid = x.indexrelid
-              LEFT JOIN pg_constraint c ON c.conindid = x.indexrelid
-             WHERE x.indrelid = %s::regclass AND c.oid IS NULL
-            """,
-            [table],
-        )
-        for name, statement in cursor.fetchall():
-            cursor.execute(f'DROP INDEX "{name}"')
-            indexes.append(statement)
-        cursor.execute(
-            "SELECT conname, pg_get_constraintdef(oid), contype FROM pg_constraint "
-            "WHERE conrelid = %s::regclass AND contype IN ('u', 'f') ORDER BY contype DESC",
-            [table],
-        )
-        for name, definition, kind in cursor.fetchall():
-            cursor.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
-            statement = f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}'
-            (uniques if kind == "u" else keys).append(statement)
-    return indexes + uniques + keys
-
-
 def is_big_load(count: int) -> bool:
     if count < BIG_LOAD:
         return False
@@ -213,7 +167,7 @@ def bare_tables(log, big: bool):
         # Settle the foreign key checks earlier writes left pending, or the ALTERs fail.
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         cursor.execute("SET LOCAL maintenance_work_mem = '512MB'")
-        restore = _drop_for_load(cursor, BARE_TABLES)
+        restore = drop_for_load(cursor, BARE_TABLES)
     log(f"  dropped {len(restore)} indexes and keys for the load")
     yield
     with connection.cursor() as cursor:
@@ -340,8 +294,8 @@ class Seeder:
                 if self.reasons[status]
             ]
             deals = self._deal_lines(first_id, statuses, history, newer_than)
-            _copy(cursor, "pipeline_deal", DEAL_COLUMNS, deals)
-            _copy(cursor, "pipeline_stagehistory", HISTORY_COLUMNS, iter(history))
+            copy_lines(cursor, "pipeline_deal", DEAL_COLUMNS, deals)
+            copy_lines(cursor, "pipeline_stagehistory", HISTORY_COLUMNS, iter(history))
         self.log(
             f"  {self.org.name}: copied {len(statuses):,} deals and {len(history):,} history "
             f"rows ({time.perf_counter() - started:.1f}s)"
