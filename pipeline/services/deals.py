@@ -326,7 +326,8 @@ def deal_update(*, deal: Deal, actor: Actor, data: dict, policy=None) -> Deal:
         )
     check_stage(values, deal)
     before = _state(deal)
-    old_stage_id, old_status = deal.stage_id, deal.status
+    old_stage, old_status = deal.stage, deal.status
+    old_stage_id = old_stage.pk
     for key, value in values.items():
         setattr(deal, key, value)
     if custom is not None:
@@ -349,13 +350,12 @@ def deal_update(*, deal: Deal, actor: Actor, data: dict, policy=None) -> Deal:
         audit(org=org, actor=actor, verb="deal.updated", obj=deal, changes=changes)
         _event(org, "deal.updated", deal, changes=list(changes))
     if moved:
-        _moved_side_effects(org, actor, deal, old_stage_id, now)
+        _moved_side_effects(org, actor, deal, old_stage.name, now)
     return deal
 
 
-def _moved_side_effects(org, actor, deal: Deal, old_stage_id, now) -> None:
-    old = Stage.objects.for_org(org).filter(pk=old_stage_id).values_list("name", flat=True).first()
-    deal.stage = Stage.objects.for_org(org).get(pk=deal.stage_id)
+def _moved_side_effects(org, actor, deal: Deal, old: str, now) -> None:
+    """The event and the timeline entries of a move; `deal.stage` is the new stage."""
     _event(org, "deal.stage_changed", deal, from_stage=old, to_stage=deal.stage.name)
     timeline(
         org,
@@ -391,7 +391,8 @@ def deal_move(
         Deal.objects.for_org(org).filter(pk=deal.pk).update(position=deal.position)
         return deal
     now = timezone.now()
-    old_stage_id = deal.stage_id
+    old_stage = deal.stage
+    old_stage_id = old_stage.pk
     deal.stage = target
     _history(org, actor, deal, from_stage_id=old_stage_id, from_status=deal.status, at=now)
     deal.stage_entered_at = now
@@ -401,9 +402,9 @@ def deal_move(
         actor=actor,
         verb="deal.stage_changed",
         obj=deal,
-        changes={"stage": [str(old_stage_id), target.name]},
+        changes={"stage": [old_stage.name, target.name]},
     )
-    _moved_side_effects(org, actor, deal, old_stage_id, now)
+    _moved_side_effects(org, actor, deal, old_stage.name, now)
     return deal
 
 
