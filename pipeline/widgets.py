@@ -6,6 +6,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from crm.permissions import policy_for
+from crm.selectors import org_timezone, start_of_day
 from crm.widgets import register
 
 from .models import Deal
@@ -25,8 +26,11 @@ def deal_figures(request):
     if open_count is None:
         open_count = deals.filter(status=Deal.Status.OPEN).count()
         cache.set(key, open_count, CACHE_SECONDS)
-    month_start = timezone.localdate().replace(day=1)
-    won = deals.filter(status=Deal.Status.WON, closed_at__date__gte=month_start).count()
+    # The month's first instant in the organization's time zone: a plain comparison that the
+    # (org, closed_at) index serves, where closed_at__date would cast every row.
+    tz = org_timezone(request.org)
+    month_start = start_of_day(timezone.now().astimezone(tz).date().replace(day=1), tz)
+    won = deals.filter(status=Deal.Status.WON, closed_at__gte=month_start).count()
     board = reverse("pipeline:board")
     return [
         {"label": "Open deals", "value": f"{open_count:,}", "url": board},
