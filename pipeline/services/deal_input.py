@@ -39,20 +39,20 @@ def org_object(model, org, value, label: str):
 
 
 def _member_user(org, value):
+    """An active member's user, from the user or their public id."""
     if value in (None, ""):
         return None
-    membership = (
-        Membership.objects.for_org(org)
-        .active()
-        .select_related("user")
-        .filter(user__public_id=value)
-        .first()
-        if not hasattr(value, "pk")
-        else Membership.objects.for_org(org).active().filter(user=value).first()
-    )
+    members = Membership.objects.for_org(org).active().select_related("user")
+    try:
+        if hasattr(value, "pk"):
+            membership = members.filter(user=value).first()
+        else:
+            membership = members.filter(user__public_id=value).first()
+    except ValidationError:  # not a uuid at all
+        membership = None
     if membership is None:
         raise ValidationError("Choose an active member of this organization.")
-    return membership.user if not hasattr(value, "pk") else value
+    return membership.user
 
 
 def _probability(value):

@@ -212,3 +212,19 @@ def test_other_orgs_stage_is_refused(world):
     with pytest.raises(ValidationError) as exc:
         _create(org, admin, stage=foreign.public_id)
     assert "stage" in exc.value.message_dict
+
+
+@pytest.mark.parametrize("owner", ["not-a-uuid", "00000000-0000-4000-8000-000000000000"])
+def test_an_owner_that_is_no_member_is_a_field_error(world, owner):
+    org, admin, *_ = world
+    with pytest.raises(ValidationError) as exc:
+        _create(org, admin, owner=owner)
+    assert exc.value.message_dict == {"owner": ["Choose an active member of this organization."]}
+
+
+def test_a_member_of_another_org_cannot_own_a_deal(world):
+    org, admin, *_ = world
+    stranger = member(OrganizationFactory(), "admin")
+    with pytest.raises(ValidationError) as exc:
+        _create(org, admin, owner=stranger.user.public_id)
+    assert "owner" in exc.value.message_dict
