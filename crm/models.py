@@ -3,6 +3,7 @@ from typing import ClassVar
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser, BaseUserManager
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -68,6 +69,8 @@ class Organization(models.Model):
     # Whether column names and sample values of an import may go to the deployment's AI
     # provider for mapping suggestions. Off until an admin opts in (Settings → Organization).
     ai_send_samples = models.BooleanField("Send samples to the AI provider", default=False)
+    # Keys of crm.optional_modules an admin turned on ("orders", "custom_objects").
+    enabled_modules = ArrayField(models.CharField(max_length=40), default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self):

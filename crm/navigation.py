@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from django.apps import apps
 from django.urls import reverse
 
+from .optional_modules import is_enabled
+
 
 @dataclass(frozen=True)
 class NavItem:
@@ -14,6 +16,8 @@ class NavItem:
     url_name: str
     module: str | None  # None: every member
     icon: str
+    # An optional module (crm.optional_modules) the organization must have turned on.
+    feature: str | None = None
 
     @property
     def app(self) -> str:
@@ -48,9 +52,13 @@ SETTINGS_NAV = [
 
 
 def _visible(items, policy):
+    membership = policy.membership
+    org = membership.org if membership is not None else None
     out = []
     for item in items:
         if not apps.is_installed(item.app):
+            continue
+        if item.feature is not None and not is_enabled(org, item.feature):
             continue
         if item.module is not None and not policy.can_access(item.module):
             continue

@@ -21,6 +21,7 @@ MODULES = [
     ("contacts", "Contacts"),
     ("companies", "Companies"),
     ("pipeline", "Pipeline"),
+    ("custom_objects", "Custom objects"),
     ("tasks", "Tasks"),
     ("messaging", "Messaging"),
     ("analytics", "Analytics"),
@@ -55,7 +56,7 @@ def field_rule_target(rule_key: str) -> tuple[str, str]:
     return FIELD_RULES_MODULE, rule_key
 
 
-_BUSINESS = ["contacts", "companies", "pipeline", "tasks", "messaging"]
+_BUSINESS = ["contacts", "companies", "pipeline", "custom_objects", "tasks", "messaging"]
 
 
 def _module(actions="", scope="all"):

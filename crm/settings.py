@@ -130,6 +130,11 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 CRM_RLS_ENABLED = env.bool("CRM_RLS_ENABLED", default=True)
 CRM_DB_APP_ROLE = env("CRM_DB_APP_ROLE", default="crm_app")
 
+# Keys that encrypt secrets at rest (crm.secrets): Fernet keys, newest first, comma-separated.
+# Empty: one key derived from SECRET_KEY, so a development database works out of the box.
+# Add a new key in front to rotate; old values stay readable until they are written again.
+CRM_ENCRYPTION_KEYS = env.list("CRM_ENCRYPTION_KEYS", default=[])
+
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
 CACHES = {
     "default": {

@@ -34,6 +34,11 @@ crm_patterns = [
         organization.organization_settings,
         name="organization_settings",
     ),
+    path(
+        "settings/organization/modules/",
+        organization.organization_modules,
+        name="organization_modules",
+    ),
     path("settings/audit/", audit.audit_log, name="audit_log"),
     path("settings/audit/export.csv", audit.audit_export, name="audit_export"),
     path("settings/members/", members.members, name="members"),

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from contacts import models as contacts_models
 from contacts.importing.models import ImportJob, SavedMapping
+from crm import secrets as crm_secrets
 from crm.models import (
     AuditEvent,
     BackgroundJob,
@@ -540,3 +541,98 @@ class ForecastSnapshotFactory(factory.django.DjangoModelFactory):
     org = factory.SubFactory(OrganizationFactory)
     taken_at = factory.LazyFunction(timezone.now)
     base_currency = "USD"
+
+
+class OrderFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = pipeline_models.Order
+
+    org = factory.SubFactory(OrganizationFactory)
+    contact = factory.SubFactory(ContactFactory, org=factory.SelfAttribute("..org"))
+    title = factory.Sequence(lambda n: f"Order {n}")
+    value = 100
+    currency = "USD"
+    status = pipeline_models.Order.Status.PAID
+    order_date = factory.LazyFunction(lambda: timezone.localdate())
+
+
+class OrderStatusChangeFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = pipeline_models.OrderStatusChange
+
+    org = factory.SubFactory(OrganizationFactory)
+    order = factory.SubFactory(OrderFactory, org=factory.SelfAttribute("..org"))
+    from_status = ""
+    to_status = factory.SelfAttribute("order.status")
+
+
+class OrderInboundFactory(factory.django.DjangoModelFactory):
+    """Built with known secrets: `url_token` and `signing_secret` are the clear values."""
+
+    class Meta:
+        model = pipeline_models.OrderInbound
+        exclude = ["url_token", "signing_secret"]
+
+    org = factory.SubFactory(OrganizationFactory)
+    url_token = factory.Sequence(lambda n: f"ordin_test_token_{n}_{secrets.token_hex(8)}")
+    signing_secret = factory.LazyFunction(lambda: "whsec_" + secrets.token_urlsafe(24))
+    url_token_digest = factory.LazyAttribute(
+        lambda o: hashlib.sha256(o.url_token.encode()).hexdigest()
+    )
+    url_token_encrypted = factory.LazyAttribute(lambda o: crm_secrets.encrypt(o.url_token))
+    signing_secret_encrypted = factory.LazyAttribute(
+        lambda o: crm_secrets.encrypt(o.signing_secret)
+    )
+
+
+class OrderDeliveryFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = pipeline_models.OrderDelivery
+
+    org = factory.SubFactory(OrganizationFactory)
+    outcome = pipeline_models.OrderDelivery.Outcome.ACCEPTED
+    status_code = 200
+    items = 1
+    created = 1
+
+
+class ObjectTypeFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = pipeline_models.ObjectType
+
+    org = factory.SubFactory(OrganizationFactory)
+    key = factory.Sequence(lambda n: f"object_{n}")
+    name = factory.Sequence(lambda n: f"Object {n}")
+    plural = factory.LazyAttribute(lambda o: f"{o.name}s")
+    primary_field_key = "name"
+
+
+class ObjectFieldFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = pipeline_models.ObjectField
+
+    org = factory.SubFactory(OrganizationFactory)
+    object_type = factory.SubFactory(ObjectTypeFactory, org=factory.SelfAttribute("..org"))
+    key = "name"
+    label = "Name"
+    field_type = pipeline_models.ObjectField.FieldType.TEXT
+
+
+class ObjectRecordFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = pipeline_models.ObjectRecord
+
+    org = factory.SubFactory(OrganizationFactory)
+    object_type = factory.SubFactory(ObjectTypeFactory, org=factory.SelfAttribute("..org"))
+    display_name = factory.Sequence(lambda n: f"Record {n}")
+    values = factory.LazyAttribute(lambda o: {"name": o.display_name})
+
+
+class ObjectAssociationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = pipeline_models.ObjectAssociation
+
+    org = factory.SubFactory(OrganizationFactory)
+    record = factory.SubFactory(ObjectRecordFactory, org=factory.SelfAttribute("..org"))
+    object_type = factory.SelfAttribute("record.object_type")
+    contact = factory.SubFactory(ContactFactory, org=factory.SelfAttribute("..org"))

@@ -1,5 +1,6 @@
-"""Settings → Organization: choices that hold for everyone in the organization. Today one:
-whether the contact import may send column names and sample values to the AI provider.
+"""Settings → Organization: choices that hold for everyone in the organization: whether the
+contact import may send column names and sample values to the AI provider, and which optional
+modules (the orders registry, custom objects) are on.
 
 Seeing the page needs Settings view; changing it needs Settings edit (Owner and Admin by
 default); the service checks the same again."""
@@ -9,14 +10,15 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 
 from ai import llm
 
 from ..decorators import member_required
+from ..optional_modules import OPTIONAL_MODULES
 from ..permissions import policy_for
 from ..services import Actor
-from ..services.org_settings import organization_set_ai_send_samples
+from ..services.org_settings import organization_set_ai_send_samples, organization_set_modules
 
 
 class AISettingsForm(forms.Form):
@@ -63,5 +65,36 @@ def organization_settings(request):
         "model": settings.OPENAI_MODEL,
         "samples_per_column": SAMPLES_PER_COLUMN,
         "enabled": request.org.ai_send_samples,
+        "modules": _modules(request.org),
     }
     return render(request, "crm/organization.html", context, status=status)
+
+
+def _modules(org) -> list[dict]:
+    enabled = set(org.enabled_modules or ())
+    return [
+        {"key": m.key, "label": m.label, "description": m.description, "on": m.key in enabled}
+        for m in OPTIONAL_MODULES
+    ]
+
+
+@member_required("settings", "edit")
+@require_POST
+def organization_modules(request):
+    """Turn optional modules on or off: the form lists every module, a checked box is on."""
+    wanted = {key for key in request.POST.getlist("modules") if isinstance(key, str)}
+    try:
+        organization_set_modules(
+            org=request.org,
+            actor=Actor.from_request(request),
+            policy=policy_for(request),
+            enabled=wanted,
+        )
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        on = [m["label"] for m in _modules(request.org) if m["on"]]
+        messages.success(
+            request, f"Modules on: {', '.join(on)}." if on else "All optional modules are off."
+        )
+    return redirect("crm:organization_settings")

@@ -23,6 +23,7 @@ MODULE_COLUMNS = [
     "contacts",
     "companies",
     "pipeline",
+    "custom_objects",
     "tasks",
     "messaging",
     "analytics",
@@ -32,29 +33,29 @@ MODULE_COLUMNS = [
     "developer",
 ]
 EXPECTED_TABLE = """
-owner     vcedx vcedx vcedx vcedx vcedx vcedx vcedx vcedx vcedx vcedx
-admin     vcedx vcedx vcedx vcedx vcedx vcedx vcedx vcedx vcedx vcedx
-board     -     -     v     -     -     vx    -     -     -     -
-executive vcex  vcex  vcex  vcex  vcex  vcex  vcex  -     v     -
-director  vcedx vcedx vcedx vcedx vcedx vx    vcedx -     v     -
-team      vce   vce   vce   vce   vce   v     vc    -     -     -
-support   ve    v     -     vced  vc    -     v     -     -     -
-partner   vce   vc    vce   vce   -     -     -     -     -     -
-viewer    v     v     v     v     v     v     -     -     -     -
-client    -     -     -     v     -     -     -     -     -     -
+owner     vcedx vcedx vcedx vcedx vcedx vcedx vcedx vcedx vcedx vcedx vcedx
+admin     vcedx vcedx vcedx vcedx vcedx vcedx vcedx vcedx vcedx vcedx vcedx
+board     -     -     v     -     -     -     vx    -     -     -     -
+executive vcex  vcex  vcex  vcex  vcex  vcex  vcex  vcex  -     v     -
+director  vcedx vcedx vcedx vcedx vcedx vcedx vx    vcedx -     v     -
+team      vce   vce   vce   vce   vce   vce   v     vc    -     -     -
+support   ve    v     -     -     vced  vc    -     v     -     -     -
+partner   vce   vc    vce   -     vce   -     -     -     -     -     -
+viewer    v     v     v     v     v     v     v     -     -     -     -
+client    -     -     -     -     v     -     -     -     -     -     -
 """
 # Record scope of every module the role can open: a all, t team, o own.
 EXPECTED_SCOPES = """
-owner     a a a a a a a a a a
-admin     a a a a a a a a a a
-board     - - a - - a - - - -
-executive a a a a a a a - a -
-director  t t t t t a t - a -
-team      o o o o o a a - - -
-support   a a - a a - a - - -
-partner   o o o o - - - - - -
-viewer    a a a a a a - - - -
-client    - - - o - - - - - -
+owner     a a a a a a a a a a a
+admin     a a a a a a a a a a a
+board     - - a - - - a - - - -
+executive a a a a a a a a - a -
+director  t t t t t t a t - a -
+team      o o o o o o a a - - -
+support   a a - - a a - a - - -
+partner   o o o - o - - - - - -
+viewer    a a a a a a a - - - -
+client    - - - - o - - - - - -
 """
 LETTERS = {"v": "view", "c": "create", "e": "edit", "d": "delete", "x": "export"}
 SCOPE_LETTERS = {"a": "all", "t": "team", "o": "own"}

@@ -660,7 +660,7 @@ def test_matrix_page_labels_every_control_with_module_and_action(org, admin, cli
         assert f'for="perm-{module}-scope">{label}: records' in html
     assert 'for="fld-email-hidden">Email: hidden' in html
     assert 'id="fld-lead-score-editable"' not in html
-    assert html.count('id="perm-row-') == 10
+    assert html.count('id="perm-row-') == 11
 
 
 def test_rename_form_renames_and_errors_stay_on_the_page(org, admin, client_as):

@@ -1,0 +1,3 @@
+"""Links between custom object records and contacts or deals (associations)."""
+
+urlpatterns: list = []

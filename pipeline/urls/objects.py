@@ -1,0 +1,3 @@
+"""Custom objects: the types an admin defines (Settings → Custom objects) and their records."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""The inbound order URL for shops and payment tools, its settings and its deliveries log."""
+
+urlpatterns: list = []
