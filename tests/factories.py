@@ -394,6 +394,7 @@ class ScoringRuleFactory(factory.django.DjangoModelFactory):
 # Pipelines and deals ------------------------------------------------------------------------
 
 from pipeline import models as pipeline_models  # noqa: E402
+from pipeline.services import order_inbound  # noqa: E402
 
 
 class PipelineFactory(factory.django.DjangoModelFactory):
@@ -575,7 +576,7 @@ class OrderInboundFactory(factory.django.DjangoModelFactory):
 
     org = factory.SubFactory(OrganizationFactory)
     url_token = factory.Sequence(lambda n: f"ordin_test_token_{n}_{secrets.token_hex(8)}")
-    signing_secret = factory.LazyFunction(lambda: "whsec_" + secrets.token_urlsafe(24))
+    signing_secret = factory.LazyFunction(lambda: order_inbound.new_signing_secret())
     url_token_digest = factory.LazyAttribute(
         lambda o: hashlib.sha256(o.url_token.encode()).hexdigest()
     )

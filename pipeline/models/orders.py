@@ -87,7 +87,13 @@ class Order(OrgScopedModel):
             ),
             models.Index(fields=["org", "deal", "order_date"], name="order_deal"),
             models.Index(fields=["org", "order_date", "id"], name="order_org_date"),
-            models.Index(fields=["org", "status", "order_date", "id"], name="order_org_status"),
+            # The list by status, and "has an order with status X (from source Y) since D":
+            # the contacts are read from the index alone.
+            models.Index(
+                fields=["org", "status", "order_date", "id"],
+                include=["contact", "source"],
+                name="order_org_status",
+            ),
         ]
 
     def __str__(self):
@@ -147,6 +153,7 @@ class OrderDelivery(OrgScopedModel):
         PARTIAL = "partial", "Partly accepted"
         REJECTED = "rejected", "Rejected (bad input)"
         REFUSED = "refused", "Refused (signature)"
+        ERROR = "error", "Failed (our side)"
 
     org = models.ForeignKey("crm.Organization", on_delete=models.CASCADE, db_index=False)
     received_at = models.DateTimeField(default=timezone.now)
