@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from functools import wraps
 
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Prefetch
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
@@ -103,6 +104,24 @@ def redirect_or_refresh(request, url: str):
         response["HX-Redirect"] = url
         return response
     return redirect(url)
+
+
+NOT_SAVED = object()
+
+
+def submit(request, form, save):
+    """A POSTed form handed to its service once it is valid: what `save()` returns, or
+    NOT_SAVED when the request is not a POST, the form is invalid, or the service refused it
+    (its ValidationError's messages, or the PermissionDenied's, are then on the form)."""
+    if request.method != "POST" or not form.is_valid():
+        return NOT_SAVED
+    try:
+        return save()
+    except ValidationError as exc:
+        form.add_service_errors(exc)
+    except PermissionDenied as exc:
+        form.add_error(None, str(exc))
+    return NOT_SAVED
 
 
 def full_page(request) -> bool:
