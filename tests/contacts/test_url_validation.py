@@ -382,6 +382,11 @@ SAFE_VARIABLES = {
     "d.url": "search: reverse() of the deal page",
     "d.url|default:search_url": "both reverse()",
     "deal_list_url": "reverse() of the deal table",
+    # Custom object links (pipeline.views.object_links).
+    "objects_url": "{% url %} or reverse() of a contact's or deal's Linked records section",
+    "associate_url": "reverse() of the section's associate view",
+    "links_target_url": "reverse() of the linked contact's or deal's page",
+    "link.url": "reverse() of the linked record's, contact's or deal's page",
 }
 
 
