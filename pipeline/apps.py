@@ -12,7 +12,11 @@ class PipelineConfig(AppConfig):
 
         # The "pipeline.bulk" job runner, and the dashboard's deal figures.
         from . import bulk, widgets  # noqa: F401
+        from .contact_filters import register as register_contact_filters
         from .fields import DEAL_RULE_FIELDS
+
+        # Contact filter conditions over orders and associated records (contacts.filters).
+        register_contact_filters()
 
         register_field_catalog(
             "pipeline",

@@ -18,13 +18,24 @@ every moment before that day starts; "after D" every moment after it ends; "eq D
 the last N local days including today).
 
 The modules: schema (operators per field type, limits, `FilterError`), parsing (validation),
-compiling (to a `Q`), describing (in words, and the builder's schema). Import from the package:
-these names are its interface.
+compiling (to a `Q`), describing (in words, and the builder's schema), related (conditions on
+another app's rows, "has an order", "associated with a Course", which that app registers from
+its AppConfig.ready()). Import from the package: these names are its interface.
 """
 
 from .compiling import compile_condition, compile_filters, custom_sort_expression
 from .describing import builder_schema, describe_condition, describe_filters
 from .parsing import parse_condition, parse_filters
+from .related import (
+    RelatedCondition,
+    RelatedInput,
+    RelatedValueError,
+    register_related_condition,
+    related_builder_schema,
+    related_condition,
+    unregister_related_condition,
+    with_related,
+)
 from .schema import (
     MAX_CONDITIONS,
     MAX_GROUPS,
@@ -42,6 +53,9 @@ __all__ = [
     "OPS_BY_TYPE",
     "VALUELESS_OPS",
     "FilterError",
+    "RelatedCondition",
+    "RelatedInput",
+    "RelatedValueError",
     "allowed_ops",
     "builder_schema",
     "compile_condition",
@@ -51,4 +65,9 @@ __all__ = [
     "describe_filters",
     "parse_condition",
     "parse_filters",
+    "register_related_condition",
+    "related_builder_schema",
+    "related_condition",
+    "unregister_related_condition",
+    "with_related",
 ]

@@ -33,6 +33,7 @@ from django.utils import timezone
 from ..fields import CUSTOM_PREFIX, FieldSpec
 from ..models import Company, Contact, Tag
 from .parsing import parse_condition, parse_filters
+from .related import related_condition
 from .schema import (
     OWNER_ME,
     OWNER_UNCLAIMED,
@@ -48,11 +49,30 @@ _NUMBER_TEXT_RE = r"^\s*-?[0-9]+(\.[0-9]+)?\s*$"
 
 
 class _Context:
-    def __init__(self, *, org, tz, now, user):
+    def __init__(self, *, org, tz, now, user, policy=None):
         self.org = org
         self.tz = zoneinfo.ZoneInfo(tz) if isinstance(tz, str) else (tz or dt.UTC)
         self.now = now or timezone.now()
         self.user = user
+        self.policy = policy
+
+    @property
+    def scope_policy(self):
+        """The policy whose record scope a related condition applies to the rows it reads
+        (a member's orders or records): the one given, else the user's membership in the
+        org; None for a filter run with no member (a system job), which sees every row."""
+        if self.policy is None and self.user is not None:
+            from crm.models import Membership
+            from crm.permissions import Policy
+
+            membership = (
+                Membership.objects.for_org(self.org)
+                .filter(user_id=self.user.pk, is_active=True)
+                .select_related("role", "org")
+                .first()
+            )
+            self.policy = Policy(membership)
+        return self.policy
 
     def day_start(self, day: dt.date) -> dt.datetime:
         return dt.datetime.combine(day, dt.time.min, tzinfo=self.tz)
@@ -62,16 +82,23 @@ class _Context:
         return self.now.astimezone(self.tz).date()
 
 
-def compile_filters(spec, catalog, *, tz, now=None, org, user=None) -> Q:
-    """One `Q` for the whole spec (validated again here, so callers may pass raw input)."""
+def compile_filters(spec, catalog, *, tz, now=None, org, user=None, policy=None) -> Q:
+    """One `Q` for the whole spec (validated again here, so callers may pass raw input).
+    `policy`: the member's, whose record scope related conditions apply to the rows they
+    read (found from `user` when not given)."""
     fields = as_catalog(catalog)
-    spec = parse_filters(spec, fields)
-    ctx = _Context(org=org, tz=tz, now=now, user=user)
+    spec = parse_filters(spec, fields, org=org, policy=policy)
+    ctx = _Context(org=org, tz=tz, now=now, user=user, policy=policy)
     combined: Q | None = None
     for group in spec["groups"]:
         group_q = Q()
         for condition in group["conditions"]:
-            group_q &= _compile_condition(condition, fields[condition["field"]], ctx)
+            spec_ = fields.get(condition["field"])
+            if spec_ is None:  # a related condition (parse_filters accepted it)
+                related = related_condition(condition["field"])
+                group_q &= related.compile(condition["op"], condition["value"], ctx)
+                continue
+            group_q &= _compile_condition(condition, spec_, ctx)
         combined = group_q if combined is None else combined | group_q
     return combined if combined is not None else Q()
 

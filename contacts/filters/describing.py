@@ -3,6 +3,7 @@ that the filter builder (static/js/filter_builder.js) works from."""
 
 from __future__ import annotations
 
+from .related import related_condition
 from .schema import (
     OPERATORS,
     OPS_BY_TYPE,
@@ -14,9 +15,14 @@ from .schema import (
 )
 
 
-def describe_condition(condition: dict, catalog) -> str:
+def describe_condition(condition: dict, catalog, *, org=None) -> str:
+    """`org`: the organization whose rows a related condition names (an object type), so
+    their names can be shown; without it they are described in general words."""
     fields = as_catalog(catalog)
     spec = fields.get(condition["field"])
+    related = related_condition(condition["field"]) if spec is None else None
+    if related is not None:
+        return related.describe(condition["op"], condition.get("value"), org)
     label = spec.label if spec else condition["field"]
     op = condition["op"]
     value = condition.get("value")
@@ -37,9 +43,9 @@ def describe_condition(condition: dict, catalog) -> str:
     return f"{label} {OPERATORS[op]} {shown}"
 
 
-def describe_filters(spec: dict, catalog) -> str:
+def describe_filters(spec: dict, catalog, *, org=None) -> str:
     groups = [
-        " and ".join(describe_condition(c, catalog) for c in group["conditions"])
+        " and ".join(describe_condition(c, catalog, org=org) for c in group["conditions"])
         for group in (spec or {}).get("groups", [])
     ]
     return " — or — ".join(groups)

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Mapping
 
 from ..fields import FieldSpec
+from .related import RelatedInput, RelatedValueError, org_of, related_condition
 from .schema import (
     FALSE_WORDS,
     MAX_ANY_OF,
@@ -28,6 +29,7 @@ from .schema import (
     as_catalog,
     integer_field,
     is_uuid,
+    spec_model,
     visibility_key,
 )
 
@@ -52,10 +54,12 @@ def _load_json(text, what: str):
         raise FilterError(f"The {what} is not valid JSON.") from exc
 
 
-def parse_filters(raw, catalog, *, policy=None) -> dict:
+def parse_filters(raw, catalog, *, policy=None, org=None) -> dict:
     """Validate `raw` (JSON text, a dict, or None/"" for "no filter") and return the normalized
     spec. With `policy`, a condition on a field hidden for that member is refused: filtering on
-    a value one may not see would reveal it."""
+    a value one may not see would reveal it. A contact filter may hold related conditions
+    (filters.related: orders, associated records) when the organization is known (`org`, or
+    the policy's member's)."""
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         return {"groups": []}
     if isinstance(raw, str | bytes):
@@ -71,6 +75,7 @@ def parse_filters(raw, catalog, *, policy=None) -> dict:
     if len(groups) > MAX_GROUPS:
         raise FilterError(f"A filter can have at most {MAX_GROUPS} groups.")
     fields = as_catalog(catalog)
+    given = RelatedInput(org_of(org, policy), policy)
     out_groups = []
     number = 0
     for group_index, group in enumerate(groups, start=1):
@@ -81,7 +86,7 @@ def parse_filters(raw, catalog, *, policy=None) -> dict:
             number += 1
             if number > MAX_CONDITIONS:
                 raise FilterError(f"A filter can have at most {MAX_CONDITIONS} conditions.")
-            conditions.append(_parse_condition(raw_condition, fields, number, policy))
+            conditions.append(_parse_condition(raw_condition, fields, number, policy, given=given))
         if conditions:
             out_groups.append({"conditions": conditions})
     return {"groups": out_groups}
@@ -94,7 +99,9 @@ def parse_condition(raw, catalog, *, policy=None) -> dict:
     return _parse_condition(raw, as_catalog(catalog), 1, policy, numbered=False)
 
 
-def _parse_condition(raw, fields, number: int, policy, numbered: bool = True) -> dict:
+def _parse_condition(
+    raw, fields, number: int, policy, numbered: bool = True, given: RelatedInput | None = None
+) -> dict:
     prefix = f"Condition {number}: " if numbered else ""
 
     def fail(text: str):
@@ -108,7 +115,10 @@ def _parse_condition(raw, fields, number: int, policy, numbered: bool = True) ->
         fail("choose a field.")
     spec = fields.get(key)
     if spec is None:
-        fail(f"unknown field {key!r}.")
+        related = related_condition(key, _catalog_model(fields)) if given is not None else None
+        if related is None:
+            fail(f"unknown field {_shown(key)!r}.")
+        return _parse_related(raw, related, given, fail)
     if policy is not None and not policy.can_see_field(*visibility_key(spec)):
         fail(f"'{spec.label}' is hidden for your role and cannot be used in a filter.")
     if not isinstance(op, str) or op not in OPERATORS:
@@ -134,6 +144,50 @@ def _parse_condition(raw, fields, number: int, policy, numbered: bool = True) ->
     except _BadValue as exc:
         fail(f"'{spec.label}' {exc.args[0]}")
     return {"field": spec.key, "op": op, "value": normalized}
+
+
+def _catalog_model(fields):
+    """The model whose rows a catalog filters (contacts, deals), None for an empty one."""
+    first = next(iter(fields.values()), None)
+    return spec_model(first) if first is not None else None
+
+
+def _shown(text, limit: int = 40) -> str:
+    """User input quoted back in a message, cut short."""
+    text = str(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+_RELATED_KEYS = {"field", "op", "value"}
+
+
+def _parse_related(raw, related, given: RelatedInput, fail) -> dict:
+    """A related condition (orders, associated records): its own operators and value,
+    checked by the app that registered it, for an organization that has its module on."""
+    label = related.label
+    if given.org is None:
+        fail(f"'{label}' cannot be used in this filter.")
+    unavailable = related.available(given.org, given.policy)
+    if unavailable:
+        fail(unavailable)
+    unknown = set(raw) - _RELATED_KEYS
+    if unknown:
+        fail(f"'{label}' has an unknown key {_shown(sorted(map(str, unknown))[0])!r}.")
+    op = raw.get("op")
+    words = related.op_words
+    if not isinstance(op, str) or op not in words:
+        names = ", ".join(words.values())
+        fail(f"'{label}' cannot use {_shown(op)!r} (allowed: {names}).")
+    value = raw.get("value")
+    if value is None or value == "":
+        if not related.value_optional:
+            fail(f"'{label}' needs a value.")
+        value = {}
+    try:
+        normalized = related.parse(op, value, given)
+    except RelatedValueError as exc:
+        fail(f"'{label}' {exc.args[0]}")
+    return {"field": related.key, "op": op, "value": normalized}
 
 
 class _BadValue(Exception):

@@ -220,6 +220,7 @@ def contacts_for_list(
                 tz=org_timezone(org),
                 org=org,
                 user=membership.user if membership is not None else None,
+                policy=policy,
             )
         )
     return qs

@@ -59,7 +59,7 @@ def _prepare(request, fmt: str):
             "format": fmt,
             "search": state.q,
             "view": state.view.name if state.view is not None else "",
-            "filters": describe_filters(state.filters or {}, catalog),
+            "filters": describe_filters(state.filters or {}, catalog, org=request.org),
             "filter_spec": state.filters or {},
             "archived": state.archived,
             "selected_ids": len(ids),

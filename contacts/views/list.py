@@ -27,7 +27,7 @@ from crm.selectors import org_timezone
 
 from ..bulk import available_actions
 from ..fields import catalog_by_key
-from ..filters import OPERATORS, FilterError, builder_schema, describe_filters
+from ..filters import OPERATORS, FilterError, builder_schema, describe_filters, with_related
 from ..models import SmartView
 from ..presenters import list_rows, rows_html
 from ..selectors import (
@@ -249,9 +249,14 @@ def _list_context(request, state: ListState, *, size: int) -> dict:
         "view_dirty": state.view is not None and state.explicit_filters,
         "can_manage_active_view": state.view is not None and policy.can_manage_view(state.view),
         "can_share_views": policy.can_share_views(),
-        "filter_summary": describe_filters(state.filters, catalog) if state.filters else "",
+        "filter_summary": (
+            describe_filters(state.filters, catalog, org=request.org) if state.filters else ""
+        ),
         "builder_json": json.dumps(state.builder),
-        "builder_schema": _builder_schema(catalog, tag_names, members),
+        # With the conditions other apps register (orders, associated records).
+        "builder_schema": with_related(
+            _builder_schema(catalog, tag_names, members), request.org, policy
+        ),
         "column_choices": [
             (spec.key, spec.label, spec.key in state.columns) for spec in column_options(catalog)
         ],
@@ -430,7 +435,9 @@ def smart_view_edit(request, public_id):
                 "view": view,
                 "errors": {},
                 "can_share_views": policy.can_share_views(),
-                "summary": describe_filters(view.filters, request_catalog(request)),
+                "summary": describe_filters(
+                    view.filters, request_catalog(request), org=request.org
+                ),
             },
         )
     if request.method != "POST":
@@ -471,7 +478,9 @@ def smart_view_edit(request, public_id):
                 "errors": _errors_of(exc),
                 "name": request.POST.get("name", ""),
                 "can_share_views": policy.can_share_views(),
-                "summary": describe_filters(view.filters, request_catalog(request)),
+                "summary": describe_filters(
+                    view.filters, request_catalog(request), org=request.org
+                ),
             },
             status=400,
         )

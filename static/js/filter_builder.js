@@ -169,6 +169,10 @@
   Builder.prototype.valueInput = function (condition, number) {
     var self = this;
     var spec = this.fields[condition.field] || { type: "text", choices: [] };
+    // Related conditions (orders, associated records) edit an object: filter_builder_related.js.
+    if (spec.related && window.FilterBuilderRelated) {
+      return window.FilterBuilderRelated.valueInput(this, condition, number, spec);
+    }
     var label = "Value of condition " + number;
     var choices = this.choicesFor(spec);
     var input;
