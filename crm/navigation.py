@@ -31,6 +31,10 @@ SIDEBAR = [
     NavItem("Contacts", "contacts:contact_list", "contacts", "users"),
     NavItem("Companies", "contacts:company_list", "companies", "building"),
     NavItem("Pipeline", "pipeline:board", "pipeline", "columns"),
+    NavItem("Orders", "pipeline:order_list", "pipeline", "clipboard", feature="orders"),
+    NavItem(
+        "Objects", "pipeline:object_index", "custom_objects", "briefcase", feature="custom_objects"
+    ),
     # Members with Analytics but not Pipeline read the forecast through their own scope.
     NavItem("Forecast", "pipeline:forecast", "analytics", "chart"),
     NavItem("Messaging", "messaging:inbox", "messaging", "mail"),
@@ -47,6 +51,10 @@ SETTINGS_NAV = [
     NavItem("Lead scoring", "contacts:scoring", "settings", "check"),
     NavItem("Products", "pipeline:products", "settings", "tag"),
     NavItem("Pipelines", "pipeline:settings", "settings", "columns"),
+    NavItem(
+        "Orders registry", "pipeline:order_inbound_settings", "settings", "clipboard", "orders"
+    ),
+    NavItem("Custom objects", "pipeline:object_types", "settings", "briefcase", "custom_objects"),
     NavItem("Audit log", "crm:audit_log", "settings", "list"),
 ]
 

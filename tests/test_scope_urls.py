@@ -43,6 +43,7 @@ from crm.models import (
     Role,
     Team,
 )
+from crm.optional_modules import OPTIONAL_MODULE_KEYS
 from crm.permissions import ACTIONS, MODULE_KEYS, policy_for
 from tests.factories import (
     ImportJobFactory,
@@ -95,6 +96,9 @@ ORG_WIDE_LABELS = {
     "pipeline.ExchangeRate": "the organization's exchange rates, used by every forecast",
     "pipeline.ForecastSnapshot": "the weekly snapshot of the whole forecast; each member "
     "reads it through their own record scope",
+    "pipeline.ObjectType": "the organization's custom object types, defined under the settings "
+    "right; which of a type's records a member sees follows custom-object record scope",
+    "pipeline.ObjectField": "the fields of those types, the same on every record",
 }
 
 # Text fields that name a record on a page: set to a marker on each of X's rows, so a page
@@ -214,7 +218,9 @@ def own_everything_role(org) -> Role:
 
 @pytest.fixture
 def world(db) -> ScopeWorld:
-    org = OrganizationFactory(name="Scope Probe Org", slug="scope-probe-org")
+    org = OrganizationFactory(
+        name="Scope Probe Org", slug="scope-probe-org", enabled_modules=OPTIONAL_MODULE_KEYS
+    )
     member(org, "owner")
     x = member(org, "admin")
     return build_world(org, x.user)

@@ -50,6 +50,7 @@ from contacts.bulk import ACTIONS
 from contacts.models import Company, Contact, ContactList, Note, SmartView, Tag, Task
 from contacts.views.bulk import ARGUMENT_INPUTS
 from crm.models import Membership, Notification, Organization, User
+from crm.optional_modules import OPTIONAL_MODULE_KEYS
 from tests.factories import (
     ContactFactory,
     NotificationFactory,
@@ -357,7 +358,9 @@ def world_a(tenant_a) -> World:  # noqa: F811  (the fixture imported above)
 def world_b(db) -> World:
     """Org B, its Owner, and a row of every tenant model, so every page has B's own choices
     (an owner, a company, a list...) for the forms to start from."""
-    org = OrganizationFactory(name="Org B", slug="org-b-probe")
+    org = OrganizationFactory(
+        name="Org B", slug="org-b-probe", enabled_modules=OPTIONAL_MODULE_KEYS
+    )
     owner = member(org, "owner")
     rows: list[models.Model] = [org]
     for model in tenant_models():

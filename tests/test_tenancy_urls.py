@@ -33,6 +33,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, include, path, re
 from django.urls.resolvers import RoutePattern
 
 from crm.models import Invitation, Organization, Team
+from crm.optional_modules import OPTIONAL_MODULE_KEYS
 from crm.tenancy import OrgScopedModel
 from tests.factories import OrganizationFactory, factory_for, make_instance, member
 
@@ -153,7 +154,11 @@ class TenantA:
 
 @pytest.fixture
 def tenant_a(db) -> TenantA:
-    org = OrganizationFactory(name="Aardvark Tenancy Probe", slug="aardvark-tenancy-probe")
+    org = OrganizationFactory(
+        name="Aardvark Tenancy Probe",
+        slug="aardvark-tenancy-probe",
+        enabled_modules=OPTIONAL_MODULE_KEYS,  # so the walk reaches every page
+    )
     member(org, "owner")
     rows: list[models.Model] = [org]
     for model in tenant_models():
@@ -164,7 +169,9 @@ def tenant_a(db) -> TenantA:
 
 @pytest.fixture
 def org_b_owner(db):
-    org_b = OrganizationFactory(name="Org B", slug="org-b-probe")
+    org_b = OrganizationFactory(
+        name="Org B", slug="org-b-probe", enabled_modules=OPTIONAL_MODULE_KEYS
+    )
     return member(org_b, "owner")
 
 

@@ -54,3 +54,39 @@ def test_entries_of_apps_not_installed_are_left_out(org, monkeypatch):
     labels = [e["label"] for e in sidebar]
     assert "Forecasts" not in labels
     assert "Contacts" in labels
+
+
+def _labels(policy, path="/"):
+    sidebar, settings_entries = navigation_for(policy, path)
+    return [e["label"] for e in sidebar], [e["label"] for e in settings_entries]
+
+
+def test_entries_of_an_optional_module_show_only_while_it_is_on(org):
+    owner = member(org, "owner")
+    sidebar, settings_entries = _labels(Policy(owner))
+    assert "Orders" not in sidebar and "Objects" not in sidebar
+    assert "Orders registry" not in settings_entries
+    assert "Custom objects" not in settings_entries
+
+    org.enabled_modules = ["orders", "custom_objects"]
+    org.save()
+    owner.org.refresh_from_db()
+    sidebar, settings_entries = _labels(Policy(owner))
+    assert "Orders" in sidebar and "Objects" in sidebar
+    assert "Orders registry" in settings_entries and "Custom objects" in settings_entries
+
+
+def test_a_module_that_is_on_still_follows_the_role(org):
+    org.enabled_modules = ["orders", "custom_objects"]
+    org.save()
+    sidebar, settings_entries = _labels(Policy(member(org, "partner")))
+    assert "Orders" in sidebar  # partners work the pipeline
+    assert "Objects" not in sidebar  # but have no custom objects
+    assert "Custom objects" not in settings_entries
+
+
+def test_the_orders_settings_page_is_not_also_the_pipelines_entry(org):
+    org.enabled_modules = ["orders"]
+    org.save()
+    policy = Policy(member(org, "owner"))
+    assert active_labels(policy, reverse("pipeline:order_inbound_settings")) == ["Orders registry"]
