@@ -742,3 +742,8 @@ def seed_pipeline_demo(command, orgs, options) -> None:
             f"Acme: {added} deals in two pipelines, with history, rates, quotas and a forecast "
             f"snapshot; Globex: {added_globex} deals"
         )
+
+
+# The demo orders build on the deals above, so their hook registers after this module's.
+from . import demo_orders  # noqa: E402, F401
+from .demo_objects import seed_object_demo  # noqa: E402, F401
