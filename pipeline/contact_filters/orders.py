@@ -8,12 +8,12 @@ from collections.abc import Mapping
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, F, Q, Sum
 
 from contacts.filters import RelatedCondition, RelatedValueError
 from crm.optional_modules import is_enabled
 
-from ..models import ExchangeRate, Order
+from ..models import ExchangeRate, Order, OrderRollup
 from ..money import MAX_AMOUNT, cents, clean_currency, to_decimal
 from .common import (
     MAX_COUNT,
@@ -143,12 +143,16 @@ def _orders_builder(org, policy) -> dict:
 # figure fails it, so that contacts without any order are in.
 
 
-def _by_figure(orders, figure, test: Q, holds_for_zero: bool) -> Q:
-    """Contacts whose `figure` (an aggregate over `orders`, 0 without any) passes `test`."""
-    grouped = orders.order_by().values("contact_id").annotate(figure=figure)
+def _by_figure(rows, figure, test: Q, holds_for_zero: bool) -> Q:
+    """Contacts whose `figure` (over their `rows`, 0 without any) passes `test`.
+
+    `figure` is an aggregate over the rows grouped per contact, or None where `rows` holds
+    one row per contact with the figure in its `figure` column already."""
+    if figure is not None:
+        rows = rows.order_by().values("contact_id").annotate(figure=figure)
     if holds_for_zero:
-        return linked_contacts(grouped.exclude(test), positive=False)
-    return linked_contacts(grouped.filter(test), positive=True)
+        return linked_contacts(rows.exclude(test), positive=False)
+    return linked_contacts(rows.filter(test), positive=True)
 
 
 def _amount(value, what: str) -> str:
@@ -188,20 +192,21 @@ def _parse_total_paid(op, value, given) -> dict:
 
 
 def _compile_total_paid(op, value, ctx) -> Q:
-    paid = Order.objects.for_org(ctx.org).filter(
+    # One rollup row per contact with paid orders in the currency (pipeline.models.OrderRollup).
+    paid = OrderRollup.objects.for_org(ctx.org).filter(
         status=Order.Status.PAID, currency=value["currency"]
     )
-    total = Sum("value")
+    paid = paid.annotate(figure=F("total"))
     if op == "gt":
-        return _by_figure(paid, total, Q(figure__gt=Decimal(value["amount"])), False)
+        return _by_figure(paid, None, Q(figure__gt=Decimal(value["amount"])), False)
     if op == "lt":
         amount = Decimal(value["amount"])
         if amount <= 0:
             return NOTHING
-        return _by_figure(paid, total, Q(figure__lt=amount), True)
+        return _by_figure(paid, None, Q(figure__lt=amount), True)
     low, high = Decimal(value["min"]), Decimal(value["max"])
     inside = Q(figure__gte=low) & Q(figure__lte=high)
-    return _by_figure(paid, total, inside, low <= 0)
+    return _by_figure(paid, None, inside, low <= 0)
 
 
 def _money(amount, currency) -> str:
@@ -230,14 +235,29 @@ def _parse_order_count(op, value, given) -> dict:
     return out
 
 
+def _counted(value: dict, ctx):
+    """(rows, figure) whose figure is each contact's number of orders that `value` picks.
+
+    By status alone (or none), the counts are read from the rollup: one row per contact for
+    one status or all orders, a few per contact for several statuses. A source or a period
+    needs the orders themselves."""
+    if value.get("source") or value.get("days") or value.get("from") or value.get("to"):
+        return Order.objects.for_org(ctx.org).filter(_order_match(value, ctx)), Count("*")
+    rollup = OrderRollup.objects.for_org(ctx.org).filter(currency=OrderRollup.ALL)
+    statuses = value.get("status") or [OrderRollup.ALL]
+    if len(statuses) == 1:
+        return rollup.filter(status=statuses[0]).annotate(figure=F("order_count")), None
+    return rollup.filter(status__in=statuses), Sum("order_count")
+
+
 def _compile_order_count(op, value, ctx) -> Q:
-    orders = Order.objects.for_org(ctx.org).filter(_order_match(value, ctx))
+    rows, figure = _counted(value, ctx)
     count = value["count"]
     if op == "gt":
-        return _by_figure(orders, Count("*"), Q(figure__gt=count), False)
+        return _by_figure(rows, figure, Q(figure__gt=count), False)
     if op == "lt":
-        return NOTHING if count <= 0 else _by_figure(orders, Count("*"), Q(figure__lt=count), True)
-    return _by_figure(orders, Count("*"), Q(figure=count), count == 0)
+        return NOTHING if count <= 0 else _by_figure(rows, figure, Q(figure__lt=count), True)
+    return _by_figure(rows, figure, Q(figure=count), count == 0)
 
 
 def _describe_order_count(op, value, org) -> str:

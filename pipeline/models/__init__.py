@@ -538,4 +538,10 @@ class ForecastSnapshotLine(models.Model):
 # The orders registry and custom objects, each in its own module (imported here so that
 # Django finds them and `from pipeline.models import Order` works).
 from .objects import ObjectAssociation, ObjectField, ObjectRecord, ObjectType  # noqa: E402, F401
-from .orders import Order, OrderDelivery, OrderInbound, OrderStatusChange  # noqa: E402, F401
+from .orders import (  # noqa: E402, F401
+    Order,
+    OrderDelivery,
+    OrderInbound,
+    OrderRollup,
+    OrderStatusChange,
+)

@@ -100,6 +100,61 @@ class Order(OrgScopedModel):
         return self.title
 
 
+class OrderRollup(OrgScopedModel):
+    """A contact's orders counted and added up, kept by database triggers on pipeline_order
+    (migration 0005), so that "total paid > 1,000 EUR" and "more than 8 orders" read one row
+    per contact instead of summing every order of the organization on each request.
+
+    Rows per contact: one per (status, currency) it has orders in, with their count and
+    total; one per status with currency "" (the count over all currencies); one with status
+    and currency "" (all its orders). Totals are kept only where the currency is one: a sum
+    across currencies means nothing, and those rows hold 0. A row whose count falls to 0 is
+    deleted. Never written by the app: an insert, update or delete of orders (the ORM, COPY,
+    raw SQL, a cascade) keeps it right in the same transaction.
+    """
+
+    ALL = ""
+
+    # One row per key: no public id or creation time (the triggers write these rows).
+    public_id = None
+    created_at = None
+    org = models.ForeignKey("crm.Organization", on_delete=models.CASCADE, db_index=False)
+    # Deleting a contact deletes its orders, and with them these rows (the triggers).
+    contact = models.ForeignKey(
+        "contacts.Contact",
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+    status = models.CharField(max_length=20, blank=True)
+    currency = models.CharField(max_length=3, blank=True)
+    order_count = models.IntegerField()
+    total = models.DecimalField(max_digits=24, decimal_places=2)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["org", "contact", "status", "currency"], name="order_rollup_key"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["org", "status", "currency", "total"],
+                include=["contact"],
+                name="order_rollup_total",
+            ),
+            models.Index(
+                fields=["org", "status", "currency", "order_count"],
+                include=["contact"],
+                name="order_rollup_count",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.contact_id} {self.status or 'all'} {self.currency or 'all'}"
+
+
 class OrderStatusChange(OrgScopedModel):
     """One change of an order's status; the first row of an order has no `from_status`."""
 

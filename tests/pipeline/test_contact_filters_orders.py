@@ -215,6 +215,29 @@ def test_number_of_orders(org, shoppers):
     assert names(org, one("orders.count", "eq", {"count": 1, "status": "paid"})) == {"Bob", "Cid"}
     assert names(org, one("orders.count", "gt", {"count": 0, "days": 7})) == {"Bob", "Cid"}
     assert names(org, one("orders.count", "lt", {"count": 0})) == set()
+    # Several statuses add up their counts; with a source the orders themselves are counted.
+    several = {"status": ["paid", "refunded"]}
+    assert names(org, one("orders.count", "eq", {"count": 2, **several})) == {"Ann", "Bob"}
+    assert names(org, one("orders.count", "lt", {"count": 1, **several})) == {"Dee", "Eve"}
+    webhook = {"status": "pending", "source": "webhook"}
+    assert names(org, one("orders.count", "eq", {"count": 1, **webhook})) == {"Dee"}
+
+
+def test_figures_follow_orders_as_they_change(org, shoppers):
+    """Totals and counts come from the rollup the database keeps (OrderRollup): an order
+    paid, refunded, moved to another contact or deleted changes them at once."""
+    eur_over_1000 = one("orders.total_paid", "gt", {"amount": 1000, "currency": "EUR"})
+    assert names(org, eur_over_1000) == {"Ann"}
+    refunded = shoppers["Bob"].orders.get(status="refunded")
+    refunded.status = "paid"
+    refunded.save()
+    assert names(org, eur_over_1000) == {"Ann", "Bob"}
+    shoppers["Ann"].orders.filter(value=600).update(contact=shoppers["Eve"])
+    assert names(org, eur_over_1000) == {"Bob"}
+    assert names(org, one("orders.count", "eq", {"count": 1})) == {"Ann", "Cid", "Dee", "Eve"}
+    shoppers["Bob"].orders.all().delete()
+    assert names(org, eur_over_1000) == set()
+    assert names(org, one("orders.count", "eq", {"count": 0})) == {"Bob"}
 
 
 SHAPES = {"id list": (1000, 5000), "id array": (0, 5000), "exists": (0, 0)}
