@@ -185,6 +185,16 @@ class Contact(OrgScopedModel):
     # Lifecycle
     is_archived = models.BooleanField(default=False)
     archived_at = models.DateTimeField(null=True, blank=True)
+    # A contact merged into another is archived and points to it (contacts.dedup.models).
+    merged_into = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        db_index=False,
+        related_name="+",
+        editable=False,
+    )
     updated_at = models.DateTimeField(auto_now=True)
     last_contacted_at = models.DateTimeField(null=True, blank=True)
     last_activity_at = models.DateTimeField(null=True, blank=True)
@@ -583,7 +593,13 @@ class ScoringRule(OrgScopedModel):
         return f"{self.name} ({self.points:+d})"
 
 
-# The import models live beside the import code; importing them here registers them.
+# The import and duplicate models live beside their code; importing them here registers them.
+from .dedup.models import (  # noqa: E402
+    DedupSettings,
+    DuplicateDismissal,
+    DuplicatePair,
+    MergeRecord,
+)
 from .importing.models import (  # noqa: E402
     ImportJob,
     ImportPart,
@@ -598,11 +614,15 @@ __all__ = [
     "Contact",
     "ContactList",
     "CustomFieldDefinition",
+    "DedupSettings",
+    "DuplicateDismissal",
+    "DuplicatePair",
     "ImportJob",
     "ImportPart",
     "ImportRecord",
     "ImportRowError",
     "ListPreference",
+    "MergeRecord",
     "Note",
     "SavedMapping",
     "ScoringRule",
