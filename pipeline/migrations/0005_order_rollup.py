@@ -136,6 +136,12 @@ class Migration(migrations.Migration):
                 ],
             },
         ),
+        # The sprite has no "box": a type made outside the form gets the form's default.
+        migrations.AlterField(
+            model_name="objecttype",
+            name="icon",
+            field=models.CharField(default="clipboard", max_length=30),
+        ),
         migrations.RunSQL(
             [_trigger_sql(event) for event in CHANGES] + [STATISTICS, BACKFILL],
             [_drop_sql(event) for event in CHANGES] + [DROP_STATISTICS],

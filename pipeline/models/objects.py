@@ -24,7 +24,7 @@ class ObjectType(OrgScopedModel):
     key = models.SlugField(max_length=60)
     name = models.CharField(max_length=80)
     plural = models.CharField(max_length=80)
-    icon = models.CharField(max_length=30, default="box")
+    icon = models.CharField(max_length=30, default="clipboard")
     description = models.CharField(max_length=300, blank=True)
     # The key of the ObjectField whose value names a record everywhere.
     primary_field_key = models.CharField(max_length=60, blank=True)
