@@ -3,7 +3,8 @@ the columns it shows, the tags of its rows, and the pick-lists of its filter pan
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.contrib.auth import get_user_model
+from django.db.models import Prefetch, QuerySet
 
 from crm.models import Membership
 
@@ -15,9 +16,12 @@ from . import sort_order
 _ROW_FIELDS = ("id", "public_id", "first_name", "last_name", "email", "is_archived")
 # Columns read through a joined row, and what they read of it.
 _RELATED_COLUMNS = {
-    "owner": ("owner", "owner__first_name", "owner__last_name", "owner__email"),
     "company": ("company", "company__public_id", "company__name"),
 }
+# The owner is read by a second query, for the page's few owners. Joined, the users table
+# (outside row-level security) made the planner misjudge a filtered "own" list: it summed
+# up every match before sorting (220 ms instead of 30 ms for a rep's "Advanced" courses).
+_OWNER_FIELDS = ("id", "first_name", "last_name", "email")
 
 
 def for_list_page(
@@ -25,13 +29,17 @@ def for_list_page(
 ) -> QuerySet:
     """`qs` reading only what a list page with `columns` shows and its sort needs: a contact
     row has some fifty columns (a search vector among them), and reading and converting the
-    ones nobody sees cost more than the query. Owner and company come joined; tags come
-    from `tag_names_by_contact`, one query for the page."""
+    ones nobody sees cost more than the query. The company comes joined, the owners in one
+    more query; tags come from `tag_names_by_contact`, one query for the page."""
     fields = catalog_by_key(catalog)
     only = set(_ROW_FIELDS)
     related = []
     for key in columns:
-        if key in _RELATED_COLUMNS:
+        if key == "owner":
+            only.add("owner")
+            owners = get_user_model().objects.only(*_OWNER_FIELDS)
+            qs = qs.prefetch_related(Prefetch("owner", queryset=owners))
+        elif key in _RELATED_COLUMNS:
             only.update(_RELATED_COLUMNS[key])
             related.append(key)
         elif key == "tags":
