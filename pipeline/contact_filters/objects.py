@@ -8,7 +8,8 @@ import uuid
 from collections.abc import Mapping
 from decimal import Decimal
 
-from django.db.models import Case, FloatField, Q, When
+from django.contrib.postgres.fields import ArrayField
+from django.db.models import BigIntegerField, Case, F, FloatField, Q, Value, When
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 from django.db.models.lookups import GreaterThan, IContains, LessThan, Regex
@@ -24,6 +25,7 @@ from .common import (
     MAX_TEXT,
     NOTHING,
     NUMBER_TEXT_RE,
+    IsAnyOf,
     as_object,
     day,
     known_keys,
@@ -42,6 +44,8 @@ OBJECTS_DENIED = "Your role cannot see custom object records, so it cannot filte
 
 FieldType = ObjectField.FieldType
 NUMBER_KINDS = (FieldType.NUMBER, FieldType.CURRENCY, FieldType.PERCENT)
+# Up to this many records picked by a field or the member's scope, their ids go as an array.
+RECORD_ID_CAP = 5000
 WHERE_OPS: dict[str, tuple[tuple[str, str], ...]] = {
     FieldType.TEXT: (("eq", "is"), ("contains", "contains")),
     FieldType.LINK: (("eq", "is"), ("contains", "contains")),
@@ -216,8 +220,17 @@ def _compile_association(op, value, ctx) -> Q:
         if scope:
             records = records.filter(scope)
         # The records are of the type already: the links are read by record alone, from
-        # the (org, record, contact) index without visiting the table.
-        links = links.filter(record_id__in=records.values("id"))
+        # the (org, record, contact) index without visiting the table. Up to a cap, the
+        # records' ids are read first and go as one array: Postgres cannot tell how many
+        # records a JSON value or an owner picks, and guessing few, it read every link of
+        # a rep's "Advanced" courses (33,000) to list 51 contacts; with the ids in hand it
+        # walks the rep's contacts and checks each one's links (4x faster at 1M contacts).
+        ids = list(records.order_by().values_list("id", flat=True)[: RECORD_ID_CAP + 1])
+        if len(ids) <= RECORD_ID_CAP:
+            array = Value(ids, output_field=ArrayField(BigIntegerField()))
+            links = links.filter(IsAnyOf(F("record_id"), array)) if ids else links.none()
+        else:
+            links = links.filter(record_id__in=records.values("id"))
     else:
         links = links.filter(object_type_id=type_id)
     return linked_contacts(links, op == "associated")

@@ -17,6 +17,7 @@ from contacts.models import Contact, SmartView
 from contacts.selectors import contacts_for_list
 from crm.permissions import Policy
 from pipeline.contact_filters import common as contact_filters
+from pipeline.contact_filters import objects as object_filters
 from pipeline.models import ObjectField
 from tests.factories import (
     ContactFactory,
@@ -194,16 +195,23 @@ def test_equality_reads_the_gin_index_shape(org, course, students):
     assert '"values" @> \'{"level": "Advanced"}\'' in sql
 
 
-SHAPES = {"id list": (1000, 5000), "id array": (0, 5000), "exists": (0, 0)}
+SHAPES = {
+    "id list": (1000, 5000, 5000),
+    "id array": (0, 5000, 5000),
+    "exists": (0, 0, 5000),
+    "exists, records by subquery": (0, 0, 0),
+}
 
 
 @pytest.mark.parametrize("shape", SHAPES)
 def test_every_query_shape_finds_the_same_contacts(org, course, students, monkeypatch, shape):
     """A few linked contacts go to the list as ids, more as an array, many as a correlated
-    EXISTS (pipeline.contact_filters.common.linked_contacts): the answer never depends on which."""
-    list_cap, array_cap = SHAPES[shape]
+    EXISTS (pipeline.contact_filters.common.linked_contacts), and the records a field or a
+    scope picks as an id array or, past a cap, a subquery: the answer never depends on which."""
+    list_cap, array_cap, record_cap = SHAPES[shape]
     monkeypatch.setattr(contact_filters, "ID_LIST_CAP", list_cap)
     monkeypatch.setattr(contact_filters, "ID_ARRAY_CAP", array_cap)
+    monkeypatch.setattr(object_filters, "RECORD_ID_CAP", record_cap)
     rep = member(org, "team")
     ObjectAssociationFactory(
         org=org,
