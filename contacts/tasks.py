@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from celery import shared_task
 
+# Imported here so a worker registers the duplicate scan's job runner when it starts.
+from .dedup.jobs import queue_due_scans
 from .scoring import queue_nightly_rescores
 
 
@@ -14,3 +16,10 @@ def nightly_rescore_task() -> int:
     """Beat runs this once a night: rules like "last activity in the last 30 days" change
     their answer as time passes, so those organizations are rescored."""
     return queue_nightly_rescores()
+
+
+@shared_task(ignore_result=True)
+def dedup_scan_schedule_task() -> int:
+    """Beat runs this every quarter hour: organizations at 02:xx in their own time zone get
+    their nightly duplicate scan (the full one on Sunday) queued as a job."""
+    return queue_due_scans()

@@ -327,6 +327,12 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "pipeline.tasks.weekly_forecast_snapshot_task",
         "schedule": crontab(day_of_week="mon", hour=5, minute=0),
     },
+    # Duplicate scans at 02:00 in each organization's own time zone (nightly incremental,
+    # full on Sunday): the tick queues the organizations that are due (contacts.dedup.jobs).
+    "duplicate-scans": {
+        "task": "contacts.tasks.dedup_scan_schedule_task",
+        "schedule": crontab(minute="*/15"),
+    },
 }
 # GET /healthz waits this long (seconds) for a Celery worker to answer its ping.
 HEALTHZ_CELERY_TIMEOUT = env.float("HEALTHZ_CELERY_TIMEOUT", default=1.0)

@@ -504,7 +504,9 @@ def cross_org_references() -> list[str]:
     quote = connection.ops.quote_name
     checks = []  # (label, SQL selecting the offending rows' primary keys)
     for model in _data_models():
-        table, pk = quote(model._meta.db_table), quote(model._meta.pk.column)
+        table = quote(model._meta.db_table)
+        # A composite primary key (contacts.DedupKey) has no one column: rows go by ctid.
+        pk = quote(model._meta.pk.column) if model._meta.pk.column else "ctid"
         own = _org_expression(model, "t") if model is not Organization else None
         targets = []  # (what, JOIN clause, the target's organization)
         for link in _links(model):

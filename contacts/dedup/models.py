@@ -12,7 +12,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
-from crm.tenancy import OrgScopedModel
+from crm.tenancy import OrgQuerySet, OrgScopedModel
 
 
 class DedupSettings(OrgScopedModel):
@@ -107,6 +107,39 @@ class DuplicateDismissal(OrgScopedModel):
 
     def __str__(self):
         return f"{self.contact_a_id} is not {self.contact_b_id}"
+
+
+class DedupKey(models.Model):
+    """One blocking key of one contact (contacts.dedup.blocking), as a stable 64-bit hash:
+    the index through which a nightly scan, the contact form and an import find the
+    contacts worth comparing with a changed or new one without reading the organization.
+    Written by the full scan (all of an organization's keys) and the incremental scan (the
+    keys of the contacts it rescanned).
+
+    Deliberately lean, since there are about eight rows per contact: no public id, no
+    timestamps, and the primary key (org, key, contact) is the one index look-ups use.
+    `contact_id` is a plain column, not a relation: a contact is deleted without a cascade
+    through millions of rows (its keys are dropped with the next scan; a key pointing at a
+    contact that is gone simply finds nothing), and the merge engine, which moves every
+    relation to Contact, has nothing to move here."""
+
+    pk = models.CompositePrimaryKey("org_id", "key", "contact_id")
+    org = models.ForeignKey(
+        "crm.Organization", on_delete=models.CASCADE, db_index=False, related_name="+"
+    )
+    key = models.BigIntegerField()
+    contact_id = models.BigIntegerField()
+
+    objects = OrgQuerySet.as_manager()
+
+    class Meta:
+        indexes = [
+            # The keys of given contacts: rewritten when an incremental scan rescans them.
+            models.Index(fields=["org", "contact_id"], name="dedup_key_contact"),
+        ]
+
+    def __str__(self):
+        return f"{self.contact_id}: {self.key}"
 
 
 class MergeRecord(OrgScopedModel):

@@ -269,4 +269,35 @@ class Migration(migrations.Migration):
                 ],
             },
         ),
+        migrations.CreateModel(
+            name="DedupKey",
+            fields=[
+                (
+                    "pk",
+                    models.CompositePrimaryKey(
+                        "org_id",
+                        "key",
+                        "contact_id",
+                        blank=True,
+                        editable=False,
+                        primary_key=True,
+                        serialize=False,
+                    ),
+                ),
+                ("key", models.BigIntegerField()),
+                ("contact_id", models.BigIntegerField()),
+                (
+                    "org",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="crm.organization",
+                    ),
+                ),
+            ],
+            options={
+                "indexes": [models.Index(fields=["org", "contact_id"], name="dedup_key_contact")],
+            },
+        ),
     ]
