@@ -637,3 +637,63 @@ class ObjectAssociationFactory(factory.django.DjangoModelFactory):
     record = factory.SubFactory(ObjectRecordFactory, org=factory.SelfAttribute("..org"))
     object_type = factory.SelfAttribute("record.object_type")
     contact = factory.SubFactory(ContactFactory, org=factory.SelfAttribute("..org"))
+
+
+def order_rollup(org):
+    """A contact's rollup row: the database triggers write it when an order is added."""
+    order = OrderFactory(org=org)
+    return pipeline_models.OrderRollup.objects.for_org(org).get(
+        contact=order.contact, status="", currency=""
+    )
+
+
+FACTORY_FOR_MODEL[pipeline_models.OrderRollup] = order_rollup
+
+
+# Duplicates and merges ----------------------------------------------------------------------
+
+
+class DedupSettingsFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = contacts_models.DedupSettings
+
+    org = factory.SubFactory(OrganizationFactory)
+
+
+def _ordered_contacts(org):
+    first, second = ContactFactory(org=org), ContactFactory(org=org)
+    return (first, second) if first.pk < second.pk else (second, first)
+
+
+def duplicate_pair(org, **fields):
+    """A probable pair of two new contacts of `org` (stored lower id first)."""
+    first, second = _ordered_contacts(org)
+    values = {"score": 0.97, "band": "probable", "reasons": ["same email"], **fields}
+    return contacts_models.DuplicatePair.objects.for_org(org).create(
+        org=org, contact_a=first, contact_b=second, **values
+    )
+
+
+def duplicate_dismissal(org):
+    first, second = _ordered_contacts(org)
+    return contacts_models.DuplicateDismissal.objects.for_org(org).create(
+        org=org, contact_a=first, contact_b=second
+    )
+
+
+def merge_record(org):
+    """A merge of two new contacts of `org`, made by the merge service."""
+    from contacts.services.merge import merge_contacts
+    from crm.services import Actor
+
+    primary, secondary = _ordered_contacts(org)
+    return merge_contacts(primary=primary, secondary=secondary, actor=Actor.system("tests"))
+
+
+FACTORY_FOR_MODEL.update(
+    {
+        contacts_models.DuplicatePair: duplicate_pair,
+        contacts_models.DuplicateDismissal: duplicate_dismissal,
+        contacts_models.MergeRecord: merge_record,
+    }
+)
