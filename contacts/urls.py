@@ -9,7 +9,7 @@ from .importing.views import mapping as import_mapping
 from .importing.views import preview as import_preview
 from .importing.views import upload as import_upload
 from .importing.views import values as import_values
-from .views import bulk, companies, export, record, scoring, settings, todos
+from .views import bulk, companies, data_health, export, record, scoring, settings, todos
 from .views import list as contact_list_views
 from .views import search as search_views
 
@@ -116,4 +116,24 @@ urlpatterns += [
         scoring.scoring_rule_delete,
         name="scoring_rule_delete",
     ),
+]
+
+# Data Health: duplicate pairs, compare and merge, "Not a duplicate", undo (contacts.dedup).
+urlpatterns += [
+    path("data-health/", data_health.data_health, name="data_health"),
+    path("data-health/scan/", data_health.data_health_scan, name="data_health_scan"),
+    path(
+        "merge/<uuid:primary>/<uuid:secondary>/",
+        data_health.merge_compare,
+        name="merge_compare",
+    ),
+    path(
+        "merge/<uuid:primary>/<uuid:secondary>/dismiss/",
+        data_health.merge_dismiss,
+        name="merge_dismiss",
+    ),
+    path("merge/selected/", data_health.merge_selected, name="merge_selected"),
+    path("merges/<uuid:public_id>/undo/", data_health.merge_undo, name="merge_undo"),
+    path("<uuid:public_id>/merge/", data_health.merge_pick, name="merge_pick"),
+    path("<uuid:public_id>/merges/", data_health.merge_banner, name="merge_banner"),
 ]
