@@ -387,6 +387,13 @@ SAFE_VARIABLES = {
     "associate_url": "reverse() of the section's associate view",
     "links_target_url": "reverse() of the linked contact's or deal's page",
     "link.url": "reverse() of the linked record's, contact's or deal's page",
+    # Data Health (contacts.views.data_health).
+    "refresh_url": "Data Health: reverse() of the list plus its urlencoded band and view",
+    "band_url": "Data Health: reverse() of the list plus its urlencoded band",
+    "pairs_url": "Data Health: reverse() of the list plus its urlencoded band",
+    "groups_url": "Data Health: reverse() of the list plus its urlencoded band and view",
+    "primary_url": "reverse() of the merged primary's contact page",
+    "compare_url": "reverse() of the merge compare page",
 }
 
 
