@@ -12,6 +12,7 @@ from .importing.views import values as import_values
 from .views import bulk, companies, data_health, export, record, scoring, settings, todos
 from .views import list as contact_list_views
 from .views import search as search_views
+from .views.duplicate_check import contact_duplicate_check
 
 app_name = "contacts"
 
@@ -42,6 +43,7 @@ urlpatterns: list = [
     path("search/suggest/", search_views.search_suggest, name="search_suggest"),
     # The contact record.
     path("new/", record.contact_create, name="contact_create"),
+    path("new/duplicates/", contact_duplicate_check, name="contact_duplicate_check"),
     path("<uuid:public_id>/", record.contact_detail, name="contact_detail"),
     path("<uuid:public_id>/edit/", record.contact_edit, name="contact_edit"),
     path("<uuid:public_id>/fields/<str:key>/", record.contact_field, name="contact_field"),

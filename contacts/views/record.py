@@ -20,6 +20,7 @@ from crm.pagination import page as keyset_page
 from crm.permissions import policy_for
 
 from .. import services
+from ..dedup import form_warning
 from ..fields import GROUPS, catalog_by_key
 from ..forms import ContactForm, NoteForm, QuickLogForm, TaskForm, form_name
 from ..models import Activity, Contact, Note
@@ -272,7 +273,12 @@ def contact_create(request):
         user=request.user,
         catalog=full_request_catalog(request),
     )
-    if request.method == "POST" and form.is_valid():
+    warning = None
+    if (
+        request.method == "POST"
+        and form.is_valid()
+        and not (warning := form_warning.save_blocked_by(request, form, policy))
+    ):
         try:
             contact = services.contact_create(
                 org=request.org,
@@ -289,7 +295,8 @@ def contact_create(request):
                 # Given away or left unclaimed: outside what this member may open.
                 url = _list_url()
             return redirect_or_refresh(request, url)
-    return render(request, "contacts/contact_form.html", _form_context(request, form, None))
+    context = {**_form_context(request, form, None), "duplicate_warning": warning}
+    return render(request, "contacts/contact_form.html", context)
 
 
 def _list_url() -> str:
@@ -326,7 +333,12 @@ def contact_edit(request, public_id):
         instance=contact,
         catalog=full_request_catalog(request),
     )
-    if request.method == "POST" and form.is_valid():
+    warning = None
+    if (
+        request.method == "POST"
+        and form.is_valid()
+        and not (warning := form_warning.save_blocked_by(request, form, policy, contact))
+    ):
         try:
             services.contact_update(
                 contact=contact,
@@ -339,7 +351,8 @@ def contact_edit(request, public_id):
         else:
             messages.success(request, "Changes saved.")
             return redirect_or_refresh(request, _after_change_url(request, contact))
-    return render(request, "contacts/contact_form.html", _form_context(request, form, contact))
+    context = {**_form_context(request, form, contact), "duplicate_warning": warning}
+    return render(request, "contacts/contact_form.html", context)
 
 
 def _after_change_url(request, contact) -> str:

@@ -394,6 +394,7 @@ SAFE_VARIABLES = {
     "groups_url": "Data Health: reverse() of the list plus its urlencoded band and view",
     "primary_url": "reverse() of the merged primary's contact page",
     "compare_url": "reverse() of the merge compare page",
+    "match.url": "duplicate warning: reverse() of the matching contact's page",
 }
 
 

@@ -22,6 +22,7 @@ from ..engine import ImportCancelled, Importer
 from ..models import ImportJob
 from ..reader import record_count
 from .access import require_import_in_scope
+from .duplicates import flag_import_duplicates_safely
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,9 @@ def run_claimed_import(job: ImportJob, *, chunk_rows: int | None = None) -> Impo
         _end(job, ImportJob.Status.FAILED, f"The import stopped: {exc}")
         return job
     _rescore(job)
+    flag_import_duplicates_safely(
+        job, selectors.created_ids(job), heartbeat=lambda: jobs.heartbeat(job)
+    )
     with transaction.atomic():
         importer.finish()
         _end(job, ImportJob.Status.DONE, "")
