@@ -22,22 +22,9 @@ from django.urls import reverse
 from ..models import Contact
 from ..normalize import normalize_email, normalize_phone, phone_region
 from .models import DuplicatePair
-from .scan import pairs_for
+from .scan import IDENTITY_FIELDS, pairs_for
 
 CONFIRM_FIELD = "confirm_duplicates"
-# The fields the engine compares: a change to one of them is worth checking on edit.
-IDENTITY_FIELDS = (
-    "first_name",
-    "last_name",
-    "email",
-    "other_emails",
-    "phone",
-    "mobile",
-    "street",
-    "postal_code",
-    "city",
-    "company",
-)
 # Matches asked of the engine before the scope filter (it ranks the whole organization),
 # and how many of each band the warning names.
 CANDIDATES = 25

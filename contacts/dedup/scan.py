@@ -70,8 +70,9 @@ RECENT_UNKEYED = 2000
 
 Progress = Callable[[str, int, int], object]
 
-_CONTACT_COLUMNS = (
-    "id",
+# The contact fields the engine compares (a change to one is worth a new comparison: the
+# incremental scan, the contact form's warning), and what a scan reads of each contact.
+IDENTITY_FIELDS = (
     "first_name",
     "last_name",
     "email",
@@ -81,8 +82,9 @@ _CONTACT_COLUMNS = (
     "street",
     "postal_code",
     "city",
-    "company__name",
+    "company",
 )
+CONTACT_COLUMNS = ("id", *IDENTITY_FIELDS[:-1], "company__name")
 
 
 class ScanStopped(Exception):
@@ -207,11 +209,11 @@ def person_from_values(id, values: dict, rules: EmailRules) -> Person:
     )
 
 
-def _person_from_row(row: tuple, rules: EmailRules) -> Person:
-    return person_from_values(row[0], dict(zip(_CONTACT_COLUMNS, row, strict=True)), rules)
+def person_from_row(row: tuple, rules: EmailRules) -> Person:
+    return person_from_values(row[0], dict(zip(CONTACT_COLUMNS, row, strict=True)), rules)
 
 
-def _key_hashes(person: Person) -> tuple[int, ...]:
+def key_hashes(person: Person) -> tuple[int, ...]:
     return tuple(sorted({key_hash(key) for key in blocking_keys(person)}))
 
 
@@ -379,10 +381,10 @@ def scan_full(
         people: list[Compact] = []
         person_keys: list[tuple[int, ...]] = []
         buckets = [array("q") for _ in range(BUCKETS)]
-        rows = _active_contacts(org).values_list(*_CONTACT_COLUMNS).iterator(chunk_size=READ_CHUNK)
+        rows = _active_contacts(org).values_list(*CONTACT_COLUMNS).iterator(chunk_size=READ_CHUNK)
         for index, row in enumerate(rows):
-            person = _person_from_row(row, rules.email)
-            keys = _key_hashes(person)
+            person = person_from_row(row, rules.email)
+            keys = key_hashes(person)
             people.append(Compact(person))
             person_keys.append(keys)
             for key in keys:
@@ -637,7 +639,7 @@ def _counts(cursor, org, hashes) -> dict[int, int]:
     return dict(cursor.fetchall())
 
 
-def _partners(
+def block_partners(
     org, keys: dict, subs: dict, max_block: int, *, store: bool = False
 ) -> dict[int, list[int]]:
     """The contacts sharing a usable block with each contact: `keys` maps a contact (its id,
@@ -693,10 +695,10 @@ def _load_people(org, ids: Iterable[int], rules: EmailRules) -> dict[int, Person
         rows = (
             _active_contacts(org)
             .filter(id__in=ids[start : start + WRITE_BATCH])
-            .values_list(*_CONTACT_COLUMNS)
+            .values_list(*CONTACT_COLUMNS)
         )
         for row in rows:
-            people[row[0]] = _person_from_row(row, rules)
+            people[row[0]] = person_from_row(row, rules)
     return people
 
 
@@ -746,13 +748,13 @@ def scan_incremental(
 def _rescan_chunk(org, ids, rules, model, dismissed, max_block, result) -> None:
     changed = _load_people(org, ids, rules.email)  # archived ones are left out
     result.contacts += len(ids)
-    keys = {contact_id: _key_hashes(person) for contact_id, person in changed.items()}
+    keys = {contact_id: key_hashes(person) for contact_id, person in changed.items()}
     subs = {contact_id: refine_subs(person) for contact_id, person in changed.items()}
     # Their keys as they are now: a contact archived or merged since has none.
     DedupKey.objects.for_org(org).filter(contact_id__in=ids).delete()
     _insert_keys(org, ((key, contact_id) for contact_id, hashes in keys.items() for key in hashes))
     result.keys += sum(len(hashes) for hashes in keys.values())
-    partners = _partners(org, keys, subs, max_block, store=True)
+    partners = block_partners(org, keys, subs, max_block, store=True)
     candidates: set[tuple[int, int]] = set()
     for contact_id, others in partners.items():
         for other in others:
@@ -811,7 +813,7 @@ def pairs_for(
         person = person_or_values
     else:
         person = person_from_values(None, person_or_values, rules.email)
-    found = _partners(org, {None: _key_hashes(person)}, {None: refine_subs(person)}, max_block)
+    found = block_partners(org, {None: key_hashes(person)}, {None: refine_subs(person)}, max_block)
     candidate_ids: set[int] = set(found.get(None, ()))
     settings_row = DedupSettings.objects.for_org(org).first()
     recent = _active_contacts(org)

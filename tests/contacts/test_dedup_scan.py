@@ -611,7 +611,7 @@ def test_a_full_scan_keeps_the_key_index_in_step_with_the_contacts(org):
     }
     person = scan.person_from_values(changed.pk, values, scan.org_rules(org).email)
     after = set(keys.values_list("key", flat=True))
-    assert after == set(scan._key_hashes(person))
+    assert after == set(scan.key_hashes(person))
     assert after != before
     assert not DuplicatePair.objects.for_org(org).filter(band="probable").exists()
 

@@ -30,13 +30,13 @@ from ...dedup.compare import compare
 from ...dedup.model import default_model
 from ...dedup.models import DedupSettings, DuplicateDismissal, DuplicatePair, ordered_pair
 from ...dedup.scan import (
-    _CONTACT_COLUMNS,
+    CONTACT_COLUMNS,
     MAX_BLOCK,
-    _key_hashes,
-    _partners,
-    _person_from_row,
     band_for,
+    block_partners,
+    key_hashes,
     org_rules,
+    person_from_row,
     refine_subs,
     refined_hash,
 )
@@ -72,10 +72,10 @@ class _MemoryIndex:
         self.members: dict[int, list[int]] = defaultdict(list)
         subs_of: dict[int, tuple[str, ...]] = {}
         for row in rows:
-            person = _person_from_row(row, rules.email)
+            person = person_from_row(row, rules.email)
             contact_id = row[0]
             subs_of[contact_id] = refine_subs(person)
-            for key in _key_hashes(person):
+            for key in key_hashes(person):
                 self.members[key].append(contact_id)
         self.oversized = {key for key, ids in self.members.items() if len(ids) > MAX_BLOCK}
         for key in self.oversized:
@@ -102,14 +102,14 @@ def _memory_index(job: ImportJob, first_created_id: int, rules) -> _MemoryIndex:
     unindexed = _existing(job, first_created_id)
     if settings_row is not None and settings_row.last_full_scan_at is not None:
         unindexed = unindexed.filter(updated_at__gt=settings_row.last_scan_at)
-    rows = unindexed.order_by("-updated_at", "-id").values_list(*_CONTACT_COLUMNS)[:UNINDEXED_CAP]
+    rows = unindexed.order_by("-updated_at", "-id").values_list(*CONTACT_COLUMNS)[:UNINDEXED_CAP]
     return _MemoryIndex(rows.iterator(chunk_size=5000), rules)
 
 
 def _load(queryset, ids, rules) -> dict:
     people = {}
-    for row in queryset.filter(id__in=list(ids)).values_list(*_CONTACT_COLUMNS):
-        people[row[0]] = _person_from_row(row, rules.email)
+    for row in queryset.filter(id__in=list(ids)).values_list(*CONTACT_COLUMNS):
+        people[row[0]] = person_from_row(row, rules.email)
     return people
 
 
@@ -120,9 +120,9 @@ def _flag_batch(
     what looks alike: {"rows": rows flagged, "probable": of them probable, "pairs": pairs}."""
     org_id = job.org_id
     created = _load(Contact.objects.for_org(org_id).filter(is_archived=False), ids, rules)
-    keys = {contact_id: _key_hashes(person) for contact_id, person in created.items()}
+    keys = {contact_id: key_hashes(person) for contact_id, person in created.items()}
     subs = {contact_id: refine_subs(person) for contact_id, person in created.items()}
-    partners = _partners(job.org, keys, subs, MAX_BLOCK)
+    partners = block_partners(job.org, keys, subs, MAX_BLOCK)
     candidates: dict[int, set[int]] = {}
     for contact_id in created:
         found = set(partners.get(contact_id, ()))
