@@ -20,6 +20,7 @@ from contacts.importing.services import duplicates as import_duplicates
 from contacts.models import Contact
 from crm.permissions import Policy
 from crm.services import Actor
+from tests.contacts.test_dedup_scan import robert
 from tests.factories import ContactFactory
 
 pytestmark = pytest.mark.django_db
@@ -30,20 +31,6 @@ CREATE_URL = reverse("contacts:contact_create")
 @pytest.fixture(autouse=True)
 def _uploads_in_tmp(settings, tmp_path):
     settings.MEDIA_ROOT = str(tmp_path / "media")
-
-
-def robert(org, **extra):
-    values = dict(
-        first_name="Robert",
-        last_name="Smith",
-        email="",
-        phone="+14155550123",
-        street="12 Main Street",
-        postal_code="94107",
-        city="San Francisco",
-    )
-    values.update(extra)
-    return ContactFactory(org=org, **values)
 
 
 def bob_form(owner_user, **extra):
