@@ -10,6 +10,7 @@ import time
 
 import pytest
 from django.conf import settings
+from django.db import connection
 from django.test import Client
 from playwright.sync_api import sync_playwright
 
@@ -59,6 +60,27 @@ def browser_context(browser, live_server):
     while in_flight and context.pages and time.monotonic() < deadline:
         context.pages[0].wait_for_timeout(50)
     context.close()
+    # A request the browser gave up on (HTMX cancels a count when the list changes again)
+    # is no longer in flight for the browser, but the live server still runs it to the end.
+    _wait_for_other_transactions(deadline=time.monotonic() + 5)
+
+
+# Backends of this database, other than the test's own, in the middle of a statement or a
+# transaction: a live-server request still running.
+_BUSY_BACKENDS = """
+    SELECT count(*) FROM pg_stat_activity
+    WHERE datname = current_database() AND pid <> pg_backend_pid()
+      AND state IN ('active', 'idle in transaction', 'idle in transaction (aborted)')
+"""
+
+
+def _wait_for_other_transactions(*, deadline: float) -> None:
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute(_BUSY_BACKENDS)
+            if cursor.fetchone()[0] == 0:
+                return
+            time.sleep(0.05)
 
 
 @pytest.fixture
