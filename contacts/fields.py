@@ -114,6 +114,8 @@ CONTACT_FIELDS: list[FieldSpec] = [
         "bool",
         "consent_data_processing",
     ),
+    FieldSpec("do_not_sell", "Do not sell or share", "Compliance", "bool", "do_not_sell"),
+    FieldSpec("legal_hold", "Legal hold", "Compliance", "bool", "legal_hold", editable=False),
     FieldSpec(
         "created_at", "Created", "System", "datetime", "created_at", sortable=True, editable=False
     ),

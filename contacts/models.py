@@ -180,6 +180,10 @@ class Contact(OrgScopedModel):
     consent_phone = models.BooleanField(null=True, blank=True)
     consent_whatsapp = models.BooleanField(null=True, blank=True)
     consent_data_processing = models.BooleanField(null=True, blank=True)
+    # CCPA: the person asked us not to sell or share their personal information.
+    do_not_sell = models.BooleanField(default=False, db_default=False)
+    # Exempt from retention rules and erasure while a legal matter needs the record.
+    legal_hold = models.BooleanField(default=False, db_default=False)
     # Custom fields: {definition.key: value} validated by contacts.custom_fields
     custom = models.JSONField(default=dict, blank=True)
     # Lifecycle

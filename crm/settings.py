@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "contacts",
     "pipeline",
     "ai",
+    "compliance",
 ]
 
 MIDDLEWARE = [

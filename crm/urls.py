@@ -94,6 +94,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
     path("contacts/", include("contacts.urls")),
     path("pipeline/", include("pipeline.urls")),
+    path("compliance/", include("compliance.urls")),
     path("", include((crm_patterns, "crm"))),
 ]
 

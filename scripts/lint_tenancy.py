@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-PACKAGES = ("crm", "contacts", "pipeline", "ai")
+PACKAGES = ("crm", "contacts", "pipeline", "ai", "compliance")
 SKIPPED_DIRS = {"migrations", "tests", "__pycache__"}
 TENANT_BASE = "OrgScopedModel"
 MANAGERS = {"objects", "_default_manager", "_base_manager"}

@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from compliance.services.consent import ConsentVia, consent_context
 from crm.field_sizes import field_max_length
 from crm.services import Actor, audit, diff, emit_event, snapshot
 
@@ -138,7 +139,11 @@ def _clean_contact_input(
             elif kind == "choice":
                 values[key] = _choice(spec, raw, Contact)
             elif kind == "bool":
-                values[key] = _bool_or_none(raw)
+                value = _bool_or_none(raw)
+                # A flag (do_not_sell, legal_hold) has no "unknown": not set is no.
+                if value is None and not Contact._meta.get_field(spec.path).null:
+                    value = False
+                values[key] = value
             elif kind == "datetime":
                 values[key] = _datetime_or_none(raw, tz)
             elif kind == "url":
@@ -269,6 +274,11 @@ def _owner_change_allowed(policy, actor_user, old_owner_id, new_owner) -> None:
 # Contacts --------------------------------------------------------------------------------
 
 
+def _consent_source(actor: Actor) -> str:
+    """Where a consent change made through the contact services comes from, for the ledger."""
+    return "API" if actor.type == "api_key" else "Contact record"
+
+
 @transaction.atomic
 def contact_create(
     *,
@@ -303,7 +313,8 @@ def contact_create(
     _check_email_free(org, values.get("email", ""))
 
     contact = Contact(org=org, custom=custom or {}, **values)
-    _save_contact(contact)
+    with consent_context(ConsentVia.from_actor(actor, source=_consent_source(actor))):
+        _save_contact(contact)
     tags = _resolve_tags(org, actor, tag_input)
     if tags:
         contact.tags.set(tags)
@@ -362,7 +373,8 @@ def contact_update(*, contact: Contact, actor: Actor, data: dict, policy=None) -
         setattr(contact, key, value)
     if custom is not None:
         contact.custom = custom
-    _save_contact(contact)
+    with consent_context(ConsentVia.from_actor(actor, source=_consent_source(actor))):
+        _save_contact(contact)
     if tag_input is not None:
         contact.tags.set(_resolve_tags(org, actor, tag_input))
 

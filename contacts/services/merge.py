@@ -24,7 +24,7 @@ were deleted or moved on; it never half-restores.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import cast
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -32,6 +32,7 @@ from django.db import models, transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from compliance.services.consent import ConsentVia, consent_context
 from crm.services import Actor, audit, diff, emit_event
 
 from ..dedup.models import MergeRecord
@@ -433,6 +434,11 @@ def _announce(record: MergeRecord, actor: Actor, verb: str, *, changes: dict, ti
 
 
 @transaction.atomic
+def _merge_via(actor: Actor, source: str) -> ConsentVia:
+    """Consents a merge (or its undo) changes are ledgered as the merge's, by its member."""
+    return replace(ConsentVia.from_actor(actor, source=source), kind="merge")
+
+
 def merge_contacts(
     *,
     primary: Contact,
@@ -466,7 +472,8 @@ def merge_contacts(
     _apply_values(primary, new_values)
     if primary.email and primary.email != primary_before["email"]:
         _check_email_free(org, primary.email, exclude_pk=primary.pk)
-    primary.save()
+    with consent_context(_merge_via(actor, f"Merge of {secondary} into this contact")):
+        primary.save()
 
     moved = move_relations(org, primary, secondary)
     rescore_contact(primary)
@@ -616,8 +623,9 @@ def undo_merge(*, record: MergeRecord, actor: Actor, policy=None) -> None:
                         f"Another active contact now uses {contact.email}.",
                     ]
                 )
-    primary.save()
-    secondary.save()
+    with consent_context(_merge_via(actor, "Undo of a merge")):
+        primary.save()
+        secondary.save()
     rescore_contact(primary)
     rescore_contact(secondary)
 

@@ -42,6 +42,14 @@ MERGE_EXCLUDED: dict[str, str] = {
         "The merge history: records of earlier merges stay as they were."
     ),
     "contacts.MergeRecord.secondary": "As primary.",
+    "compliance.ConsentRecord.contact": (
+        "The consent ledger is append-only: each row stays with the record the consent was "
+        "given on. What the merge changes in the primary's consents is ledgered as the merge's."
+    ),
+    "compliance.Suppression.contact": (
+        "A suppression holds for its address, whichever contact carries it; the link only "
+        "says which contact it was made from."
+    ),
     "pipeline.OrderRollup.contact": (
         "Kept by database triggers on pipeline_order: moving the orders moves their totals."
     ),

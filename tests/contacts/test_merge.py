@@ -8,6 +8,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
 from django.utils import timezone
 
+from compliance.models import ConsentRecord
 from contacts import services
 from contacts.dedup.models import DuplicateDismissal, DuplicatePair, MergeRecord
 from contacts.models import Activity, Contact, ContactList, ContactTag, Note
@@ -582,6 +583,7 @@ def test_undo_restores_every_field_and_every_relation_exactly(org, owner):
     assert relation_state(org, secondary).keys() <= {
         "contacts.Activity.contact",  # only the "Merged into" entry
         "contacts.MergeRecord.secondary",
+        "compliance.ConsentRecord.contact",  # the ledger stays where it was written
     }
 
     undo(owner, record)
@@ -606,6 +608,15 @@ def test_undo_restores_every_field_and_every_relation_exactly(org, owner):
         state["contacts.Activity.contact"] = [
             pk for pk in state["contacts.Activity.contact"] if pk not in merged
         ]
+        # The consent ledger is history too: the merge and its undo each add rows.
+        ledger = set(
+            ConsentRecord.objects.for_org(org)
+            .filter(contact=contact, actor_kind="merge")
+            .values_list("pk", flat=True)
+        )
+        kept = [pk for pk in state.pop("compliance.ConsentRecord.contact", []) if pk not in ledger]
+        if kept:
+            state["compliance.ConsentRecord.contact"] = kept
         return state
 
     assert relations(primary) == before["primary_rel"]
