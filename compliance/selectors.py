@@ -66,7 +66,9 @@ class Verdict:
 def privacy_settings(org) -> PrivacySettings:
     """The organization's privacy settings; unsaved defaults when it has none yet."""
     found = PrivacySettings.objects.for_org(org).first()
-    return found if found is not None else PrivacySettings(org=org)
+    if found is not None:
+        return found
+    return PrivacySettings(org_id=getattr(org, "pk", org))
 
 
 def jurisdictions(mode: str, country: str) -> frozenset[str]:

@@ -1,6 +1,6 @@
 """The consent ledger: written by the database, append-only.
 
-Statement-level triggers on contacts_contact append a ledger row for every change to a
+Triggers on contacts_contact append a ledger row for every change to a
 consent column, whatever wrote it: a form, an import's COPY and merge SQL, a duplicate
 merge, a bulk edit, raw SQL. So the consent fields cannot be edited around the ledger. The
 writer says who it is and what evidence it holds by setting `crm.consent_via` (JSON) on its
@@ -110,26 +110,68 @@ def _source(old: str, join: str) -> str:
     return bools + others
 
 
-# For inserts the "old" side is a row of NULLs: LEFT JOIN on false gives exactly that.
+# Inserts: one statement-level trigger, so an import's COPY of many rows ledgers them all in
+# one INSERT … SELECT. The "old" side is a row of NULLs (LEFT JOIN on false).
+_NO_OLD = (
+    "LEFT JOIN (SELECT NULL::boolean AS consent_email, NULL::boolean AS consent_sms,"
+    " NULL::boolean AS consent_phone, NULL::boolean AS consent_whatsapp,"
+    " NULL::boolean AS consent_data_processing, NULL::text AS consent_status,"
+    " NULL::boolean AS do_not_sell) o ON false"
+)
+_COLUMNS = (
+    "consent_email",
+    "consent_sms",
+    "consent_phone",
+    "consent_whatsapp",
+    "consent_data_processing",
+    "consent_status",
+    "do_not_sell",
+)
+_OLD = ", ".join(f"OLD.{c}" for c in _COLUMNS)
+_NEW = ", ".join(f"NEW.{c}" for c in _COLUMNS)
+_ROW_CHANGES = ",\n".join(
+    [
+        *(f"('{c}', {_bool_text('OLD.' + c)}, {_bool_text('NEW.' + c)})" for c in _COLUMNS[:5]),
+        "('consent_status', OLD.consent_status::text, NEW.consent_status::text)",
+        f"('do_not_sell', {_bool_text('OLD.do_not_sell')}, {_bool_text('NEW.do_not_sell')})",
+    ]
+)
+
+# Updates: a row-level trigger with a WHEN clause, so the many updates that touch no consent
+# (scores, last activity, owners) cost nothing, not even a transition table.
 LEDGER = (
-    _trigger_function(
-        "compliance_ledger_contact_insert",
-        _source("o.", "LEFT JOIN (SELECT NULL::boolean AS consent_email, NULL::boolean AS"
-        " consent_sms, NULL::boolean AS consent_phone, NULL::boolean AS consent_whatsapp,"
-        " NULL::boolean AS consent_data_processing, NULL::text AS consent_status,"
-        " NULL::boolean AS do_not_sell) o ON false"),
-    )
-    + _trigger_function(
-        "compliance_ledger_contact_update", _source("o.", "JOIN old_rows o ON o.id = n.id")
-    )
-    + """
+    _trigger_function("compliance_ledger_contact_insert", _source("o.", _NO_OLD))
+    + f"""
+CREATE OR REPLACE FUNCTION compliance_ledger_contact_update() RETURNS trigger AS $$
+DECLARE
+    via jsonb := coalesce(nullif(current_setting('crm.consent_via', true), ''), '{{}}')::jsonb;
+BEGIN
+    INSERT INTO compliance_consentrecord (org_id, public_id, created_at, contact_id, field,
+        old_value, new_value, actor_kind, actor_user_id, actor_label, source, legal_basis,
+        form, ip_address, user_agent, consent_text, consent_text_version, evidence,
+        occurred_at)
+    SELECT NEW.org_id, gen_random_uuid(), now(), NEW.id, ch.field, ch.old_value, ch.new_value,
+        coalesce(via->>'kind', 'system'), (via->>'user_id')::bigint,
+        coalesce(via->>'label', ''), coalesce(via->>'source', ''),
+        coalesce(nullif(via->>'legal_basis', ''), NEW.gdpr_basis, ''),
+        coalesce(via->>'form', ''), (nullif(via->>'ip', ''))::inet,
+        coalesce(via->>'user_agent', ''), coalesce(via->>'consent_text', ''),
+        coalesce(via->>'consent_text_version', ''), coalesce(via->'evidence', '{{}}'::jsonb),
+        now()
+    FROM (VALUES {_ROW_CHANGES}) AS ch(field, old_value, new_value)
+    WHERE ch.old_value IS DISTINCT FROM ch.new_value;
+    RETURN NULL;
+END;
+$$ LANGUAGE plpgsql;
+
 CREATE TRIGGER compliance_ledger_on_insert
 AFTER INSERT ON contacts_contact REFERENCING NEW TABLE AS new_rows
 FOR EACH STATEMENT EXECUTE FUNCTION compliance_ledger_contact_insert();
 
 CREATE TRIGGER compliance_ledger_on_update
-AFTER UPDATE ON contacts_contact REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-FOR EACH STATEMENT EXECUTE FUNCTION compliance_ledger_contact_update();
+AFTER UPDATE ON contacts_contact FOR EACH ROW
+WHEN (({_OLD}) IS DISTINCT FROM ({_NEW}))
+EXECUTE FUNCTION compliance_ledger_contact_update();
 """
 )
 

@@ -126,6 +126,22 @@ def consent_context(via: ConsentVia):
             cursor.execute("SELECT set_config('crm.consent_via', %s, true)", [previous])
 
 
+@contextmanager
+def ledger_rows_removable():
+    """Within the block, this transaction may delete ledger rows (the trigger's
+    `crm.erasure` flag): for an erasure, and for an import's undo, which deletes the
+    contacts the import created as though they had never been. Restored on leaving."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('crm.erasure', true)")
+        previous = cursor.fetchone()[0] or ""
+        cursor.execute("SELECT set_config('crm.erasure', 'on', true)")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('crm.erasure', %s, true)", [previous])
+
+
 def _clean(name: str, value):
     if name not in CONSENT_FIELDS:
         raise ValidationError({name: ["This is not a consent field."]})

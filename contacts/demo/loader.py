@@ -15,6 +15,7 @@ from django.db import connection
 from django.db.models import F
 from django.db.models.lookups import Exact
 
+from compliance.services.consent import ConsentVia, consent_context
 from crm.bulk_load import copy_lines, drop_for_load
 
 from ..models import Contact
@@ -24,6 +25,10 @@ from .people import COLUMNS, ContactPlan, generate_contacts
 # Loads at least this big rebuild the indexes once instead of updating them row by row.
 BIG_LOAD = 100_000
 LOAD_TABLES = ("contacts_contact", "contacts_contact_tags")
+
+
+# The consents of generated people are ledgered as the demo's.
+DEMO_CONSENT = ConsentVia(kind="system", label="Demo data", source="Demo data")
 
 
 def copy_contacts(
@@ -77,7 +82,8 @@ def copy_contacts(
                 tag_links.extend(f"{contact_id}\t{tag_id}\n" for tag_id in tags)
                 yield line
 
-        copy_lines(cursor, "contacts_contact", COLUMNS, lines())
+        with consent_context(DEMO_CONSENT):
+            copy_lines(cursor, "contacts_contact", COLUMNS, lines())
         step(f"copied {count:,} contacts")
         if tag_links:
             copy_lines(cursor, "contacts_contact_tags", ["contact_id", "tag_id"], iter(tag_links))

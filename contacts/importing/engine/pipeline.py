@@ -25,6 +25,7 @@ from django.conf import settings
 from django.db import OperationalError, connection, transaction
 from psycopg.errors import DeadlockDetected
 
+from compliance.services.consent import ConsentVia, consent_context
 from crm import rls
 from crm.services.audit import emit_event
 
@@ -133,6 +134,15 @@ class Importer(MergeSteps):
             stage_fields=list(self.plan.stage_types),
             default_tags=self.plan.default_tags,
             lanes=1,
+        )
+        # Consent values the import sets are ledgered as the import's, with its file.
+        self.consent_via = ConsentVia(
+            kind="import",
+            user=self.actor_user,
+            label=getattr(self.actor_user, "email", "") or "",
+            source=job.timeline_subject,
+            form="Import",
+            evidence=job.timeline_data,
         )
         self._sequence = None
         self._counting = threading.Lock()
@@ -396,7 +406,11 @@ class Importer(MergeSteps):
         for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
             try:
                 # Each lane has its own connection: it works in the import's organization.
-                with transaction.atomic(), rls.tenant(self.job.org_id):
+                with (
+                    transaction.atomic(),
+                    rls.tenant(self.job.org_id),
+                    consent_context(self.consent_via),
+                ):
                     result = self.merge(part, dry_run=False)
                     with connection.cursor() as cur:
                         # Counts are added in the part's own transaction, in SQL: lanes

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from dataclasses import replace
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -14,6 +15,7 @@ from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
+from compliance.services.consent import ConsentVia, consent_context, ledger_rows_removable
 from crm import jobs
 from crm.models import AuditEvent
 from crm.services.audit import Actor, audit, emit_event
@@ -394,7 +396,10 @@ def _delete_created(job: ImportJob, ids: list[int], actor: Actor) -> int:
             """,
             [*_undo_audit_params(job, actor), job.org_id, ids],
         )
-    _, per_model = Contact.objects.for_org(job.org_id).filter(pk__in=ids).delete()
+    # Their consent ledger goes with them: the undo takes the import back as though it had
+    # never happened (the audit rows above keep that it did).
+    with ledger_rows_removable():
+        _, per_model = Contact.objects.for_org(job.org_id).filter(pk__in=ids).delete()
     return per_model.get(Contact._meta.label, 0)
 
 
@@ -448,6 +453,13 @@ def _restore_updated(cur, job: ImportJob, record_ids: list[int], actor: Actor) -
         """,
         [job.id, record_ids, job.org_id],
     )
+    via = ConsentVia.from_actor(actor, source=f"Undo of the import of {job.file_name}"[:200])
+    with consent_context(replace(via, kind="import", evidence=job.timeline_data)):
+        _restore_values(cur, job, record_ids, sets)
+    return cur.rowcount
+
+
+def _restore_values(cur, job: ImportJob, record_ids: list[int], sets: list[str]) -> None:
     cur.execute(
         f"""
         UPDATE contacts_contact c SET {", ".join(sets)}, updated_at = now()
@@ -457,4 +469,3 @@ def _restore_updated(cur, job: ImportJob, record_ids: list[int], actor: Actor) -
         """,  # noqa: S608 -- column names come from the engine's constant list
         [job.id, record_ids, job.org_id],
     )
-    return cur.rowcount
