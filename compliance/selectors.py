@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from django.db import connection
+
 from contacts.models import Contact
 
 from .models import (
@@ -194,15 +196,37 @@ def _check(channel: str, purpose: str) -> None:
         raise ValueError(f"Unknown purpose {purpose!r}.")
 
 
-def may_contact(
-    contact: Contact, channel: str, purpose: str = Purpose.MARKETING, *, mode: str | None = None
-) -> Verdict:
+# One round trip for the single answer: the organization's mode and the address's active
+# suppression (a LEFT JOIN each, so both may be missing).
+_SINGLE_SQL = """
+SELECT ps.mode, s.id, s.reason, s.scope, s.created_at
+  FROM (SELECT 1) AS one
+  LEFT JOIN compliance_privacysettings ps ON ps.org_id = %(org)s
+  LEFT JOIN compliance_suppression s
+         ON s.org_id = %(org)s AND s.lifted_at IS NULL AND s.channel = %(channel)s
+        AND s.address = %(address)s
+"""
+
+
+def may_contact(contact: Contact, channel: str, purpose: str = Purpose.MARKETING) -> Verdict:
     """May we reach `contact` on `channel` for `purpose` now? The answer says why."""
     _check(channel, purpose)
-    if mode is None:
-        mode = privacy_settings(contact.org_id).mode
-    suppressions = _active_suppressions(contact.org_id, channel, [address_for(contact, channel)])
-    return _judge(contact, channel, purpose, mode, suppressions)
+    address = address_for(contact, channel)
+    with connection.cursor() as cursor:
+        cursor.execute(_SINGLE_SQL, {"org": contact.org_id, "channel": channel, "address": address})
+        mode, suppression_id, reason, scope, created_at = cursor.fetchone()
+    suppressions = {}
+    if suppression_id is not None:
+        suppressions[address] = Suppression(
+            id=suppression_id,
+            org_id=contact.org_id,
+            channel=channel,
+            address=address,
+            reason=reason,
+            scope=scope,
+            created_at=created_at,
+        )
+    return _judge(contact, channel, purpose, mode or Mode.OFF, suppressions)
 
 
 def may_contact_many(
