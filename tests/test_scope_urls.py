@@ -99,6 +99,15 @@ ORG_WIDE_LABELS = {
     "pipeline.ObjectType": "the organization's custom object types, defined under the settings "
     "right; which of a type's records a member sees follows custom-object record scope",
     "pipeline.ObjectField": "the fields of those types, the same on every record",
+    "compliance.PrivacySettings": "the organization's privacy mode, under the compliance right",
+    "compliance.Suppression": "a suppression holds for an address, whoever's contact carries "
+    "it: every sender must honour it, so the list is the organization's, under the compliance "
+    "right",
+    "compliance.DataRequest": "the organization's queue of data subject requests, worked as a "
+    "whole under the compliance right",
+    "compliance.ErasureTombstone": "hashes of erased addresses: no page shows them",
+    "compliance.RetentionPolicy": "the organization's retention rules, under the compliance right",
+    "compliance.RetentionRun": "the reports of those rules' runs, under the compliance right",
 }
 
 # Text fields that name a record on a page: set to a marker on each of X's rows, so a page

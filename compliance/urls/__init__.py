@@ -3,9 +3,15 @@
 from django.urls import path
 
 from ..views import home
+from . import privacy, public, requests, retention, suppressions
 
 app_name = "compliance"
 
 urlpatterns: list = [
     path("", home.compliance_home, name="home"),
+    *suppressions.urlpatterns,
+    *requests.urlpatterns,
+    *privacy.urlpatterns,
+    *public.urlpatterns,
+    *retention.urlpatterns,
 ]
