@@ -56,6 +56,7 @@ SETTINGS_NAV = [
     ),
     NavItem("Custom objects", "pipeline:object_types", "settings", "briefcase", "custom_objects"),
     NavItem("Audit log", "crm:audit_log", "settings", "list"),
+    NavItem("Privacy", "compliance:privacy_settings", "compliance", "shield"),
 ]
 
 

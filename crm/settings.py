@@ -245,6 +245,10 @@ USE_I18N = True
 USE_TZ = True
 # One date and time format app-wide (docs/glossary.md): crm/formats/<lang>/formats.py.
 FORMAT_MODULE_PATH = ["crm.formats"]
+# Translations of the pages people outside the app see (compliance's preference center and
+# emails), switched per contact with translation.override(); no LocaleMiddleware, so the app
+# itself stays in LANGUAGE_CODE.
+LOCALE_PATHS = [BASE_DIR / "locale"]
 
 STATIC_URL = "static/"
 # Where `collectstatic` gathers files for production (the Docker image runs it at build time).
@@ -333,6 +337,12 @@ CELERY_BEAT_SCHEDULE: dict = {
     "duplicate-scans": {
         "task": "contacts.tasks.dedup_scan_schedule_task",
         "schedule": crontab(minute="*/15"),
+    },
+    # Retention rules run nightly; a tick queues each organization with a rule on that has
+    # not run today (compliance.jobs), so the next tick makes up a missed one.
+    "retention-rules": {
+        "task": "compliance.tasks.retention_schedule_task",
+        "schedule": crontab(hour="1,4", minute=30),
     },
 }
 # GET /healthz waits this long (seconds) for a Celery worker to answer its ping.

@@ -53,6 +53,11 @@ UNDOABLE = {
         "Turn on again: the values were kept",
     ),
     "crm:member_deactivate": ("crm:member_reactivate", "Reactivate gives the access back"),
+    "compliance:unsubscribe": (
+        "compliance:preferences",
+        "The same link's preference center subscribes again; the page itself is the "
+        "confirmation, and mail programs' one-click POST (RFC 8058) must not ask",
+    ),
     "contacts:contact_release": (
         "contacts:contact_claim",
         "Claim (or Change owner) sets an owner again; nothing is removed",
@@ -300,7 +305,15 @@ def test_a_new_destructive_endpoint_without_confirmation_fails(settings, tmp_pat
 def test_undoable_entries_name_a_real_undo():
     for undo_name, reason in UNDOABLE.values():
         assert reason
-        try:
-            reverse(undo_name, kwargs={"public_id": uuid.uuid4()})
-        except NoReverseMatch:
-            reverse(undo_name, kwargs={"membership_public_id": uuid.uuid4()})
+        for key, value in (
+            ("public_id", uuid.uuid4()),
+            ("membership_public_id", uuid.uuid4()),
+            ("token", "signed-token"),  # public pages reached by a signed link
+        ):
+            try:
+                reverse(undo_name, kwargs={key: value})
+                break
+            except NoReverseMatch:
+                continue
+        else:
+            raise AssertionError(f"{undo_name} is not a URL that takes an id or a token")

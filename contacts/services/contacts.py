@@ -11,6 +11,8 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from compliance.services.consent import ConsentVia, consent_context
+from compliance.services.double_opt_in import gate_opt_in, send_gated_opt_in
+from compliance.services.erasure import is_tombstoned
 from crm.field_sizes import field_max_length
 from crm.services import Actor, audit, diff, emit_event, snapshot
 
@@ -218,6 +220,17 @@ def _check_email_free(org, email: str, exclude_pk=None) -> None:
         raise ValidationError({"email": [EMAIL_TAKEN]})
 
 
+ERASED_ON_REQUEST = (
+    "This person was erased on request, so they cannot be added again with this email."
+)
+
+
+def _refuse_erased(org, email: str) -> None:
+    """A person erased on request is not created again from the same address."""
+    if email and is_tombstoned(org, email=email):
+        raise ValidationError({"email": [ERASED_ON_REQUEST]})
+
+
 def _save_contact(contact: Contact, **kwargs) -> None:
     """Save inside a savepoint so a lost race on the email constraint becomes a form error."""
     try:
@@ -311,10 +324,15 @@ def contact_create(
             except ValidationError as exc:
                 raise ValidationError({"owner": exc.messages}) from None
     _check_email_free(org, values.get("email", ""))
+    _refuse_erased(org, values.get("email", ""))
 
+    # GDPR: "opted_in" set directly becomes "pending" until the person confirms by email.
+    needs_opt_in = gate_opt_in(org, values)
     contact = Contact(org=org, custom=custom or {}, **values)
     with consent_context(ConsentVia.from_actor(actor, source=_consent_source(actor))):
         _save_contact(contact)
+    if needs_opt_in:
+        send_gated_opt_in(contact=contact, actor=actor, source=_consent_source(actor))
     tags = _resolve_tags(org, actor, tag_input)
     if tags:
         contact.tags.set(tags)
@@ -369,12 +387,15 @@ def contact_update(*, contact: Contact, actor: Actor, data: dict, policy=None) -
     if "email" in values and not contact.is_archived:
         _check_email_free(org, values["email"], exclude_pk=contact.pk)
 
+    needs_opt_in = gate_opt_in(org, values, contact=contact)
     for key, value in values.items():
         setattr(contact, key, value)
     if custom is not None:
         contact.custom = custom
     with consent_context(ConsentVia.from_actor(actor, source=_consent_source(actor))):
         _save_contact(contact)
+    if needs_opt_in:
+        send_gated_opt_in(contact=contact, actor=actor, source=_consent_source(actor))
     if tag_input is not None:
         contact.tags.set(_resolve_tags(org, actor, tag_input))
 
