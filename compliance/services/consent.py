@@ -127,10 +127,11 @@ def consent_context(via: ConsentVia):
 
 
 @contextmanager
-def ledger_rows_removable():
-    """Within the block, this transaction may delete ledger rows (the trigger's
-    `crm.erasure` flag): for an erasure, and for an import's undo, which deletes the
-    contacts the import created as though they had never been. Restored on leaving."""
+def erasure_mode():
+    """Within the block, this transaction may delete consent ledger rows and redact audit
+    entries (the `crm.erasure` flag both append-only triggers honour): for an erasure, an
+    anonymization, and an import's undo, which deletes the contacts the import created as
+    though they had never been. Restored on leaving."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT current_setting('crm.erasure', true)")
         previous = cursor.fetchone()[0] or ""

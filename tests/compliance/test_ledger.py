@@ -8,7 +8,7 @@ from compliance.models import ConsentRecord
 from compliance.services.consent import (
     ConsentVia,
     consent_context,
-    ledger_rows_removable,
+    erasure_mode,
     set_consent,
 )
 from contacts import services
@@ -195,7 +195,7 @@ def test_the_ledger_refuses_truncate(org):
 def test_an_erasure_may_delete_rows_but_never_rewrite_them(org):
     contact = ContactFactory(org=org, consent_email=True)
     row_id = ConsentRecord.objects.for_org(org).get(contact=contact).pk
-    with transaction.atomic(), ledger_rows_removable():
+    with transaction.atomic(), erasure_mode():
         with (
             pytest.raises(DatabaseError, match="append-only"),
             transaction.atomic(),

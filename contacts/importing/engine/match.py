@@ -10,6 +10,8 @@ are in merge.py.
 
 from __future__ import annotations
 
+from compliance.services.erasure import ERASED_IMPORT_MESSAGE, email_hashes
+
 from ..models import ImportJob
 
 # The phone number a row is matched by: only a verified one. A CASE, not coalesce(): under
@@ -66,6 +68,7 @@ class MatchSteps:
              WHERE d.row_number = s.row_number AND d.first_row <> s.row_number
             """
         )
+        self._skip_erased(cur)
         # Each row looks its contact up with its own index probe (a LATERAL ... LIMIT 1 is
         # planned per row): the planner's estimates for the staging table and for a table
         # an import is growing fast are too rough to trust it with joining them, and the
@@ -183,6 +186,32 @@ class MatchSteps:
                    AND (c.owner_id IS NULL OR NOT (c.owner_id = ANY(%s)))
                 """,
                 [self.writable_owner_ids],
+            )
+
+    def _skip_erased(self, cur) -> None:
+        """Rows whose email belongs to a person erased on request are skipped and say so
+        (compliance.services.erasure keeps keyed hashes of erased people's addresses)."""
+        cur.execute(
+            "SELECT EXISTS (SELECT 1 FROM compliance_erasuretombstone"
+            " WHERE org_id = %s AND email_hash <> '')",
+            [self.org.id],
+        )
+        if not cur.fetchone()[0]:
+            return
+        cur.execute("SELECT DISTINCT email FROM imp_stage WHERE email IS NOT NULL")
+        by_hash = {digest: email for (email,) in cur.fetchall() for digest in email_hashes(email)}
+        if not by_hash:
+            return
+        cur.execute(
+            "SELECT email_hash FROM compliance_erasuretombstone"
+            " WHERE org_id = %s AND email_hash = ANY(%s)",
+            [self.org.id, list(by_hash)],
+        )
+        erased = sorted({by_hash[digest] for (digest,) in cur.fetchall()})
+        if erased:
+            cur.execute(
+                "UPDATE imp_stage SET error = %s WHERE email = ANY(%s)",
+                [ERASED_IMPORT_MESSAGE, erased],
             )
 
     def _companies(self, cur, where: str) -> None:

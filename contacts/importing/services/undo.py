@@ -15,7 +15,7 @@ from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
-from compliance.services.consent import ConsentVia, consent_context, ledger_rows_removable
+from compliance.services.consent import ConsentVia, consent_context, erasure_mode
 from crm import jobs
 from crm.models import AuditEvent
 from crm.services.audit import Actor, audit, emit_event
@@ -398,7 +398,7 @@ def _delete_created(job: ImportJob, ids: list[int], actor: Actor) -> int:
         )
     # Their consent ledger goes with them: the undo takes the import back as though it had
     # never happened (the audit rows above keep that it did).
-    with ledger_rows_removable():
+    with erasure_mode():
         _, per_model = Contact.objects.for_org(job.org_id).filter(pk__in=ids).delete()
     return per_model.get(Contact._meta.label, 0)
 
