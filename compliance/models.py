@@ -418,6 +418,12 @@ class RetentionPolicy(OrgScopedModel):
     class Meta:
         ordering = ["name", "id"]
 
+    @property
+    def stage_label(self) -> str:
+        from contacts.models import Contact
+
+        return dict(Contact.Stage.choices).get(self.lifecycle_stage, self.lifecycle_stage)
+
     def __str__(self):
         return self.name
 

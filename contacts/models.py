@@ -184,6 +184,8 @@ class Contact(OrgScopedModel):
     do_not_sell = models.BooleanField(default=False, db_default=False)
     # Exempt from retention rules and erasure while a legal matter needs the record.
     legal_hold = models.BooleanField(default=False, db_default=False)
+    # When a retention rule anonymized the contact (compliance.services.anonymize).
+    anonymized_at = models.DateTimeField(null=True, blank=True, editable=False)
     # Custom fields: {definition.key: value} validated by contacts.custom_fields
     custom = models.JSONField(default=dict, blank=True)
     # Lifecycle

@@ -1,0 +1,12 @@
+"""Celery tasks of the compliance app: thin wrappers around compliance.jobs."""
+
+from celery import shared_task
+
+from .jobs import queue_due_retention
+
+
+@shared_task(ignore_result=True)
+def retention_schedule_task() -> int:
+    """Beat runs this twice a night: organizations with a retention rule on that has not run
+    today get a retention job queued."""
+    return queue_due_retention()
