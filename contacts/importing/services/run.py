@@ -13,6 +13,7 @@ from django.db import OperationalError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from compliance.services.import_gate import gate_imported_opt_ins
 from crm import jobs
 from crm.services.audit import Actor, audit
 from crm.services.notifications import notify
@@ -85,6 +86,9 @@ def run_claimed_import(job: ImportJob, *, chunk_rows: int | None = None) -> Impo
         _end(job, ImportJob.Status.FAILED, f"The import stopped: {exc}")
         return job
     _rescore(job)
+    # Under GDPR an imported "opted in" waits for the person's confirmation (not "safely":
+    # a failure must not leave unconfirmed opt-ins standing, so the run fails and resumes).
+    gate_imported_opt_ins(job, selectors.touched_ids(job), heartbeat=lambda: jobs.heartbeat(job))
     flag_import_duplicates_safely(
         job, selectors.created_ids(job), heartbeat=lambda: jobs.heartbeat(job)
     )
