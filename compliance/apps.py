@@ -8,5 +8,6 @@ class ComplianceConfig(AppConfig):
 
     def ready(self):
         # Background-job runners register with crm.jobs when the app loads, so a worker can
-        # run any kind it is handed: retention runs.
+        # run any kind it is handed: retention runs and Export all data.
         from . import jobs  # noqa: F401
+        from .services import org_export  # noqa: F401

@@ -3,6 +3,7 @@
 from django.urls import path
 
 from ..views import home
+from . import org_export as org_export_urls
 from . import privacy, public, requests, retention, suppressions
 
 app_name = "compliance"
@@ -13,5 +14,6 @@ urlpatterns: list = [
     *requests.urlpatterns,
     *privacy.urlpatterns,
     *public.urlpatterns,
+    *org_export_urls.urlpatterns,
     *retention.urlpatterns,
 ]
