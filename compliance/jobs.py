@@ -21,6 +21,7 @@ from crm.models import BackgroundJob, Organization
 from crm.services import Actor, audit
 
 from .models import RetentionPolicy, RetentionRun
+from .services import org_export
 from .services.retention import run_policy
 
 logger = logging.getLogger(__name__)
@@ -105,3 +106,13 @@ def queue_due_retention(now: dt.datetime | None = None) -> int:
         except Exception:
             logger.exception("queueing retention for organization %s failed", org.id)
     return queued
+
+
+def purge_expired_exports() -> int:
+    """Delete the files of every organization's expired "Export all data" runs, one
+    organization at a time in its own context. Returns how many files went."""
+    purged = 0
+    for org in Organization.objects.order_by("id"):
+        with transaction.atomic(), rls.tenant(org.id):
+            purged += org_export.purge_expired(org)
+    return purged

@@ -28,13 +28,13 @@ from .models import (
 
 GDPR, CCPA = "gdpr", "ccpa"
 Mode = PrivacySettings.Mode
-CONSENT_FIELD_OF = {
+CONSENT_FIELD_OF: dict[str, str] = {
     Channel.EMAIL: "consent_email",
     Channel.SMS: "consent_sms",
     Channel.PHONE: "consent_phone",
     Channel.WHATSAPP: "consent_whatsapp",
 }
-CHANNEL_NOUN = {
+CHANNEL_NOUN: dict[str, str] = {
     Channel.EMAIL: "email",
     Channel.SMS: "text messages",
     Channel.PHONE: "calls",

@@ -344,6 +344,11 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "compliance.tasks.retention_schedule_task",
         "schedule": crontab(hour="1,4", minute=30),
     },
+    # "Export all data" files whose download link expired are deleted.
+    "purge-expired-exports": {
+        "task": "compliance.tasks.purge_expired_exports_task",
+        "schedule": crontab(hour=5, minute=45),
+    },
 }
 # GET /healthz waits this long (seconds) for a Celery worker to answer its ping.
 HEALTHZ_CELERY_TIMEOUT = env.float("HEALTHZ_CELERY_TIMEOUT", default=1.0)

@@ -60,11 +60,12 @@ class ConsentVia:
     @classmethod
     def from_actor(cls, actor: Actor, *, source: str = "Contact form", **extra) -> ConsentVia:
         """A member's change (or an API key's, or a system job's) from its audit actor."""
-        kind = {
+        kinds: dict[str, str] = {
             AuditEvent.ActorType.USER: Kind.MEMBER,
             AuditEvent.ActorType.API_KEY: Kind.API,
             AuditEvent.ActorType.AI: Kind.MEMBER,
-        }.get(actor.type, Kind.SYSTEM)
+        }
+        kind = kinds.get(actor.type, Kind.SYSTEM)
         return cls(
             kind=kind, user=actor.user, label=actor.label, source=source, ip=actor.ip, **extra
         )

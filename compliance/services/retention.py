@@ -116,7 +116,7 @@ def _clean(org, data: dict) -> dict:
     if condition not in Condition.values:
         errors["condition"] = ["Choose a condition."]
     try:
-        months = int(data.get("months"))
+        months = int(str(data.get("months", "")))
     except (TypeError, ValueError):
         months = 0
         errors["months"] = ["Enter a whole number of months."]

@@ -143,7 +143,7 @@ def _clean_contact_input(
             elif kind == "bool":
                 value = _bool_or_none(raw)
                 # A flag (do_not_sell, legal_hold) has no "unknown": not set is no.
-                if value is None and not Contact._meta.get_field(spec.path).null:
+                if value is None and not getattr(Contact._meta.get_field(spec.path), "null", True):
                     value = False
                 values[key] = value
             elif kind == "datetime":
