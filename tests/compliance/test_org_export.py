@@ -19,6 +19,8 @@ from django.utils import timezone
 
 from compliance.models import ConsentRecord, DataRequest, Suppression
 from compliance.services import org_export as service
+from compliance.services.org_export import job as export_job
+from compliance.services.org_export import objects as export_objects
 from contacts.models import (
     Activity,
     Company,
@@ -287,15 +289,15 @@ def test_an_owner_gets_every_field_whatever_the_rules(org, owner):
 def test_progress_is_written_as_it_goes_and_reaches_100(org, owner, monkeypatch):
     seed(org, "acme")
     ContactFactory.create_batch(5, org=org)
-    monkeypatch.setattr(service, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(export_objects, "CHUNK_ROWS", 2)
     seen: list[tuple[int, int]] = []
-    commit = service._commit
+    commit = export_job._commit
 
     def spy(job, locked, *, result, progress):
         commit(job, locked, result=result, progress=progress)
         seen.append((job.progress, locked.total))
 
-    monkeypatch.setattr(service, "_commit", spy)
+    monkeypatch.setattr(export_job, "_commit", spy)
     job = start(org, owner)
     expected_rows = sum(expected_counts(org).values())
 
@@ -465,8 +467,8 @@ def test_an_expired_link_says_so_and_the_file_is_deleted(org, owner, client_as):
 def test_a_job_whose_worker_died_resumes_without_duplicates(org, owner, monkeypatch):
     seed(org, "acme")
     ContactFactory.create_batch(6, org=org)
-    monkeypatch.setattr(service, "CHUNK_ROWS", 3)
-    original = service.contact_section
+    monkeypatch.setattr(export_objects, "CHUNK_ROWS", 3)
+    original = export_objects.contact_section
     calls = {"n": 0}
 
     def dying_section(*args):
@@ -484,7 +486,7 @@ def test_a_job_whose_worker_died_resumes_without_duplicates(org, owner, monkeypa
         section.read = read_then_die
         return section
 
-    monkeypatch.setattr(service, "contact_section", dying_section)
+    monkeypatch.setattr(export_objects, "contact_section", dying_section)
     job = start(org, owner)
     claimed = jobs.claim(service.JOB_KIND, org.pk, job.pk, holder="dead-worker")
     with pytest.raises(RuntimeError), jobs.working_for(org.pk):
@@ -513,7 +515,7 @@ def test_a_job_whose_worker_died_resumes_without_duplicates(org, owner, monkeypa
 def test_a_job_that_fails_leaves_no_files_and_tells_the_starter(org, owner, monkeypatch):
     seed(org, "acme")
 
-    original = service.deal_section
+    original = export_objects.deal_section
 
     def broken_deals(*args):
         section = original(*args)
@@ -524,16 +526,16 @@ def test_a_job_that_fails_leaves_no_files_and_tells_the_starter(org, owner, monk
         section.read = read
         return section
 
-    monkeypatch.setattr(service, "deal_section", broken_deals)
+    monkeypatch.setattr(export_objects, "deal_section", broken_deals)
     written = []
     job = start(org, owner)
-    real_commit = service._commit
+    real_commit = export_job._commit
 
     def spy(job, locked, *, result, progress):
         real_commit(job, locked, result=result, progress=progress)
         written.extend(p.name for p in service.work_dir(job).iterdir())
 
-    monkeypatch.setattr(service, "_commit", spy)
+    monkeypatch.setattr(export_job, "_commit", spy)
     job = run(job)
 
     assert "contacts.csv" in written  # the contacts were written before the deals failed
