@@ -16,9 +16,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from crm import jobs, rls
-from crm.jobs.background import fail_job, finish_job
+from crm.jobs.background import fail_job, finish_job, queue_single_job
 from crm.models import BackgroundJob, Organization
-from crm.services import Actor, audit
+from crm.services import Actor
 
 from .models import RetentionPolicy, RetentionRun
 from .services import org_export
@@ -32,28 +32,9 @@ JOB_KIND = "compliance.retention"
 def start_retention_job(org, actor: Actor, *, policy_ids: list[int] | None = None) -> BackgroundJob:
     """Queue a run of `org`'s enabled rules (or of `policy_ids` among them). A run still
     waiting or running is returned instead."""
-    with transaction.atomic(), rls.tenant(org.id):
-        pending = (
-            BackgroundJob.objects.for_org(org)
-            .filter(
-                kind=JOB_KIND,
-                status__in=[BackgroundJob.Status.QUEUED, BackgroundJob.Status.RUNNING],
-            )
-            .first()
-        )
-        if pending is not None:
-            return pending
-        title = "Retention rules"
-        job = BackgroundJob.objects.for_org(org).create(
-            org=org,
-            kind=JOB_KIND,
-            created_by=actor.user,
-            total=0,
-            params={"title": title, "policies": policy_ids},
-        )
-        audit(org=org, actor=actor, verb="job.queued", obj=job, object_repr=title)
-        jobs.enqueue(job)
-    return job
+    return queue_single_job(
+        org, actor, kind=JOB_KIND, title="Retention rules", params={"policies": policy_ids}
+    )
 
 
 @jobs.runner(JOB_KIND, model="crm.BackgroundJob", give_up=fail_job)

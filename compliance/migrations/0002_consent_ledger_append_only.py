@@ -60,9 +60,10 @@ _CHANGES = """
 """
 
 
-def _trigger_function(name: str, source: str) -> str:
-    """A trigger function that ledgers every consent change between the rows of `source`
-    (a FROM clause giving n = the new row and the old values)."""
+def _trigger_function(name: str, row: str, source: str) -> str:
+    """A trigger function that ledgers every consent change listed by `source` (a FROM item
+    `ch` with field, old_value and new_value), for the contact `row` (its org_id, id and
+    gdpr_basis), attributed to the writer's `crm.consent_via`."""
     return f"""
 CREATE OR REPLACE FUNCTION {name}() RETURNS trigger AS $$
 DECLARE
@@ -72,14 +73,15 @@ BEGIN
         old_value, new_value, actor_kind, actor_user_id, actor_label, source, legal_basis,
         form, ip_address, user_agent, consent_text, consent_text_version, evidence,
         occurred_at)
-    SELECT ch.org_id, gen_random_uuid(), now(), ch.id, ch.field, ch.old_value, ch.new_value,
-        coalesce(via->>'kind', 'system'), (via->>'user_id')::bigint,
+    SELECT {row}.org_id, gen_random_uuid(), now(), {row}.id, ch.field, ch.old_value,
+        ch.new_value, coalesce(via->>'kind', 'system'), (via->>'user_id')::bigint,
         coalesce(via->>'label', ''), coalesce(via->>'source', ''),
-        coalesce(nullif(via->>'legal_basis', ''), ch.gdpr_basis, ''), coalesce(via->>'form', ''),
-        (nullif(via->>'ip', ''))::inet, coalesce(via->>'user_agent', ''),
-        coalesce(via->>'consent_text', ''), coalesce(via->>'consent_text_version', ''),
-        coalesce(via->'evidence', '{{}}'::jsonb), now()
-    FROM ({source}) AS ch
+        coalesce(nullif(via->>'legal_basis', ''), {row}.gdpr_basis, ''),
+        coalesce(via->>'form', ''), (nullif(via->>'ip', ''))::inet,
+        coalesce(via->>'user_agent', ''), coalesce(via->>'consent_text', ''),
+        coalesce(via->>'consent_text_version', ''), coalesce(via->'evidence', '{{}}'::jsonb),
+        now()
+    FROM {source}
     WHERE ch.old_value IS DISTINCT FROM ch.new_value;
     RETURN NULL;
 END;
@@ -140,30 +142,15 @@ _ROW_CHANGES = ",\n".join(
 # Updates: a row-level trigger with a WHEN clause, so the many updates that touch no consent
 # (scores, last activity, owners) cost nothing, not even a transition table.
 LEDGER = (
-    _trigger_function("compliance_ledger_contact_insert", _source("o.", _NO_OLD))
+    _trigger_function(
+        "compliance_ledger_contact_insert", "ch", f"({_source('o.', _NO_OLD)}) AS ch"
+    )
+    + _trigger_function(
+        "compliance_ledger_contact_update",
+        "NEW",
+        f"(VALUES {_ROW_CHANGES}) AS ch(field, old_value, new_value)",
+    )
     + f"""
-CREATE OR REPLACE FUNCTION compliance_ledger_contact_update() RETURNS trigger AS $$
-DECLARE
-    via jsonb := coalesce(nullif(current_setting('crm.consent_via', true), ''), '{{}}')::jsonb;
-BEGIN
-    INSERT INTO compliance_consentrecord (org_id, public_id, created_at, contact_id, field,
-        old_value, new_value, actor_kind, actor_user_id, actor_label, source, legal_basis,
-        form, ip_address, user_agent, consent_text, consent_text_version, evidence,
-        occurred_at)
-    SELECT NEW.org_id, gen_random_uuid(), now(), NEW.id, ch.field, ch.old_value, ch.new_value,
-        coalesce(via->>'kind', 'system'), (via->>'user_id')::bigint,
-        coalesce(via->>'label', ''), coalesce(via->>'source', ''),
-        coalesce(nullif(via->>'legal_basis', ''), NEW.gdpr_basis, ''),
-        coalesce(via->>'form', ''), (nullif(via->>'ip', ''))::inet,
-        coalesce(via->>'user_agent', ''), coalesce(via->>'consent_text', ''),
-        coalesce(via->>'consent_text_version', ''), coalesce(via->'evidence', '{{}}'::jsonb),
-        now()
-    FROM (VALUES {_ROW_CHANGES}) AS ch(field, old_value, new_value)
-    WHERE ch.old_value IS DISTINCT FROM ch.new_value;
-    RETURN NULL;
-END;
-$$ LANGUAGE plpgsql;
-
 CREATE TRIGGER compliance_ledger_on_insert
 AFTER INSERT ON contacts_contact REFERENCING NEW TABLE AS new_rows
 FOR EACH STATEMENT EXECUTE FUNCTION compliance_ledger_contact_insert();

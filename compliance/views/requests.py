@@ -237,63 +237,58 @@ def request_detail(request, public_id):
     return render(request, "compliance/requests/detail.html", _detail_context(request, req))
 
 
-@require_POST
-@workspace_view("compliance", "edit")
-def request_assign(request, public_id):
+def _detail_action(request, public_id, form, form_key: str, apply, done: str):
+    """A detail-page form: valid and accepted by `apply(req, cleaned_data)`, back to the
+    page with `done`; otherwise the page again with the form's errors in place."""
     req = _get_request(request, public_id)
-    form = AssignForm(request.POST, org=request.org)
     if form.is_valid():
         try:
-            user = _member_user(request.org, form.cleaned_data["assignee"])
-            services.assign_request(data_request=req, actor=actor(request), assignee=user)
+            apply(req, form.cleaned_data)
         except ValidationError as exc:
             _add_errors(form, exc)
         else:
-            messages.success(request, "Assignee saved.")
+            messages.success(request, done)
             return redirect("compliance:request_detail", public_id=req.public_id)
-    context = _detail_context(request, req, assign_form=form)
+    context = _detail_context(request, req, **{form_key: form})
     return render(request, "compliance/requests/detail.html", context, status=400)
+
+
+@require_POST
+@workspace_view("compliance", "edit")
+def request_assign(request, public_id):
+    def apply(req, data):
+        user = _member_user(request.org, data["assignee"])
+        services.assign_request(data_request=req, actor=actor(request), assignee=user)
+
+    form = AssignForm(request.POST, org=request.org)
+    return _detail_action(request, public_id, form, "assign_form", apply, "Assignee saved.")
 
 
 @require_POST
 @workspace_view("compliance", "edit")
 def request_status(request, public_id):
-    req = _get_request(request, public_id)
+    def apply(req, data):
+        services.set_request_status(
+            data_request=req,
+            actor=actor(request),
+            status=data["status"],
+            resolution=data["resolution"],
+        )
+
     form = StatusForm(request.POST)
-    if form.is_valid():
-        try:
-            services.set_request_status(
-                data_request=req,
-                actor=actor(request),
-                status=form.cleaned_data["status"],
-                resolution=form.cleaned_data["resolution"],
-            )
-        except ValidationError as exc:
-            _add_errors(form, exc)
-        else:
-            messages.success(request, "Status saved.")
-            return redirect("compliance:request_detail", public_id=req.public_id)
-    context = _detail_context(request, req, status_form=form)
-    return render(request, "compliance/requests/detail.html", context, status=400)
+    return _detail_action(request, public_id, form, "status_form", apply, "Status saved.")
 
 
 @require_POST
 @workspace_view("compliance", "edit")
 def request_complete(request, public_id):
-    req = _get_request(request, public_id)
+    def apply(req, data):
+        services.complete_request(
+            data_request=req, actor=actor(request), resolution=data["resolution"]
+        )
+
     form = CompleteForm(request.POST)
-    if form.is_valid():
-        try:
-            services.complete_request(
-                data_request=req, actor=actor(request), resolution=form.cleaned_data["resolution"]
-            )
-        except ValidationError as exc:
-            _add_errors(form, exc)
-        else:
-            messages.success(request, "Request marked done.")
-            return redirect("compliance:request_detail", public_id=req.public_id)
-    context = _detail_context(request, req, complete_form=form)
-    return render(request, "compliance/requests/detail.html", context, status=400)
+    return _detail_action(request, public_id, form, "complete_form", apply, "Request marked done.")
 
 
 @require_POST

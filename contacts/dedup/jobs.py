@@ -19,10 +19,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from crm import jobs, rls
-from crm.jobs.background import fail_job, finish_job
+from crm.jobs.background import fail_job, finish_job, queue_single_job
 from crm.models import BackgroundJob, Organization
 from crm.selectors import org_timezone, start_of_day
-from crm.services import Actor, audit
+from crm.services import Actor
 
 from .models import DedupSettings
 from .scan import ScanStopped, scan_full, scan_incremental
@@ -40,28 +40,10 @@ _PERMILLE = 1000
 def start_scan_job(org, actor: Actor, *, full: bool = True) -> BackgroundJob:
     """Queue a duplicate scan of `org` (full, or incremental). A scan of the org that is
     still waiting or running is returned instead: it will find what a second one would."""
-    with transaction.atomic(), rls.tenant(org.id):
-        pending = (
-            BackgroundJob.objects.for_org(org)
-            .filter(
-                kind=JOB_KIND,
-                status__in=[BackgroundJob.Status.QUEUED, BackgroundJob.Status.RUNNING],
-            )
-            .first()
-        )
-        if pending is not None:
-            return pending
-        title = "Full duplicate scan" if full else "Duplicate scan of changed contacts"
-        job = BackgroundJob.objects.for_org(org).create(
-            org=org,
-            kind=JOB_KIND,
-            created_by=actor.user,
-            total=_PERMILLE,
-            params={"title": title, "full": full},
-        )
-        audit(org=org, actor=actor, verb="job.queued", obj=job, object_repr=title)
-        jobs.enqueue(job)
-    return job
+    title = "Full duplicate scan" if full else "Duplicate scan of changed contacts"
+    return queue_single_job(
+        org, actor, kind=JOB_KIND, title=title, params={"full": full}, total=_PERMILLE
+    )
 
 
 @jobs.runner(JOB_KIND, model="crm.BackgroundJob", give_up=fail_job)

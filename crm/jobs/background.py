@@ -7,11 +7,40 @@ from django.db import transaction
 from django.db.models import F
 from django.urls import reverse
 
+from crm import rls
 from crm.models import BackgroundJob, Membership
 from crm.permissions import Policy
+from crm.services import Actor, audit
 from crm.services.notifications import notify
 
 from . import core as runner
+
+
+def queue_single_job(
+    org, actor: Actor, *, kind: str, title: str, params: dict, total: int = 0
+) -> BackgroundJob:
+    """Queue a job of `kind` for `org`, one at a time: a job of that kind still waiting or
+    running is returned instead (it will do what a second one would). Audited as queued."""
+    with transaction.atomic(), rls.tenant(org.id):
+        pending = (
+            BackgroundJob.objects.for_org(org)
+            .filter(
+                kind=kind, status__in=[BackgroundJob.Status.QUEUED, BackgroundJob.Status.RUNNING]
+            )
+            .first()
+        )
+        if pending is not None:
+            return pending
+        job = BackgroundJob.objects.for_org(org).create(
+            org=org,
+            kind=kind,
+            created_by=actor.user,
+            total=total,
+            params={"title": title, **params},
+        )
+        audit(org=org, actor=actor, verb="job.queued", obj=job, object_repr=title)
+        runner.enqueue(job)
+    return job
 
 
 def _tell_starter(job: BackgroundJob, title: str, body: str, level: str) -> None:

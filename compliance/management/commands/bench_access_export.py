@@ -15,7 +15,6 @@ import datetime as dt
 import statistics
 import time
 
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
@@ -23,8 +22,8 @@ from django.utils import timezone
 from compliance.services.access import build_access_export
 from contacts.models import Activity, Contact, Note, Task
 from crm import rls
+from crm.bench import bench_organization
 from crm.models import Organization
-from crm.services import Actor, organization_create
 from pipeline.models import Order
 
 EMAIL = "subject@access-bench.example"
@@ -57,17 +56,7 @@ class Command(BaseCommand):
         )
 
     def _org(self, slug: str) -> Organization:
-        org = Organization.objects.filter(slug=slug).first()
-        if org is not None:
-            return org
-        email = f"owner@{slug}.test"
-        User = get_user_model()
-        user = User.objects.filter(email__iexact=email).first() or User.objects.create_user(
-            email=email, password=None
-        )
-        return organization_create(
-            name="Access export bench", slug=slug, owner=user, actor=Actor.system("bench")
-        )
+        return bench_organization(slug, "Access export bench")
 
     def _seed(self, org, activities: int) -> Contact:
         contact = Contact.objects.for_org(org).filter(email=EMAIL).first()

@@ -24,7 +24,6 @@ import random
 import statistics
 import time
 
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import connection, transaction
 
@@ -32,8 +31,8 @@ from compliance.models import PrivacySettings, Suppression
 from compliance.selectors import CONTACTABILITY_COLUMNS, may_contact, may_contact_many
 from contacts.models import Contact
 from crm import rls
+from crm.bench import bench_organization, percentile
 from crm.models import Organization
-from crm.services import Actor, organization_create
 
 COUNTRIES = ["DE", "FR", "US", "US", "GB", "BR", "", "ES", "CA", "NL"]
 STATUSES = ["opted_in", "opted_in", "unknown", "pending", "opted_out"]
@@ -45,7 +44,7 @@ def _ms(seconds: float) -> str:
 
 def _summary(label: str, values: list[float]) -> str:
     ordered = sorted(values)
-    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    p95 = percentile(ordered, 0.95)
     return (
         f"{label:<11} p50={_ms(statistics.median(ordered))} p95={_ms(p95)}"
         f" max={_ms(ordered[-1])} (n={len(ordered)})"
@@ -69,17 +68,7 @@ class Command(BaseCommand):
             self._measure(org, options)
 
     def _org(self, slug: str) -> Organization:
-        org = Organization.objects.filter(slug=slug).first()
-        if org is not None:
-            return org
-        email = f"owner@{slug}.test"
-        User = get_user_model()
-        user = User.objects.filter(email__iexact=email).first() or User.objects.create_user(
-            email=email, password=None
-        )
-        return organization_create(
-            name="Contactability bench", slug=slug, owner=user, actor=Actor.system("bench")
-        )
+        return bench_organization(slug, "Contactability bench")
 
     def _seed(self, org, count: int) -> None:
         have = Contact.objects.for_org(org).count()

@@ -21,7 +21,6 @@ import threading
 import time
 from pathlib import Path
 
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import connection, transaction
 from django.test import override_settings
@@ -30,9 +29,10 @@ from compliance.services import org_export
 from contacts.demo.seed import top_up
 from contacts.models import Activity
 from crm import jobs
+from crm.bench import bench_organization
 from crm.models import BackgroundJob, Membership, Organization
 from crm.permissions import Policy
-from crm.services import Actor, organization_create
+from crm.services import Actor
 from pipeline.models import Pipeline, Stage
 
 # The tables the seeding writes to (the consent ledger through its triggers).
@@ -150,17 +150,7 @@ class Command(BaseCommand):
         org_export.zip_path(job).unlink(missing_ok=True)
 
     def _org(self, slug: str) -> Organization:
-        org = Organization.objects.filter(slug=slug).first()
-        if org is not None:
-            return org
-        email = f"owner@{slug}.test"
-        User = get_user_model()
-        user = User.objects.filter(email__iexact=email).first() or User.objects.create_user(
-            email=email, password=None
-        )
-        return organization_create(
-            name=f"Export bench {slug}", slug=slug, owner=user, actor=Actor.system("bench")
-        )
+        return bench_organization(slug, f"Export bench {slug}")
 
     def _seed(self, org, count: int, activity_every: int, deal_every: int) -> None:
         started = time.perf_counter()

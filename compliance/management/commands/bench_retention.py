@@ -15,15 +15,14 @@ import random
 import statistics
 import time
 
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import connection, transaction
 
 from compliance.models import RetentionPolicy
 from compliance.services import retention
 from contacts.demo.seed import top_up
+from crm.bench import bench_organization, percentile
 from crm.models import Organization
-from crm.services import Actor, organization_create
 
 RULES = [
     ("no activity 24 months, leads", "delete", "no_activity", 24, "lead"),
@@ -62,24 +61,14 @@ class Command(BaseCommand):
                 shown = retention.preview(rule)
                 times.append(time.perf_counter() - began)
             ordered = sorted(times)
-            p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+            p95 = percentile(ordered, 0.95)
             self.stdout.write(
                 f"{rule.name:<34} p50={_ms(statistics.median(ordered))} p95={_ms(p95)}"
                 f" max={_ms(ordered[-1])}  affects {shown.count:,} (on hold {shown.on_hold:,})"
             )
 
     def _org(self, slug: str) -> Organization:
-        org = Organization.objects.filter(slug=slug).first()
-        if org is not None:
-            return org
-        email = f"owner@{slug}.test"
-        User = get_user_model()
-        user = User.objects.filter(email__iexact=email).first() or User.objects.create_user(
-            email=email, password=None
-        )
-        return organization_create(
-            name=f"Retention bench {slug}", slug=slug, owner=user, actor=Actor.system("bench")
-        )
+        return bench_organization(slug, f"Retention bench {slug}")
 
     def _age(self, org) -> None:
         """Spread last activity over six years, archive one contact in ten at a random
