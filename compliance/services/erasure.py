@@ -143,16 +143,22 @@ def email_hashes(email: str) -> set[str]:
     return {_hash(value, secret) for secret in _secrets()} if value else set()
 
 
+def phone_hashes(phone: str) -> set[str]:
+    """The hashes a phone number may have been tombstoned under (current key and fallbacks)."""
+    value = _norm_phone(phone)
+    return {_hash(value, secret) for secret in _secrets()} if value else set()
+
+
 def is_tombstoned(org, email: str | None = None, phone: str | None = None) -> bool:
     """Whether an erased person of `org` had this email or phone number."""
     checks = Q(pk__in=[])
     hashes = email_hashes(email or "")
     if hashes:
         checks |= Q(email_hash__in=hashes)
-    value = _norm_phone(phone)
-    if value:
-        checks |= Q(phone_hash__in={_hash(value, secret) for secret in _secrets()})
-    if not hashes and not value:
+    phones = phone_hashes(phone or "")
+    if phones:
+        checks |= Q(phone_hash__in=phones)
+    if not hashes and not phones:
         return False
     return ErasureTombstone.objects.for_org(org).filter(checks).exists()
 

@@ -221,14 +221,17 @@ def _check_email_free(org, email: str, exclude_pk=None) -> None:
 
 
 ERASED_ON_REQUEST = (
-    "This person was erased on request, so they cannot be added again with this email."
+    "This person was erased on request, so they cannot be added again with this {what}."
 )
 
 
-def _refuse_erased(org, email: str) -> None:
-    """A person erased on request is not created again from the same address."""
-    if email and is_tombstoned(org, email=email):
-        raise ValidationError({"email": [ERASED_ON_REQUEST]})
+def _refuse_erased(org, values: dict) -> None:
+    """A person erased on request is not created again from the same address or number."""
+    if values.get("email") and is_tombstoned(org, email=values["email"]):
+        raise ValidationError({"email": [ERASED_ON_REQUEST.format(what="email")]})
+    for key in ("phone", "mobile"):
+        if values.get(key) and is_tombstoned(org, phone=values[key]):
+            raise ValidationError({key: [ERASED_ON_REQUEST.format(what="phone number")]})
 
 
 def _save_contact(contact: Contact, **kwargs) -> None:
@@ -324,7 +327,7 @@ def contact_create(
             except ValidationError as exc:
                 raise ValidationError({"owner": exc.messages}) from None
     _check_email_free(org, values.get("email", ""))
-    _refuse_erased(org, values.get("email", ""))
+    _refuse_erased(org, values)
 
     # GDPR: "opted_in" set directly becomes "pending" until the person confirms by email.
     needs_opt_in = gate_opt_in(org, values)

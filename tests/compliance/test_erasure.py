@@ -274,3 +274,19 @@ def test_a_deletion_without_tombstone_lets_the_person_be_added_again(org, owner)
     assert not ErasureTombstone.objects.for_org(org).exists()
     assert not is_tombstoned(org, email=EMAIL)
     assert make_person(org, owner).email == EMAIL
+
+
+def test_a_tombstone_blocks_the_phone_number_on_the_form_and_in_an_import(org, owner):
+    erase_contact(contact=make_person(org, owner), actor=system())
+    with pytest.raises(ValidationError) as exc:
+        make_person(org, owner, email="new-address@example.com")
+    assert "erased on request" in " ".join(exc.value.message_dict["phone"])
+    # The same number as typed in a file, formatted another way.
+    content = rows_csv(
+        ["First name", "Email", "Phone"],
+        [["Q", "other@example.com", "+44 20 7946 0958"], ["Noor", "noor@example.com", ""]],
+    )
+    job = import_file(owner, content)
+    assert (job.created_count, job.error_count) == (1, 1)
+    assert job.row_errors.get().message == ERASED_IMPORT_MESSAGE
+    assert not Contact.objects.for_org(org).filter(email="other@example.com").exists()

@@ -10,7 +10,7 @@ are in merge.py.
 
 from __future__ import annotations
 
-from compliance.services.erasure import ERASED_IMPORT_MESSAGE, email_hashes
+from compliance.services.erasure import ERASED_IMPORT_MESSAGE, email_hashes, phone_hashes
 
 from ..models import ImportJob
 
@@ -189,30 +189,39 @@ class MatchSteps:
             )
 
     def _skip_erased(self, cur) -> None:
-        """Rows whose email belongs to a person erased on request are skipped and say so
-        (compliance.services.erasure keeps keyed hashes of erased people's addresses)."""
+        """Rows whose email or phone number belongs to a person erased on request are
+        skipped and say so (compliance.services.erasure keeps keyed hashes of erased
+        people's addresses)."""
         cur.execute(
-            "SELECT EXISTS (SELECT 1 FROM compliance_erasuretombstone"
-            " WHERE org_id = %s AND email_hash <> '')",
+            "SELECT bool_or(email_hash <> ''), bool_or(phone_hash <> '')"
+            " FROM compliance_erasuretombstone WHERE org_id = %s",
             [self.org.id],
         )
-        if not cur.fetchone()[0]:
-            return
-        cur.execute("SELECT DISTINCT email FROM imp_stage WHERE email IS NOT NULL")
-        by_hash = {digest: email for (email,) in cur.fetchall() for digest in email_hashes(email)}
-        if not by_hash:
-            return
-        cur.execute(
-            "SELECT email_hash FROM compliance_erasuretombstone"
-            " WHERE org_id = %s AND email_hash = ANY(%s)",
-            [self.org.id, list(by_hash)],
-        )
-        erased = sorted({by_hash[digest] for (digest,) in cur.fetchall()})
-        if erased:
+        any_email, any_phone = cur.fetchone()
+        checks = [("email", "email_hash", email_hashes)] if any_email else []
+        if any_phone:
+            checks += [
+                (column, "phone_hash", phone_hashes)
+                for column in ("phone", "mobile")
+                if self.plan.staged(column)
+            ]
+        # Column names come from the constants above, never from the file.
+        for column, hash_column, hashes_of in checks:
+            cur.execute(f"SELECT DISTINCT {column} FROM imp_stage WHERE {column} <> ''")
+            by_hash = {digest: value for (value,) in cur.fetchall() for digest in hashes_of(value)}
+            if not by_hash:
+                continue
             cur.execute(
-                "UPDATE imp_stage SET error = %s WHERE email = ANY(%s)",
-                [ERASED_IMPORT_MESSAGE, erased],
+                f"SELECT {hash_column} FROM compliance_erasuretombstone"
+                f" WHERE org_id = %s AND {hash_column} = ANY(%s)",
+                [self.org.id, list(by_hash)],
             )
+            erased = sorted({by_hash[digest] for (digest,) in cur.fetchall()})
+            if erased:
+                cur.execute(
+                    f"UPDATE imp_stage SET error = %s WHERE {column} = ANY(%s)",
+                    [ERASED_IMPORT_MESSAGE, erased],
+                )
 
     def _companies(self, cur, where: str) -> None:
         """Find or create the company of each staged row (`where`): by domain, else by name.
