@@ -37,6 +37,17 @@ class Company(OrgScopedModel):
     custom = models.JSONField(default=dict, blank=True)
     is_archived = models.BooleanField(default=False)
     archived_at = models.DateTimeField(null=True, blank=True)
+    # A company merged into another is archived and points to it (contacts.services
+    # .company_merge), so a later match by its domain or name lands on the one kept.
+    merged_into = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        db_index=False,
+        related_name="+",
+        editable=False,
+    )
     updated_at = models.DateTimeField(auto_now=True)
     search_vector = models.GeneratedField(
         expression=SearchVector("name", config="simple", weight="A")

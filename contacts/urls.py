@@ -12,6 +12,7 @@ from .importing.views import values as import_values
 from .views import bulk, companies, data_health, export, record, scoring, settings, todos
 from .views import list as contact_list_views
 from .views import search as search_views
+from .views.data_health_companies import company_duplicates, company_merge
 from .views.duplicate_check import contact_duplicate_check
 
 app_name = "contacts"
@@ -138,4 +139,10 @@ urlpatterns += [
     path("merges/<uuid:public_id>/undo/", data_health.merge_undo, name="merge_undo"),
     path("<uuid:public_id>/merge/", data_health.merge_pick, name="merge_pick"),
     path("<uuid:public_id>/merges/", data_health.merge_banner, name="merge_banner"),
+]
+
+# Data Health → Companies: duplicate companies and their merge (contacts.dedup.companies).
+urlpatterns += [
+    path("data-health/companies/", company_duplicates, name="company_duplicates"),
+    path("data-health/companies/merge/", company_merge, name="company_merge"),
 ]

@@ -230,6 +230,16 @@ def company_restore(*, company: Company, actor: Actor, policy=None) -> Company:
     return _set_company_archived(company, actor, policy, False)
 
 
+def _kept(org, company: Company) -> Company:
+    """A company merged into another stands for the one kept (followed along a chain of
+    merges, which cannot loop: each merge archives the company that points on)."""
+    seen = set()
+    while company.merged_into_id and company.merged_into_id not in seen:
+        seen.add(company.pk)
+        company = Company.objects.for_org(org).get(pk=company.merged_into_id)
+    return company
+
+
 def company_for(org, *, name: str = "", domain: str = "", actor: Actor | None = None, policy=None):
     """The org's company for a domain (or, without one, a name), created when missing.
 
@@ -250,7 +260,7 @@ def company_for(org, *, name: str = "", domain: str = "", actor: Actor | None = 
     else:
         found = companies.filter(name__iexact=name).order_by("is_archived", "id").first()
     if found is not None:
-        return found
+        return _kept(org, found)
     actor = actor or Actor.system("company matching")
     try:
         with transaction.atomic():
