@@ -17,6 +17,7 @@ from contacts.dedup import scan
 from contacts.dedup.jobs import JOB_KIND, due_scans, queue_due_scans, start_scan_job
 from contacts.dedup.model import default_model
 from contacts.dedup.models import DedupKey, DedupSettings, DuplicateDismissal, DuplicatePair
+from contacts.dedup.scan import full as full_scan
 from contacts.models import Contact
 from crm import jobs
 from crm.models import BackgroundJob
@@ -625,3 +626,36 @@ def test_a_pair_found_again_keeps_its_row_and_when_it_was_first_found(org):
 
     again = DuplicatePair.objects.for_org(org).get()
     assert (again.pk, again.found_at, again.score) == (first.pk, first.found_at, first.score)
+
+
+# The package's re-exports ---------------------------------------------------------------------
+
+
+def test_patching_a_re_export_on_the_package_fails_and_names_where_to_patch(monkeypatch):
+    with pytest.raises(AttributeError, match=r"patch it in contacts\.dedup\.scan\.full"):
+        monkeypatch.setattr(scan, "PARALLEL_FROM", 1)
+    with pytest.raises(AttributeError, match=r"contacts\.dedup\.scan\.incremental"):
+        monkeypatch.setattr("contacts.dedup.scan.block_partners", lambda *a, **k: {})
+    with pytest.raises(AttributeError, match="re-exports"):
+        monkeypatch.delattr(scan, "scan_full")
+    assert scan.PARALLEL_FROM == 20_000 and callable(scan.block_partners)
+
+
+def test_patching_the_module_that_reads_a_setting_changes_the_scan(org, monkeypatch):
+    robert(org), bob(org)
+    chosen = []
+    real_compare_all = full_scan._compare_all
+
+    def compare_all_noting_the_workers(workers, progress):
+        chosen.append(workers)
+        return real_compare_all(workers, progress)
+
+    monkeypatch.setenv("DEDUP_SCAN_WORKERS", "2")
+    monkeypatch.setattr(full_scan, "_compare_all", compare_all_noting_the_workers)
+    scan.scan_full(org)
+    monkeypatch.setattr(full_scan, "PARALLEL_FROM", 1)
+    result = scan.scan_full(org)
+
+    assert chosen == [1, 2]
+    pair = DuplicatePair.objects.for_org(org).get()
+    assert [(p.a, p.b) for p in result.pairs] == [(pair.contact_a_id, pair.contact_b_id)]
