@@ -124,7 +124,8 @@ def scan_full(
     ids = [person.id for person in people]
     del people
     result.pairs = [
-        FoundPair(a, b, score, band_for(score, rules), reasons) for a, b, score, reasons in kept
+        FoundPair(a, b, score, band_for(score, rules) or "", reasons)
+        for a, b, score, reasons in kept
     ]
     del person_keys
     _SHARED.clear()

@@ -98,7 +98,7 @@ def _counts(cursor, org, hashes) -> dict[int, int]:
 
 def block_partners(
     org, keys: dict, subs: dict, max_block: int, *, store: bool = False
-) -> dict[int, list[int]]:
+) -> dict[int | None, list[int]]:
     """The contacts sharing a usable block with each contact: `keys` maps a contact (its id,
     or None for one not saved) to its key hashes, `subs` to its refining codes; a block over
     `max_block` is split by the refining codes as the full scan splits it. Returns
@@ -114,8 +114,8 @@ def block_partners(
         refined_rows: list[tuple[int, int]] = []
         for contact, hashes in keys.items():
             own = 1 if contact is not None and store else 0
-            mine = []
-            large = []
+            mine: list[int] = []
+            large: list[int] = []
             for key in hashes:
                 (large if counts.get(key, 0) - own > max_block else mine).append(key)
             for key in large:

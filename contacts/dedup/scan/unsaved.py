@@ -73,7 +73,8 @@ def pairs_for(
             candidate_ids.update(
                 _active_contacts(org).filter(phone=phone).values_list("id", flat=True)[:50]
             )
-    candidate_ids.discard(exclude_id)
+    if exclude_id is not None:
+        candidate_ids.discard(exclude_id)
     people = _load_people(org, candidate_ids, rules.email)
     scored = []
     for contact_id, other in people.items():
