@@ -276,6 +276,34 @@ def test_a_non_owner_exporter_does_not_get_hidden_fields(org):
     assert str(seeded["contact"].public_id) in files["contacts.csv"].decode()
 
 
+def test_hidden_emails_stay_hidden_in_suppressions_and_data_requests_too(org):
+    seed(org, "acme")
+    role = export_role(org, field_rules={"email": "hidden"})
+    job = run(start(org, MembershipFactory(org=org, role=role)))
+
+    files = read_zip(job)
+    for name, data in files.items():
+        if name.startswith("audit_log."):
+            continue  # read whole under the settings right, as on the audit log page
+        for address in (b"person@acme", b"blocked@acme", b"asker@acme", b"second@acme"):
+            assert address not in data, f"{address!r} in {name}"
+    suppressions = csv_rows(files["suppressions.csv"])
+    assert {row["address"] for row in suppressions} == {"(hidden)"}
+
+
+def test_a_non_owner_gets_only_the_objects_their_role_may_view(org):
+    seed(org, "acme")
+    role = export_role(org)
+    for module in ("settings", "pipeline", "custom_objects"):
+        role.permissions[module] = {"access": False, "scope": "all"} | dict.fromkeys(ACTIONS, False)
+    role.save(update_fields=["permissions"])
+    job = run(start(org, MembershipFactory(org=org, role=role)))
+
+    names = {name.rsplit(".", 1)[0] for name in read_zip(job)}
+    assert {"contacts", "companies", "suppressions", "consent_records"} <= names
+    assert not names & {"audit_log", "deals", "orders", "custom_object_records"}
+
+
 def test_an_owner_gets_every_field_whatever_the_rules(org, owner):
     seed(org, "acme")
     owner.role.field_rules = {"email": "hidden"}

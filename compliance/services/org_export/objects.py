@@ -197,16 +197,19 @@ def build_sections(org, policy: Policy) -> list[Section]:
     """Every object of the export, in the order of the files in the ZIP."""
     tz = org_timezone(org)
 
-    def plain(name, model, *, skip=(), extra=()):
+    def plain(name, model, *, skip=(), extra=(), transform=None, hidden=()):
         base = model.objects.for_org(org)
-        return model_section(name, base, model_columns(model, skip=skip) + list(extra), tz)
+        columns = model_columns(model, skip=skip) + list(extra)
+        return model_section(name, base, columns, tz, transform=transform, hidden=hidden)
+
+    masks = _address_masks(policy)
 
     # Link tables that are not tenant models: two reached through their contact, the deal
     # tags by the organization they carry.
     contact_tags = ContactTag.objects.filter(contact__org=org)
     memberships = ContactList.contacts.through.objects.filter(contactlist__org=org)
     deal_tags = DealTag.objects.filter(org=org)
-    return [
+    sections = [
         contact_section(org, policy, tz),
         plain("companies", Company),
         deal_section(org, policy, tz),
@@ -245,10 +248,74 @@ def build_sections(org, policy: Policy) -> list[Section]:
         plain("custom_object_records", ObjectRecord),
         plain("custom_object_associations", ObjectAssociation),
         plain("consent_records", ConsentRecord),
-        plain("suppressions", Suppression),
-        plain("data_requests", DataRequest),
+        plain(
+            "suppressions",
+            Suppression,
+            transform=_masked_suppression(masks),
+            hidden=sorted({"address" for hidden in masks.values() if hidden}),
+        ),
+        plain(
+            "data_requests",
+            DataRequest,
+            transform=_masked_request(masks),
+            hidden=["requester_email"] if masks["email"] else [],
+        ),
         plain("audit_log", AuditEvent),
     ]
+    if policy.is_owner:
+        return sections
+    return [s for s in sections if policy.can(SECTION_MODULES.get(s.name, "contacts"), "view")]
+
+
+# The module whose view right a non-Owner needs for each object; the others follow the
+# contacts module. The audit log is read under the settings right, as on its page.
+SECTION_MODULES = {
+    "companies": "companies",
+    "deals": "pipeline",
+    "deal_contacts": "pipeline",
+    "deal_tags": "pipeline",
+    "orders": "pipeline",
+    "tasks": "tasks",
+    "custom_object_types": "custom_objects",
+    "custom_object_fields": "custom_objects",
+    "custom_object_records": "custom_objects",
+    "custom_object_associations": "custom_objects",
+    "consent_records": "compliance",
+    "suppressions": "compliance",
+    "data_requests": "compliance",
+    "audit_log": "settings",
+}
+MASKED = "(hidden)"
+
+
+def _address_masks(policy: Policy) -> dict[str, bool]:
+    """Which kinds of address the member's field rules hide: suppressions and data requests
+    name the same emails and numbers as the contact fields do."""
+    if policy.is_owner:
+        return {"email": False, "phone": False}
+    return {
+        "email": not policy.can_see_field("email"),
+        "phone": not (policy.can_see_field("phone") and policy.can_see_field("mobile")),
+    }
+
+
+def _masked_suppression(masks: dict[str, bool]):
+    def transform(row: dict) -> dict:
+        kind = "email" if row.get("channel") == "email" else "phone"
+        if masks[kind] and row.get("address"):
+            row = {**row, "address": MASKED}
+        return row
+
+    return transform if any(masks.values()) else None
+
+
+def _masked_request(masks: dict[str, bool]):
+    def transform(row: dict) -> dict:
+        if row.get("requester_email"):
+            row = {**row, "requester_email": MASKED}
+        return row
+
+    return transform if masks["email"] else None
 
 
 SECTION_NAMES = [
