@@ -28,12 +28,12 @@ from .erasure import (
     DELETE,
     ERASURE_TEXT_PLACES,
     RELATION_HANDLING,
-    _check_relations,
-    _person,
-    _rows,
-    _tombstone_suppressions,
+    check_relations,
     contact_relations,
+    person_of,
     relation_key,
+    rows_of,
+    tombstone_suppressions,
 )
 
 ANONYMIZED_LABEL = "Anonymized contact"
@@ -93,7 +93,7 @@ def anonymize_contact(*, contact: Contact, actor: Actor) -> dict:
     """Anonymize `contact` (see the module docstring). Refused on legal hold. Returns what
     was done, as counts."""
     relations = contact_relations()
-    _check_relations(relations)
+    check_relations(relations)
     org = contact.org
     with transaction.atomic():
         locked = Contact.objects.for_org(org).select_for_update().get(pk=contact.pk)
@@ -102,18 +102,18 @@ def anonymize_contact(*, contact: Contact, actor: Actor) -> dict:
             raise ValidationError(LEGAL_HOLD_MESSAGE.format(name=name), code="legal_hold")
         if locked.anonymized_at is not None:
             return {}
-        person = _person(org, [locked])
+        person = person_of(org, [locked])
         done: dict[str, int] = {}
         with erasure_mode():
             for fk in relations:
                 key = relation_key(fk)
                 if RELATION_HANDLING[key] != DELETE or key in KEPT_LINKS:
                     continue
-                deleted, _ = _rows(fk.model, org).filter(**{fk.attname: locked.pk}).delete()
+                deleted, _ = rows_of(fk.model, org).filter(**{fk.attname: locked.pk}).delete()
                 if deleted:
                     done[key] = deleted
             done["texts"] = _redact_business_texts(person)
-            done["suppressions"] = _tombstone_suppressions(person, {*person.emails, *person.phones})
+            done["suppressions"] = tombstone_suppressions(person, {*person.emails, *person.phones})
             for place in ERASURE_TEXT_PLACES:
                 done[place.label] = place.redact(person)
             for name, value in PERSONAL_COLUMNS.items():

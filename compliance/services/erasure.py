@@ -29,13 +29,14 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db import connection, transaction
-from django.db.models import ForeignObjectRel, Q
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from contacts import normalize
 from contacts.importing.models import ImportJob, ImportRecord
 from contacts.models import Contact, Note, Task
+from contacts.services.merge_relations import contact_relations, relation_key, rows_of
 from crm.models import AuditEvent, Notification, Organization, OutboxEvent
 from crm.services import Actor, audit, emit_event
 from pipeline.models import Deal, Order
@@ -86,28 +87,6 @@ RELATION_HANDLING = {
     "compliance.OptInConfirmation.contact": DELETE,
     "compliance.DataRequest.contact": UNLINK,
 }
-
-
-def contact_relations() -> list:
-    """Every foreign key to Contact (hidden ones included), found by introspection."""
-    return [
-        rel.field
-        for rel in Contact._meta.get_fields(include_hidden=True)
-        if isinstance(rel, ForeignObjectRel)
-        and rel.auto_created
-        and not rel.concrete
-        and not rel.many_to_many
-    ]
-
-
-def relation_key(fk) -> str:
-    return f"{fk.model._meta.label}.{fk.name}"
-
-
-def _rows(model, org):
-    """The model's rows of `org` (or all rows of a table without an org, such as an M2M)."""
-    manager = model._default_manager
-    return manager.for_org(org) if hasattr(manager, "for_org") else manager.all()
 
 
 # Tombstones ---------------------------------------------------------------------------------
@@ -364,7 +343,7 @@ def _unlink_deals(person: ErasedPerson) -> int:
     return count
 
 
-def _tombstone_suppressions(person: ErasedPerson, addresses: set[str]) -> int:
+def tombstone_suppressions(person: ErasedPerson, addresses: set[str]) -> int:
     """Suppressions of their addresses stay in force for nobody in clear: the address
     becomes its keyed hash, so the row still counts but names no one."""
     rows = Suppression.objects.for_org(person.org).filter(
@@ -408,7 +387,7 @@ def _same_person(org, contact: Contact) -> list[Contact]:
     return group
 
 
-def _person(org, group: list[Contact]) -> ErasedPerson:
+def person_of(org, group: list[Contact]) -> ErasedPerson:
     emails, phones, names = set(), set(), set()
     for c in group:
         emails |= {_norm_email(e) for e in [c.email, *(c.other_emails or [])] if e}
@@ -436,7 +415,7 @@ def _person(org, group: list[Contact]) -> ErasedPerson:
     )
 
 
-def _check_relations(relations) -> None:
+def check_relations(relations) -> None:
     unknown = [relation_key(fk) for fk in relations if relation_key(fk) not in RELATION_HANDLING]
     if unknown:
         raise ImproperlyConfigured(
@@ -461,19 +440,19 @@ def _write_tombstones(org, person: ErasedPerson, request: DataRequest | None) ->
 def _erase(org, group: list[Contact], request, tombstone: bool) -> ErasureReport:
     """The erasure's writes, in erasure mode: every relation, the text places, the rows."""
     relations = contact_relations()
-    person = _person(org, group)
+    person = person_of(org, group)
     addresses = {*person.emails, *person.phones}
     report = ErasureReport(contacts=len(group))
     for fk in relations:
         key, how = relation_key(fk), RELATION_HANDLING[relation_key(fk)]
         if how == DELETE:
-            rows = _rows(fk.model, org).filter(**{f"{fk.attname}__in": person.contact_ids})
+            rows = rows_of(fk.model, org).filter(**{f"{fk.attname}__in": person.contact_ids})
             deleted, _ = rows.delete()
             if deleted:
                 report.deleted[key] = deleted
     report.kept["pipeline.Order.contact"] = _keep_orders(person)
     report.kept["pipeline.Deal.contact"] = _unlink_deals(person)
-    report.kept["compliance.Suppression.contact"] = _tombstone_suppressions(person, addresses)
+    report.kept["compliance.Suppression.contact"] = tombstone_suppressions(person, addresses)
     for place in ERASURE_TEXT_PLACES:
         report.redacted[place.label] = place.redact(person)
 
@@ -496,7 +475,7 @@ def erase_contact(
 
     `tombstone=False` (a retention rule's deletion, not a person's request) leaves no
     tombstone, so the person may be added again later."""
-    _check_relations(contact_relations())
+    check_relations(contact_relations())
     org = contact.org
     with transaction.atomic():
         locked = Contact.objects.for_org(org).select_for_update().get(pk=contact.pk)

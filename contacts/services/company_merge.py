@@ -31,7 +31,7 @@ from ..models import Activity, Company, Contact
 from ..scoring import rescore_contacts
 from ._base import _require
 from .companies import _company_state
-from .merge_relations import _conflicting_ids, _repoint, relation_key, rows_of
+from .merge_relations import conflicting_ids, relation_key, repoint, rows_of
 from .timeline import _log
 
 __all__ = [
@@ -190,7 +190,7 @@ def merge_companies(
     result = CompanyMergeResult(primary=primary, secondary=secondary, filled=filled)
     for relation in company_relations_to_move():
         key = relation_key(relation)
-        conflicts = _conflicting_ids(relation, org, primary.pk, secondary.pk)
+        conflicts = conflicting_ids(relation, org, primary.pk, secondary.pk)
         if conflicts:
             result.kept[key] = sorted(conflicts)
         others = None
@@ -201,7 +201,7 @@ def merge_companies(
                 .exclude(pk__in=conflicts)
                 .values_list("pk", flat=True)
             )
-        ids = _repoint(relation, org, from_id=secondary.pk, to_id=primary.pk, ids=others)
+        ids = repoint(relation, org, from_id=secondary.pk, to_id=primary.pk, ids=others)
         if ids:
             result.moved[key] = sorted(ids)
     moved_contacts = result.moved.get(relation_key(Contact._meta.get_field("company")), [])

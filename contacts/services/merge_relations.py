@@ -60,7 +60,7 @@ def relation_key(field: models.Field) -> str:
     return f"{field.model._meta.label}.{field.name}"
 
 
-def _all_relations() -> list[models.ForeignKey]:
+def contact_relations() -> list[models.ForeignKey]:
     """Every foreign key (and one-to-one) to Contact, hidden ones (related_name="+") and the
     tables Django makes for many-to-many relations included."""
     out = []
@@ -72,7 +72,7 @@ def _all_relations() -> list[models.ForeignKey]:
 
 
 def relations_to_move() -> list[models.ForeignKey]:
-    return [f for f in _all_relations() if relation_key(f) not in MERGE_EXCLUDED]
+    return [f for f in contact_relations() if relation_key(f) not in MERGE_EXCLUDED]
 
 
 def _has_org(model) -> bool:
@@ -110,7 +110,7 @@ def _unique_sets(field: models.ForeignKey) -> list[tuple[list[str], Q | None]]:
     return sets
 
 
-def _conflicting_ids(field, org, primary_id: int, secondary_id: int) -> set[int]:
+def conflicting_ids(field, org, primary_id: int, secondary_id: int) -> set[int]:
     """Ids of the secondary's rows that cannot move: the primary has a row with the same
     unique key already."""
     found: set[int] = set()
@@ -159,7 +159,7 @@ def _row_values(row: models.Model) -> dict:
     }
 
 
-def _repoint(field, org, *, from_id: int, to_id: int, ids: list[int] | None = None) -> list[int]:
+def repoint(field, org, *, from_id: int, to_id: int, ids: list[int] | None = None) -> list[int]:
     """Point the rows of `field` that point at `from_id` (and are among `ids`, when given)
     at `to_id`: one UPDATE ... RETURNING, the ids in one array parameter. Returns the ids
     of the rows it moved."""
@@ -189,12 +189,12 @@ def move_relations(org, primary: Contact, secondary: Contact) -> dict:
     dropped: dict = {}
     for field in relations_to_move():
         key = relation_key(field)
-        conflicts = _conflicting_ids(field, org, primary.pk, secondary.pk)
+        conflicts = conflicting_ids(field, org, primary.pk, secondary.pk)
         if conflicts:
             doomed = rows_of(field.model, org).filter(pk__in=conflicts)
             dropped[key] = [_row_values(row) for row in doomed]
             doomed.delete()
-        ids = _repoint(field, org, from_id=secondary.pk, to_id=primary.pk)
+        ids = repoint(field, org, from_id=secondary.pk, to_id=primary.pk)
         if ids:
             moved[key] = sorted(ids)
     # Pairs a scan found with the secondary describe a record that is gone: deleted, kept for
@@ -239,7 +239,7 @@ def _model_noun(model, count: int) -> str:
 
 
 def _field_by_key(key: str) -> models.ForeignKey | None:
-    for field in _all_relations():
+    for field in contact_relations():
         if relation_key(field) == key:
             return field
     return None
@@ -277,7 +277,7 @@ def move_back(record: MergeRecord, primary: Contact, secondary: Contact) -> list
         if field is None:
             problems.append(f"The relation {key} no longer exists, so its rows cannot move back.")
             continue
-        back = set(_repoint(field, record.org, from_id=primary.pk, to_id=secondary.pk, ids=ids))
+        back = set(repoint(field, record.org, from_id=primary.pk, to_id=secondary.pk, ids=ids))
         missing = [pk for pk in ids if pk not in back]
         if missing:
             problems.extend(_missing_rows_problems(field, record.org, missing, primary))
