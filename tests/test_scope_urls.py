@@ -153,6 +153,13 @@ def _mark(row, n: int) -> set[str]:
     return set(changes.values())
 
 
+def _public_id(row) -> set[str]:
+    """The row's public id as a secret; none for a table without one (an order rollup row
+    is kept by triggers and never addressed), whose "None" would match any page's text."""
+    public_id = getattr(row, "public_id", None)
+    return {str(public_id)} if public_id is not None else set()
+
+
 def build_world(org, owner_user) -> ScopeWorld:
     rows: list[models.Model] = [org]
     owned: list[models.Model] = []
@@ -166,16 +173,16 @@ def build_world(org, owner_user) -> ScopeWorld:
             continue
         give_to(row, owner_user)
         owned.append(row)
-        secrets.add(str(row.public_id))
+        secrets |= _public_id(row)
         secrets |= _mark(row, n)
         for parent in (getattr(row, "contact", None), getattr(row, "company", None)):
             if isinstance(parent, models.Model):
-                secrets.add(str(parent.public_id))
+                secrets |= _public_id(parent)
                 secrets |= _mark(parent, 1000 + n)
     for extra in more_of_x(org, owner_user, next(r for r in owned if isinstance(r, Contact))):
         rows.append(extra)
         owned.append(extra)
-        secrets.add(str(extra.public_id))
+        secrets |= _public_id(extra)
     secrets |= {ERROR_ROW_EMAIL, DONE_FILE_NAME}
     return ScopeWorld(tenant=TenantA(org=org, objects=rows), owned=owned, secrets=secrets)
 
