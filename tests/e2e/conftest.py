@@ -74,12 +74,17 @@ _BUSY_BACKENDS = """
 """
 
 
+# How long the database must stay quiet before the flush: a request the server accepted
+# just before the browser closed may not have reached its first query yet.
+_QUIET_CHECKS = 4
+
+
 def _wait_for_other_transactions(*, deadline: float) -> None:
+    quiet = 0
     with connection.cursor() as cursor:
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and quiet < _QUIET_CHECKS:
             cursor.execute(_BUSY_BACKENDS)
-            if cursor.fetchone()[0] == 0:
-                return
+            quiet = quiet + 1 if cursor.fetchone()[0] == 0 else 0
             time.sleep(0.05)
 
 
